@@ -1,0 +1,35 @@
+"""The Evaluator's TFMA configuration: retrieval metrics and the blessing gate.
+
+A model is blessed when both hold on the eval (later-span) split:
+
+* floor: its Recall@50 is at least `lift_floor` times a most-popular ranking's Recall@50 on the
+  same plays (`recall@50_lift`), a bar that keeps its meaning on any dataset;
+* no regression: its Recall@50 is not below the latest blessed model's by more than
+  `regression_tolerance` (relative). TFMA drops this check when no model is blessed yet.
+"""
+import tensorflow_model_analysis as tfma
+
+from components.evaluator import retrieval_metrics
+from components.trainer import export
+
+GATED_METRIC = retrieval_metrics.RECALL.format(retrieval_metrics.LIFT_CUTOFF)
+LIFT_METRIC = retrieval_metrics.LIFT.format(retrieval_metrics.LIFT_CUTOFF)
+
+
+def retrieval_eval_config(lift_floor: float, regression_tolerance: float) -> tfma.EvalConfig:
+    """EvalConfig for the `evaluate_examples` signature with the gate described above."""
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=export.EVALUATE_EXAMPLES)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(
+            metrics=[tfma.MetricConfig(class_name=retrieval_metrics.RetrievalMetrics.__name__,
+                                       module=retrieval_metrics.__name__)],
+            thresholds={
+                LIFT_METRIC: tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(
+                        lower_bound={"value": lift_floor})),
+                GATED_METRIC: tfma.MetricThreshold(
+                    change_threshold=tfma.GenericChangeThreshold(
+                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                        relative={"value": -regression_tolerance})),
+            })])

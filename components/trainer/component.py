@@ -1,0 +1,69 @@
+"""A TFX Trainer that also takes the track catalogue as a real input channel.
+
+The TFX-TFRS tutorial hands the catalogue to the Trainer through `custom_config`, which only
+works inside InteractiveContext (tensorflow/tfx#5885). Here the catalogue is an `Examples`
+channel declared in the component spec, so orchestrators track it as a dependency (caching,
+lineage, KFP wiring) like any other input; the executor passes its split URIs to `run_fn`.
+"""
+from typing import Any, Dict, List, Optional
+
+from tfx import types
+from tfx.components.trainer import executor as trainer_executor
+from tfx.components.trainer import fn_args_utils
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import trainer_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
+from tfx.utils import json_utils
+
+from components.example_gen.listening_example_gen import CATALOGUE_SPLIT
+from components.trainer.train import CATALOGUE_URIS_KEY
+
+CATALOGUE_KEY = "catalogue"
+
+
+class CatalogueTrainerSpec(standard_component_specs.TrainerSpec):
+    """TrainerSpec plus the `catalogue` input."""
+
+    INPUTS = {
+        **standard_component_specs.TrainerSpec.INPUTS,
+        CATALOGUE_KEY: ChannelParameter(type=standard_artifacts.Examples),
+    }
+
+
+class CatalogueTrainerExecutor(trainer_executor.GenericExecutor):
+    """GenericExecutor that adds the catalogue's example file patterns to `custom_config`."""
+
+    def _GetFnArgs(self, input_dict: Dict[str, List[types.Artifact]],
+                   output_dict: Dict[str, List[types.Artifact]],
+                   exec_properties: Dict[str, Any]) -> fn_args_utils.FnArgs:
+        fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
+        catalogue_uri = artifact_utils.get_split_uri(input_dict[CATALOGUE_KEY], CATALOGUE_SPLIT)
+        fn_args.custom_config = dict(fn_args.custom_config or {})
+        fn_args.custom_config[CATALOGUE_URIS_KEY] = [catalogue_uri + "/*"]
+        return fn_args
+
+
+class CatalogueTrainer(base_component.BaseComponent):
+    """Trainer(examples, transform_graph, catalogue) -> model, model_run."""
+
+    SPEC_CLASS = CatalogueTrainerSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(CatalogueTrainerExecutor)
+
+    def __init__(self, examples: types.BaseChannel, transform_graph: types.BaseChannel,
+                 catalogue: types.BaseChannel, run_fn: str,
+                 train_args: Optional[trainer_pb2.TrainArgs] = None,
+                 eval_args: Optional[trainer_pb2.EvalArgs] = None,
+                 custom_config: Optional[Dict[str, Any]] = None):
+        spec = CatalogueTrainerSpec(
+            examples=examples,
+            transform_graph=transform_graph,
+            catalogue=catalogue,
+            train_args=train_args or trainer_pb2.TrainArgs(splits=["train"]),
+            # Evaluation is the Evaluator's job (on raw eval plays); only train is transformed.
+            eval_args=eval_args or trainer_pb2.EvalArgs(splits=["train"], num_steps=0),
+            run_fn=run_fn,
+            custom_config=json_utils.dumps(custom_config or {}),
+            model=types.Channel(type=standard_artifacts.Model),
+            model_run=types.Channel(type=standard_artifacts.ModelRun))
+        super().__init__(spec=spec)

@@ -1,0 +1,202 @@
+"""The two-tower retrieval model: a query tower, a candidate tower and an in-batch softmax.
+
+Both towers read transformed features (see components/transform/preprocessing.py) and map a
+batch to L2-normalised embeddings of shape [batch, embedding_dim]; a query's score for a track is
+their dot product (cosine similarity), divided by a temperature in the loss.
+
+Unseen ids are embedded through the vocabularies' OOV row. During training a small share of user
+ids (query tower) and track ids (candidate tower) are replaced by that OOV row, so it learns what
+an unknown user or an unplayed track looks like from the other features: history and context for
+users; artist, genres, tags and audio descriptors for tracks.
+"""
+import dataclasses
+from typing import Dict, Optional
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from components import features
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocabularies:
+    """Vocabulary sizes V (known values) of the Transform output; OOV is V, padding V + 1."""
+
+    users: int
+    tracks: int
+    artists: int
+    genres: int
+    tags: int
+    platforms: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameters:
+    """Model and training settings; the pipeline's defaults live in pipeline/configs.py."""
+
+    embedding_dim: int = 64
+    id_embedding_dim: int = 64
+    content_embedding_dim: int = 16
+    hidden_units: int = 128
+    temperature: float = 0.05
+    learning_rate: float = 0.1
+    batch_size: int = 4096
+    epochs: int = 5
+    max_steps: int = 0  # > 0 caps training (e.g. 1 to build a deliberately weak model)
+    id_dropout: float = 0.1
+    seed: int = 7
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, object]) -> "Hyperparameters":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s): {sorted(unknown)}")
+        return cls(**values)
+
+
+def _table(rows: int, dim: int, name: str) -> tf.keras.layers.Embedding:
+    # Two extra rows: OOV (V) and padding (V + 1).
+    return tf.keras.layers.Embedding(rows + 2, dim, name=name,
+                                     embeddings_initializer=tf.keras.initializers.RandomNormal(
+                                         stddev=0.05))
+
+
+class MaskedMean(tf.keras.layers.Layer):
+    """Mean of embeddings over a list axis, ignoring padding.
+
+    Input: indices [batch, n] and their embeddings [batch, n, dim]; entries equal to
+    `padding_index` are left out. Output: [batch, dim]; all-padding rows give zeros.
+    """
+
+    def __init__(self, padding_index: int, **kwargs):
+        super().__init__(**kwargs)
+        self.padding_index = padding_index
+
+    def call(self, indices: tf.Tensor, embeddings: tf.Tensor) -> tf.Tensor:
+        mask = tf.cast(tf.not_equal(indices, self.padding_index), embeddings.dtype)[..., None]
+        total = tf.reduce_sum(embeddings * mask, axis=1)
+        return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
+class IdDropout(tf.keras.layers.Layer):
+    """In training, replaces a `rate` share of ids by `oov_index` so the OOV row is learned."""
+
+    def __init__(self, rate: float, oov_index: int, seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.oov_index = oov_index
+        self.seed = seed
+
+    def call(self, ids: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        if not training or self.rate <= 0:
+            return ids
+        drop = tf.random.uniform(tf.shape(ids), seed=self.seed) < self.rate
+        return tf.where(drop, tf.cast(self.oov_index, ids.dtype), ids)
+
+
+class QueryTower(tf.keras.layers.Layer):
+    """User id + recent tracks + context (hour, weekday, platform) -> [batch, embedding_dim].
+
+    `track_embedding` is shared with the candidate tower, so history and candidates live in
+    one space and a history of rarely played tracks still carries signal.
+    """
+
+    def __init__(self, vocabularies: Vocabularies, hp: Hyperparameters,
+                 track_embedding: tf.keras.layers.Embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.user_dropout = IdDropout(hp.id_dropout, vocabularies.users, seed=hp.seed)
+        self.user_embedding = _table(vocabularies.users, hp.id_embedding_dim, "user_embedding")
+        self.track_embedding = track_embedding
+        self.history_mean = MaskedMean(vocabularies.tracks + 1)
+        self.hour_embedding = tf.keras.layers.Embedding(24, hp.content_embedding_dim)
+        self.weekday_embedding = tf.keras.layers.Embedding(7, hp.content_embedding_dim // 2)
+        self.platform_embedding = _table(vocabularies.platforms, hp.content_embedding_dim // 2,
+                                         "platform_embedding")
+        self.hidden = tf.keras.layers.Dense(hp.hidden_units, activation="relu")
+        self.projection = tf.keras.layers.Dense(hp.embedding_dim)
+
+    def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
+        users = self.user_dropout(inputs[features.USER_INDEX], training=training)
+        history = inputs[features.RECENT_TRACK_INDICES]
+        history_embedding = self.history_mean(history, self.track_embedding(history))
+        joined = tf.concat([
+            self.user_embedding(users),
+            history_embedding,
+            self.hour_embedding(inputs[features.HOUR]),
+            self.weekday_embedding(inputs[features.WEEKDAY]),
+            self.platform_embedding(inputs[features.PLATFORM_INDEX]),
+        ], axis=1)
+        # The residual keeps the id/history signal direct; the MLP adds context interactions.
+        query = self.projection(self.hidden(joined)) + history_embedding
+        return tf.math.l2_normalize(query, axis=1)
+
+
+class CandidateTower(tf.keras.layers.Layer):
+    """Track id + artist + genres + tags + audio descriptors -> [batch, embedding_dim]."""
+
+    def __init__(self, vocabularies: Vocabularies, hp: Hyperparameters,
+                 track_embedding: tf.keras.layers.Embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.track_dropout = IdDropout(hp.id_dropout, vocabularies.tracks, seed=hp.seed + 1)
+        self.track_embedding = track_embedding
+        self.artist_embedding = _table(vocabularies.artists, hp.id_embedding_dim,
+                                       "artist_embedding")
+        self.genre_embedding = _table(vocabularies.genres, hp.content_embedding_dim,
+                                      "genre_embedding")
+        self.genre_mean = MaskedMean(vocabularies.genres + 1)
+        self.tag_embedding = _table(vocabularies.tags, hp.content_embedding_dim,
+                                    "tag_embedding")
+        self.tag_mean = MaskedMean(vocabularies.tags + 1)
+        self.audio = tf.keras.layers.Dense(hp.content_embedding_dim, activation="relu")
+        self.hidden = tf.keras.layers.Dense(hp.hidden_units, activation="relu")
+        self.projection = tf.keras.layers.Dense(hp.embedding_dim)
+
+    def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
+        tracks = self.track_dropout(inputs[features.TRACK_INDEX], training=training)
+        genres = inputs[features.GENRE_INDICES]
+        tags = inputs[features.TAG_INDICES]
+        track_embedding = self.track_embedding(tracks)
+        content = tf.concat([
+            self.artist_embedding(inputs[features.ARTIST_INDEX]),
+            self.genre_mean(genres, self.genre_embedding(genres)),
+            self.tag_mean(tags, self.tag_embedding(tags)),
+            self.audio(inputs[features.AUDIO]),
+        ], axis=1)
+        candidate = self.projection(self.hidden(tf.concat([track_embedding, content], axis=1)))
+        return tf.math.l2_normalize(candidate + track_embedding, axis=1)
+
+
+class TwoTowerModel(tfrs.Model):
+    """In-batch softmax retrieval with logQ correction and accidental-hit removal.
+
+    `sampling_probability` maps a track index (0..V, V = OOV) to q, the track's share of
+    training plays: in-batch negatives are sampled in proportion to popularity, and
+    subtracting log q from the logits corrects that bias.
+    """
+
+    def __init__(self, vocabularies: Vocabularies, hp: Hyperparameters,
+                 sampling_probability: tf.Tensor):
+        super().__init__()
+        track_embedding = _table(vocabularies.tracks, hp.id_embedding_dim, "track_embedding")
+        if hp.id_embedding_dim != hp.embedding_dim:
+            raise ValueError("id_embedding_dim must equal embedding_dim: the track table is "
+                             "shared between history and candidates")
+        self.query_tower = QueryTower(vocabularies, hp, track_embedding)
+        self.candidate_tower = CandidateTower(vocabularies, hp, track_embedding)
+        self.sampling_probability = tf.constant(sampling_probability, tf.float32)
+        # FactorizedTopK over the catalogue is slow: it is computed by the Evaluator only.
+        self.task = tfrs.tasks.Retrieval(temperature=hp.temperature,
+                                         remove_accidental_hits=True)
+
+    def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        queries = self.query_tower(inputs, training=training)
+        candidates = self.candidate_tower(inputs, training=training)
+        track_ids = inputs[features.TRACK_INDEX]
+        return self.task(
+            queries, candidates,
+            sample_weight=inputs[features.SAMPLE_WEIGHT],
+            candidate_sampling_probability=tf.gather(self.sampling_probability, track_ids),
+            candidate_ids=track_ids,
+            compute_metrics=False,
+            compute_batch_metrics=False)

@@ -1,0 +1,162 @@
+"""Trainer module: `run_fn` trains the two-tower model and exports the serving SavedModel.
+
+Transformed training examples are parsed once into memory and served as freshly shuffled
+batches each epoch by gathering rows, which keeps record parsing off the training hot path.
+The catalogue (the Trainer's `catalogue` input channel, see components/trainer/component.py)
+is encoded by the trained candidate tower after training, and the index is built from it.
+"""
+import json
+import logging
+import os
+import time
+from typing import Dict, List, Tuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from components import features
+from components.trainer import export
+from components.trainer import model as model_lib
+
+HYPERPARAMETERS_KEY = "hyperparameters"
+CATALOGUE_URIS_KEY = "catalogue_uris"
+DEFAULT_K_KEY = "default_k"
+MAX_K_KEY = "max_k"
+TRAINING_STATS_FILE = "training_stats.json"
+_READ_BATCH = 16384
+
+
+def _record_files(patterns: List[str]) -> List[str]:
+    files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no example files match {patterns}")
+    return files
+
+
+def load_examples(patterns: List[str],
+                  feature_spec: Dict[str, tf.io.FixedLenFeature]) -> Dict[str, tf.Tensor]:
+    """Parses every gzipped tf.Example in `patterns` into one dense tensor per feature."""
+    dataset = (tf.data.TFRecordDataset(_record_files(patterns), compression_type="GZIP")
+               .batch(_READ_BATCH)
+               .map(lambda records: tf.io.parse_example(records, feature_spec),
+                    num_parallel_calls=tf.data.AUTOTUNE))
+    parts: Dict[str, List[tf.Tensor]] = {name: [] for name in feature_spec}
+    for batch in dataset:
+        for name, values in batch.items():
+            parts[name].append(values)
+    if not parts or not next(iter(parts.values())):
+        raise ValueError(f"no examples in {patterns}")
+    return {name: tf.concat(values, axis=0) for name, values in parts.items()}
+
+
+def shuffled_batches(examples: Dict[str, tf.Tensor], batch_size: int, epochs: int,
+                     seed: int) -> Tuple[tf.data.Dataset, int]:
+    """Full batches of `examples`, a new permutation each epoch; returns (dataset, steps/epoch)."""
+    size = int(next(iter(examples.values())).shape[0])
+    batch_size = min(batch_size, size)
+    steps = size // batch_size
+    permutations = tf.data.Dataset.range(epochs).map(
+        lambda epoch: tf.reshape(
+            tf.random.experimental.stateless_shuffle(
+                tf.range(size), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+            [:steps * batch_size], [steps, batch_size]))
+    dataset = (permutations
+               .flat_map(tf.data.Dataset.from_tensor_slices)
+               .map(lambda rows: {name: tf.gather(values, rows)
+                                  for name, values in examples.items()})
+               .prefetch(tf.data.AUTOTUNE))
+    return dataset, steps
+
+
+def vocabularies(transform_output: tft.TFTransformOutput) -> model_lib.Vocabularies:
+    size = transform_output.vocabulary_size_by_name
+    return model_lib.Vocabularies(
+        users=size(features.USER_VOCABULARY), tracks=size(features.TRACK_VOCABULARY),
+        artists=size(features.ARTIST_VOCABULARY), genres=size(features.GENRE_VOCABULARY),
+        tags=size(features.TAG_VOCABULARY), platforms=size(features.PLATFORM_VOCABULARY))
+
+
+def track_play_counts(transform_output: tft.TFTransformOutput) -> Dict[bytes, int]:
+    """Training play count of every track, from Transform's frequency vocabulary."""
+    path = transform_output.vocabulary_file_by_name(features.TRACK_FREQUENCY_VOCABULARY)
+    counts = {}
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        for line in handle.read().splitlines():
+            count, _, track_id = line.partition(b" ")
+            counts[track_id] = int(count)
+    return counts
+
+
+def sampling_probabilities(transform_output: tft.TFTransformOutput,
+                           counts: Dict[bytes, int]) -> np.ndarray:
+    """q per track index (0..V, V = OOV): share of training plays; OOV gets the rarest q."""
+    vocabulary = transform_output.vocabulary_by_name(features.TRACK_VOCABULARY)
+    track_counts = np.array([counts.get(track_id, 1) for track_id in vocabulary] + [1],
+                            dtype=np.float64)
+    return (track_counts / track_counts[:-1].sum()).astype(np.float32)
+
+
+def encode_catalogue(two_tower: model_lib.TwoTowerModel,
+                     transform_output: tft.TFTransformOutput,
+                     catalogue_patterns: List[str]) -> Tuple[np.ndarray, np.ndarray]:
+    """(track ids [C], candidate embeddings [C, D]) for every catalogue track."""
+    raw = load_examples(catalogue_patterns, features.CATALOGUE_FEATURE_SPEC)
+    layer = transform_output.transform_features_layer()
+    ids, embeddings = [], []
+    size = int(raw[features.TRACK_ID].shape[0])
+    for start in range(0, size, _READ_BATCH):
+        batch = {name: values[start:start + _READ_BATCH] for name, values in raw.items()}
+        inputs = features.default_raw_values(tf.shape(batch[features.TRACK_ID])[0])
+        inputs.update(batch)
+        embeddings.append(two_tower.candidate_tower(layer(inputs), training=False).numpy())
+        ids.append(batch[features.TRACK_ID].numpy())
+    return np.concatenate(ids), np.concatenate(embeddings)
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """TFX Trainer entry point."""
+    config = fn_args.custom_config or {}
+    hp = model_lib.Hyperparameters.from_dict(config.get(HYPERPARAMETERS_KEY, {}))
+    tf.keras.utils.set_random_seed(hp.seed)
+    transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    counts = track_play_counts(transform_output)
+
+    examples = load_examples(fn_args.train_files, transform_output.transformed_feature_spec())
+    epochs = hp.epochs
+    dataset, steps = shuffled_batches(examples, hp.batch_size, epochs, hp.seed)
+    if hp.max_steps > 0:
+        epochs, steps = 1, min(steps, hp.max_steps)
+
+    two_tower = model_lib.TwoTowerModel(vocabularies(transform_output), hp,
+                                        sampling_probabilities(transform_output, counts))
+    two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(hp.learning_rate))
+    started = time.perf_counter()
+    history = two_tower.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2)
+    seconds = time.perf_counter() - started
+    batch_size = min(hp.batch_size, int(examples[features.TRACK_INDEX].shape[0]))
+    trained = epochs * steps * batch_size
+    logging.info("Trained on %d examples in %.1f s (%.0f examples/s)", trained, seconds,
+                 trained / seconds)
+
+    catalogue_ids, catalogue_embeddings = encode_catalogue(
+        two_tower, transform_output, config[CATALOGUE_URIS_KEY])
+    module = export.RecommenderModule(
+        two_tower, transform_output, catalogue_ids, catalogue_embeddings,
+        np.array([counts.get(track_id, 0) for track_id in catalogue_ids]),
+        default_k=int(config.get(DEFAULT_K_KEY, 10)), max_k=int(config.get(MAX_K_KEY, 100)))
+    export.save(module, fn_args.serving_model_dir)
+
+    stats = {
+        "examples_trained": trained,
+        "train_seconds": seconds,
+        "examples_per_second": trained / seconds,
+        "steps": epochs * steps,
+        "final_loss": float(history.history["loss"][-1]),
+        "catalogue_size": int(len(catalogue_ids)),
+        "hyperparameters": config.get(HYPERPARAMETERS_KEY, {}),
+    }
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_STATS_FILE), "w") as f:
+        json.dump(stats, f, indent=2)

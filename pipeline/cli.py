@@ -1,0 +1,167 @@
+"""`crossfade`: generate data, run the pipeline and inspect its results.
+
+    crossfade generate --preset tiny|default|large --out DIR [--seed N]
+    crossfade run [--data DIR] [--output DIR] [--eval-days N] [--set NAME=VALUE ...]
+    crossfade status [--output DIR] [--json]
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import warnings
+from typing import List, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ start-up noise (CUDA probes)
+# Google client libraries warn about Python 3.10 on import; TFX 1.16 supports 3.9-3.10 only.
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+DEFAULT_OUTPUT = "outputs"
+DEFAULT_PRESET = "default"
+
+
+def _parse_assignment(text: str):
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def _config(args: argparse.Namespace, data_dir: str):
+    from components.trainer.model import Hyperparameters
+    from pipeline.configs import PipelineConfig
+    hyperparameters = Hyperparameters.from_dict(dict(getattr(args, "set", None) or []))
+    options = {"data_dir": os.path.abspath(data_dir),
+               "output_dir": os.path.abspath(args.output),
+               "hyperparameters": hyperparameters}
+    if getattr(args, "eval_days", None):
+        options["eval_days"] = args.eval_days
+    if getattr(args, "no_cache", False):
+        options["enable_cache"] = False
+    return PipelineConfig(**options)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from components.listening_data import simulator
+    started = time.perf_counter()
+    summary = simulator.generate(args.preset, args.out, seed=args.seed)
+    print(f"Generated preset '{summary.preset}' (seed {summary.seed}) in "
+          f"{time.perf_counter() - started:.1f} s into {summary.out_dir}: "
+          f"{summary.num_plays:,} plays by {summary.num_users:,} users "
+          f"({summary.num_bots} bots) of {summary.num_tracks:,} tracks over "
+          f"{summary.num_days} days")
+    return 0
+
+
+def _default_data(output: str) -> str:
+    """The embedded default data set, generated on first use."""
+    from components.listening_data import simulator
+    data_dir = os.path.join(output, "data", DEFAULT_PRESET)
+    if not os.path.exists(os.path.join(data_dir, "manifest.json")):
+        print(f"No --data given: generating the '{DEFAULT_PRESET}' simulator preset into "
+              f"{data_dir}", flush=True)
+        simulator.generate(DEFAULT_PRESET, data_dir, seed=0)
+    return data_dir
+
+
+def _run(args: argparse.Namespace) -> int:
+    from components.listening_data.sources import InputDataError, detect_layout
+    from pipeline import local_runner, run_summary
+    from pipeline.progress import ComponentProgress
+    data_dir = args.data or _default_data(args.output)
+    try:
+        detect_layout(data_dir)
+    except InputDataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    config = _config(args, data_dir)
+    print(f"Running pipeline '{config.pipeline_name}' on {config.data_dir}\n"
+          f"  outputs: {config.output_dir}", flush=True)
+    started = time.perf_counter()
+    with ComponentProgress(verbose=args.verbose) as progress:
+        try:
+            local_runner.run(config)
+        except Exception as error:  # noqa: BLE001 -- reported below, nothing was pushed
+            message = _input_error_message(error)
+            if message is None:
+                raise
+            print(f"error: bad input data: {message}\nNothing was pushed; "
+                  f"{config.serving_base_path} is unchanged.", file=sys.stderr)
+            return 2
+    summary = run_summary.latest_run(config)
+    print(f"\nPipeline finished in {time.perf_counter() - started:.1f} s")
+    print(summary.render())
+    with open(os.path.join(config.output_dir, "last_run.json"), "w") as handle:
+        record = dataclasses.asdict(summary)
+        record["component_seconds"] = progress.seconds
+        json.dump(record, handle, indent=2, sort_keys=True)
+    return 0
+
+
+def _input_error_message(error: BaseException) -> Optional[str]:
+    """The InputDataError behind `error` (Beam may wrap it), or None."""
+    from components.listening_data.sources import InputDataError
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, InputDataError):
+            return str(error).split(" [while running")[0]
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pipeline import run_summary
+    from pipeline.configs import PipelineConfig
+    config = PipelineConfig(data_dir="", output_dir=os.path.abspath(args.output))
+    try:
+        summary = run_summary.latest_run(config)
+    except (FileNotFoundError, LookupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(summary.to_json() if args.json else summary.render())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crossfade", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="write simulated listening data")
+    generate.add_argument("--preset", choices=("tiny", "default", "large"), default="default")
+    generate.add_argument("--out", required=True, help="folder to write")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.set_defaults(handler=_generate)
+
+    run = commands.add_parser("run", help="run the pipeline locally")
+    run.add_argument("--data", help="simulator output or a folder with interactions.csv "
+                     "[+ items.csv]; default: the embedded default data set")
+    run.add_argument("--output", default=DEFAULT_OUTPUT,
+                     help="pipeline root, metadata and serving model base path")
+    run.add_argument("--eval-days", type=int, help="days at the end held out for evaluation")
+    run.add_argument("--set", type=_parse_assignment, action="append", metavar="NAME=VALUE",
+                     help="override a hyperparameter, e.g. --set epochs=3")
+    run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    run.add_argument("--verbose", action="store_true",
+                     help="show all TFX, TensorFlow and Beam logs")
+    run.set_defaults(handler=_run)
+
+    status = commands.add_parser("status", help="latest run's metrics, blessing and push")
+    status.add_argument("--output", default=DEFAULT_OUTPUT)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Every setting of a crossfade pipeline run, in one place.
+
+`PipelineConfig` holds paths, the time split, serving limits, the blessing gate, Beam arguments
+and the model's hyperparameters (`components.trainer.model.Hyperparameters`); the defaults here
+are the product defaults used by `make run`.
+"""
+import dataclasses
+import os
+from typing import Dict, Tuple
+
+from components.trainer.model import Hyperparameters
+
+PIPELINE_NAME = "crossfade"
+MODEL_NAME = "crossfade"
+
+# Beam for the data components on one machine: the in-process DirectRunner has the lowest
+# start-up cost for data of this size; see pipeline/beam_args.py for cluster runners.
+LOCAL_BEAM_ARGS: Tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """One pipeline: its input data, its output folder and how it trains and gates models."""
+
+    data_dir: str
+    output_dir: str
+    pipeline_name: str = PIPELINE_NAME
+    model_name: str = MODEL_NAME
+    # Plays on the last `eval_days` days form the eval split; earlier plays train.
+    eval_days: int = 3
+    hyperparameters: Hyperparameters = Hyperparameters()
+    default_k: int = 10
+    max_k: int = 100
+    # Blessing: Recall@50 >= lift_floor x most-popular Recall@50, and no relative regression
+    # beyond regression_tolerance against the latest blessed model.
+    lift_floor: float = 1.2
+    regression_tolerance: float = 0.01
+    beam_pipeline_args: Tuple[str, ...] = LOCAL_BEAM_ARGS
+    enable_cache: bool = True
+
+    def __post_init__(self):
+        if self.eval_days < 1:
+            raise ValueError(f"eval_days must be at least 1, got {self.eval_days}")
+        if not 1 <= self.default_k <= self.max_k:
+            raise ValueError(f"need 1 <= default_k <= max_k, got {self.default_k}, {self.max_k}")
+        if self.max_k < 100:
+            raise ValueError(f"max_k must be at least 100, got {self.max_k}")
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.output_dir, "metadata.sqlite")
+
+    @property
+    def serving_base_path(self) -> str:
+        """TF Serving's --model_base_path: versions are pushed to <this>/<version>."""
+        return os.path.join(self.output_dir, "serving", self.model_name)
+
+    def trainer_custom_config(self) -> Dict[str, object]:
+        return {
+            "hyperparameters": dataclasses.asdict(self.hyperparameters),
+            "default_k": self.default_k,
+            "max_k": self.max_k,
+        }
+
+    def with_hyperparameters(self, **overrides) -> "PipelineConfig":
+        return dataclasses.replace(
+            self, hyperparameters=dataclasses.replace(self.hyperparameters, **overrides))

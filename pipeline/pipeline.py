@@ -1,0 +1,73 @@
+"""The crossfade TFX pipeline: wiring only, every setting comes from a PipelineConfig."""
+from typing import Optional
+
+from tfx import v1 as tfx
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy)
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import transform_pb2
+
+from components.evaluator.eval_config import retrieval_eval_config
+from components.example_gen import listening_example_gen
+from components.example_gen.schema import PLAYS_SCHEMA_FILE
+from components.pusher.atomic_pusher import AtomicPusher
+from components.trainer.component import CatalogueTrainer
+from pipeline.configs import PipelineConfig
+
+PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
+RUN_FN = "components.trainer.train.run_fn"
+
+
+def create_pipeline(config: PipelineConfig,
+                    metadata_connection_config: Optional[object] = None
+                    ) -> tfx_pipeline.Pipeline:
+    """ExampleGen (plays, catalogue) -> Transform -> Trainer -> Evaluator -> Pusher."""
+    plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.eval_days)
+    catalogue_gen = listening_example_gen.catalogue_example_gen(config.data_dir)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=PLAYS_SCHEMA_FILE)
+
+    transform = tfx.components.Transform(
+        examples=plays_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        # Analyse and transform train only: evaluation feeds raw eval plays to the model's
+        # own transform graph, exactly as serving does.
+        splits_config=transform_pb2.SplitsConfig(
+            analyze=[listening_example_gen.TRAIN_SPLIT],
+            transform=[listening_example_gen.TRAIN_SPLIT]))
+
+    trainer = CatalogueTrainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        catalogue=catalogue_gen.outputs["examples"],
+        run_fn=RUN_FN,
+        custom_config=config.trainer_custom_config())
+
+    latest_blessed_model = tfx.dsl.Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("LatestBlessedModelResolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=plays_gen.outputs["examples"],
+        example_splits=[listening_example_gen.EVAL_SPLIT],
+        model=trainer.outputs["model"],
+        baseline_model=latest_blessed_model.outputs["model"],
+        eval_config=retrieval_eval_config(config.lift_floor, config.regression_tolerance))
+
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.serving_base_path)))
+
+    return tfx_pipeline.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[plays_gen, catalogue_gen, schema_gen, transform, trainer,
+                    latest_blessed_model, evaluator, pusher],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args))

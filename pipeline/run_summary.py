@@ -1,0 +1,131 @@
+"""What the latest pipeline run did, read back from ML Metadata and its artifacts.
+
+Used by `crossfade run` (the final summary) and `crossfade status`.
+"""
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata as tfx_metadata
+
+from pipeline.configs import PipelineConfig
+
+PIPELINE_RUN_CONTEXT = "pipeline_run"
+NODE_CONTEXT = "node"
+_STATE_NAMES = {value: name for name, value in
+                metadata_store_pb2.Execution.State.items()}
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """The latest run: component states, candidate metrics, blessing and push."""
+
+    run_id: str
+    component_states: Dict[str, str]
+    metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
+    baseline_metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
+    blessed: Optional[bool] = None
+    pushed: Optional[bool] = None
+    pushed_version: Optional[str] = None
+    pushed_path: Optional[str] = None
+    training: Dict[str, object] = dataclasses.field(default_factory=dict)
+    serving_base_path: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def render(self) -> str:
+        lines = [f"Run {self.run_id}"]
+        for component, state in sorted(self.component_states.items()):
+            lines.append(f"  {component:<28} {state}")
+        if self.metrics:
+            lines.append("Evaluation (eval split, candidate model"
+                         + (" vs latest blessed)" if self.baseline_metrics else ")"))
+            for name, value in sorted(self.metrics.items()):
+                baseline = self.baseline_metrics.get(name)
+                suffix = f"   (blessed baseline {baseline:.4f})" if baseline is not None else ""
+                lines.append(f"  {name:<24} {value:.4f}{suffix}")
+        if self.training:
+            lines.append(f"Training: {self.training.get('examples_trained')} examples, "
+                         f"{self.training.get('examples_per_second', 0):.0f} examples/s")
+        if self.blessed is not None:
+            lines.append(f"Blessed: {'yes' if self.blessed else 'NO'}")
+        if self.pushed:
+            lines.append(f"Pushed: version {self.pushed_version} -> {self.pushed_path}")
+        elif self.pushed is not None:
+            lines.append("Pushed: no (model not blessed); serving path unchanged: "
+                         f"{self.serving_base_path}")
+        return "\n".join(lines)
+
+
+def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
+    if not os.path.exists(config.metadata_path):
+        raise FileNotFoundError(f"no pipeline metadata at {config.metadata_path}: "
+                                "run `crossfade run` first")
+    return metadata_store.MetadataStore(
+        tfx_metadata.sqlite_metadata_connection_config(config.metadata_path))
+
+
+def _component_id(store, execution) -> str:
+    for context in store.get_contexts_by_execution(execution.id):
+        if context.type_id == store.get_context_type(NODE_CONTEXT).id:
+            return context.name.split(".", 1)[-1]
+    return execution.name or str(execution.id)
+
+
+def _outputs(store, execution_id: int) -> List[metadata_store_pb2.Artifact]:
+    events = store.get_events_by_execution_ids([execution_id])
+    ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+    return store.get_artifacts_by_id(ids) if ids else []
+
+
+def _evaluation_metrics(uri: str) -> Dict[str, Dict[str, float]]:
+    """{model name: {metric: value}} of the overall slice of a TFMA ModelEvaluation."""
+    import tensorflow_model_analysis as tfma  # heavy; only needed here
+    result: Dict[str, Dict[str, float]] = {}
+    for metrics_for_slice in tfma.load_metrics(uri):
+        if metrics_for_slice.slice_key.single_slice_keys:
+            continue
+        for entry in metrics_for_slice.metric_keys_and_values:
+            if entry.value.HasField("double_value"):
+                model = entry.key.model_name or "candidate"
+                result.setdefault(model, {})[entry.key.name] = entry.value.double_value.value
+    return result
+
+
+def latest_run(config: PipelineConfig) -> RunSummary:
+    """Summary of the most recent pipeline run recorded in `config`'s metadata."""
+    store = _store(config)
+    runs = store.get_contexts_by_type(PIPELINE_RUN_CONTEXT)
+    if not runs:
+        raise LookupError(f"no pipeline run recorded in {config.metadata_path}")
+    run = max(runs, key=lambda context: (context.create_time_since_epoch, context.id))
+    summary = RunSummary(run_id=run.name, component_states={},
+                         serving_base_path=config.serving_base_path)
+    for execution in store.get_executions_by_context(run.id):
+        component = _component_id(store, execution)
+        summary.component_states[component] = _STATE_NAMES.get(
+            execution.last_known_state, "UNKNOWN")
+        for artifact in _outputs(store, execution.id):
+            artifact_type = store.get_artifact_types_by_id([artifact.type_id])[0].name
+            properties = artifact.custom_properties
+            if artifact_type == "ModelEvaluation":
+                by_model = _evaluation_metrics(artifact.uri)
+                summary.metrics = by_model.get("candidate", {})
+                summary.baseline_metrics = by_model.get("baseline", {})
+            elif artifact_type == "ModelBlessing" and "blessed" in properties:
+                summary.blessed = bool(properties["blessed"].int_value)
+            elif artifact_type == "PushedModel" and "pushed" in properties:
+                summary.pushed = bool(properties["pushed"].int_value)
+                if summary.pushed:
+                    summary.pushed_version = properties["pushed_version"].string_value
+                    summary.pushed_path = properties["pushed_destination"].string_value
+            elif artifact_type == "ModelRun":
+                stats = os.path.join(artifact.uri, "training_stats.json")
+                if os.path.exists(stats):
+                    with open(stats) as handle:
+                        summary.training = json.load(handle)
+    return summary
