@@ -90,7 +90,8 @@ def _evaluation_metrics(uri: str) -> Dict[str, Dict[str, float]]:
         if metrics_for_slice.slice_key.single_slice_keys:
             continue
         for entry in metrics_for_slice.metric_keys_and_values:
-            if entry.value.HasField("double_value"):
+            # Diff keys (candidate minus baseline) share the metric's name; skip them.
+            if entry.value.HasField("double_value") and not entry.key.is_diff:
                 model = entry.key.model_name or "candidate"
                 result.setdefault(model, {})[entry.key.name] = entry.value.double_value.value
     return result

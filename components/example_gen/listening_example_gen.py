@@ -3,18 +3,22 @@
 Both are stock `FileBasedExampleGen` components (so span resolution, input fingerprints and
 caching behave as in any TFX pipeline) with custom Beam executors:
 
-* `PlaysExampleGen` reads every plays file, validates it against the catalogue, groups plays by
-  user in time order to attach each play's `recent_track_ids` (the plays strictly before it),
-  joins the played track's content features, and splits by time: plays on the last
-  `eval_days` days form `eval`, everything before forms `train`. History is computed before the
-  split, so eval examples see the user's training-period plays as history, as serving would.
+* `PlaysExampleGen` reads every plays file, validates it against the catalogue, groups plays
+  into user shards and, per shard and column-wise, orders each user's plays in time to attach
+  each play's `recent_track_ids` (the plays strictly before it), joins the played track's
+  content features, and splits by time: plays on the last `eval_days` days form `eval`,
+  everything before forms `train`. History is computed before the split, so eval examples see
+  the user's training-period plays as history, as serving would.
 * `CatalogueExampleGen` writes one example per catalogue track (candidate features only) into a
   single `catalogue` split: the Trainer's input channel for the retrieval index.
 """
 import os
-from typing import Any, Dict, Iterable, Iterator, List, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import tensorflow as tf
 from google.protobuf import any_pb2, json_format, struct_pb2
 from tfx.components import FileBasedExampleGen
@@ -23,6 +27,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
+from tfx_bsl.coders import example_coder
 
 from components import features
 from components.listening_data import sources
@@ -31,70 +36,92 @@ TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 CATALOGUE_SPLIT = "catalogue"
 SECONDS_PER_DAY = 86400
+# Plays are grouped into user shards, each processed as columns: enough shards to spread work
+# over many workers, few enough that per-shard overhead stays negligible.
+NUM_USER_SHARDS = 32
 
 
-def _bytes(values: Iterable[str]) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+def encode_examples(columns: Dict[str, np.ndarray]) -> List[bytes]:
+    """Serialized tf.Examples from equal-length columns: 1-D -> one value, 2-D -> a list."""
+    arrays, names = [], []
+    for name, values in columns.items():
+        values = np.asarray(values)
+        width = 1 if values.ndim == 1 else values.shape[1]
+        flat = pa.array(values.reshape(-1))
+        if pa.types.is_string(flat.type):
+            flat = flat.cast(pa.binary())
+        offsets = pa.array(np.arange(0, len(flat) + 1, width, dtype=np.int32))
+        arrays.append(pa.ListArray.from_arrays(offsets, flat))
+        names.append(name)
+    return example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays(arrays, names))
 
 
-def _ints(values: Iterable[int]) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
-def _floats(values: Iterable[float]) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
-
-
-def _padded(values: List[str], length: int) -> List[str]:
-    return (list(values) + [features.PAD_TOKEN] * length)[:length]
-
-
-def candidate_features(track: sources.Track) -> Dict[str, tf.train.Feature]:
-    """The candidate-side raw features of a track, as tf.Example features."""
-    result = {
-        features.TRACK_ID: _bytes([track.track_id]),
-        features.ARTIST: _bytes([track.artist]),
-        features.GENRES: _bytes(_padded(track.genres, features.MAX_GENRES)),
-        features.TAGS: _bytes(_padded(track.tags, features.MAX_TAGS)),
+def candidate_columns(catalogue: sources.Catalogue) -> Dict[str, np.ndarray]:
+    """The candidate-side raw features of catalogue tracks, by feature name."""
+    columns = {
+        features.TRACK_ID: catalogue.track_id,
+        features.ARTIST: catalogue.artist,
+        features.GENRES: catalogue.genres,
+        features.TAGS: catalogue.tags,
     }
-    for name, value in zip(features.AUDIO_DESCRIPTORS, track.audio):
-        result[name] = _floats([value])
-    return result
+    for index, name in enumerate(features.AUDIO_DESCRIPTORS):
+        columns[name] = catalogue.audio[:, index]
+    return columns
 
 
-def play_example(play: sources.Play, history: List[str], track: sources.Track) -> bytes:
-    """A serialized tf.Example of one play: query features, label track and its content."""
-    feature_map = candidate_features(track)
-    feature_map.update({
-        features.USER_ID: _bytes([play.user_id]),
-        features.RECENT_TRACK_IDS: _bytes(_padded(history, features.HISTORY_LENGTH)),
-        features.TIMESTAMP: _ints([play.ts]),
-        features.PLATFORM: _bytes([play.platform]),
-        features.COUNTRY: _bytes([play.country]),
-        features.MS_PLAYED: _ints([play.ms_played]),
-        features.SKIPPED: _ints([play.skipped]),
-        features.REASON_END: _bytes([play.reason_end]),
-        features.WEIGHT: _floats([play.weight]),
+def user_shards(user_ids: np.ndarray) -> np.ndarray:
+    """Shard of each user: a hash that is stable across processes and machines."""
+    return pd.util.hash_array(user_ids.astype(object)) % NUM_USER_SHARDS
+
+
+def sharded_plays(path: str, layout: str,
+                  known_tracks: Optional[np.ndarray]) -> Iterator[Tuple[int, sources.Plays]]:
+    """Reads one plays file and splits it by user shard."""
+    plays = sources.read_plays(path, layout, known_tracks)
+    shards = user_shards(plays.user_id)
+    for shard in np.unique(shards):
+        yield int(shard), plays.take(shards == shard)
+
+
+def recent_tracks(user_id: np.ndarray, track_id: np.ndarray, length: int) -> np.ndarray:
+    """[n, length] previous tracks of each play's user, most recent first, PAD_TOKEN-padded.
+
+    Plays must be sorted by user, then time: row i's history is rows i-1, i-2, ... of the same
+    user, so it never contains the play itself or anything after it.
+    """
+    size = len(track_id)
+    history = np.full((size, length), features.PAD_TOKEN, dtype=object)
+    for lag in range(1, min(length, size - 1) + 1):
+        same_user = user_id[lag:] == user_id[:-lag]
+        history[lag:, lag - 1] = np.where(same_user, track_id[:-lag], features.PAD_TOKEN)
+    return history
+
+
+def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]], eval_start_ts: int,
+                   catalogue: sources.Catalogue) -> Iterator[beam.pvalue.TaggedOutput]:
+    """Serialized examples of one user shard, tagged train or eval by time."""
+    _, chunks = shard_chunks
+    plays = sources.Plays.concat(list(chunks))
+    # By user, then time; ties broken by track so output does not depend on file order.
+    plays = plays.take(np.lexsort((plays.track_id, plays.ts, plays.user_id)))
+    rows = pd.Index(catalogue.track_id).get_indexer(plays.track_id)
+    if (rows < 0).any():  # reading checks coverage; this guards the join itself
+        raise ValueError(f"tracks missing from the catalogue: {plays.track_id[rows < 0][:5]}")
+    columns = candidate_columns(catalogue.take(rows))
+    columns.update({
+        features.USER_ID: plays.user_id,
+        features.RECENT_TRACK_IDS: recent_tracks(plays.user_id, plays.track_id,
+                                                 features.HISTORY_LENGTH),
+        features.TIMESTAMP: plays.ts,
+        features.PLATFORM: plays.platform,
+        features.COUNTRY: plays.country,
+        features.MS_PLAYED: plays.ms_played,
+        features.SKIPPED: plays.skipped,
+        features.REASON_END: plays.reason_end,
+        features.WEIGHT: plays.weight,
     })
-    example = tf.train.Example(features=tf.train.Features(feature=feature_map))
-    return example.SerializeToString()
-
-
-def user_examples(
-    user_plays: Tuple[str, Iterable[sources.Play]],
-    eval_start_ts: int,
-    catalogue: Dict[str, sources.Track],
-) -> Iterator[beam.pvalue.TaggedOutput]:
-    """Tags each of one user's plays, with its history, as train or eval by time."""
-    _, plays = user_plays
-    ordered = sorted(plays, key=lambda p: p.ts)
-    recent: List[str] = []  # most recent first
-    for play in ordered:
-        track = catalogue.get(play.track_id) or sources.Track(track_id=play.track_id)
-        split = EVAL_SPLIT if play.ts >= eval_start_ts else TRAIN_SPLIT
-        yield beam.pvalue.TaggedOutput(split, play_example(play, recent, track))
-        recent.insert(0, play.track_id)
-        del recent[features.HISTORY_LENGTH:]
+    for example, is_eval in zip(encode_examples(columns), plays.ts >= eval_start_ts):
+        yield beam.pvalue.TaggedOutput(EVAL_SPLIT if is_eval else TRAIN_SPLIT, example)
 
 
 def eval_start(latest_ts: int, eval_days: int) -> int:
@@ -155,28 +182,26 @@ class PlaysExecutor(base_example_gen_executor.BaseExampleGenExecutor):
         catalogue = (
             pipeline
             | "CatalogueFile" >> beam.Create([catalogue_file])
-            | "ReadCatalogue" >> beam.FlatMap(sources.read_catalogue_source)
-            | "KeyTracks" >> beam.Map(lambda track: (track.track_id, track)))
-        catalogue_ids = catalogue | "TrackIds" >> beam.Map(lambda kv: (kv[0], True))
-        plays = (
+            | "ReadCatalogue" >> beam.Map(sources.read_catalogue_source))
+        known_tracks = (beam.pvalue.AsSingleton(
+            catalogue | "TrackIds" >> beam.Map(lambda c: c.track_id))
+            if has_catalogue else None)
+        shards = (
             pipeline
             | "PlayFiles" >> beam.Create(play_files)
             | "Reshuffle" >> beam.Reshuffle()
-            | "ReadPlays" >> beam.FlatMap(
-                sources.read_plays, layout,
-                beam.pvalue.AsDict(catalogue_ids) if has_catalogue else None))
+            | "ReadPlays" >> beam.FlatMap(sharded_plays, layout, known_tracks))
         eval_start_ts = (
-            plays
-            | "Timestamps" >> beam.Map(lambda play: play.ts)
+            shards
+            | "LatestPerChunk" >> beam.Map(lambda shard_plays: int(shard_plays[1].ts.max()))
             | "Latest" >> beam.CombineGlobally(max)
             | "EvalStart" >> beam.Map(eval_start, eval_days))
         splits = (
-            plays
-            | "KeyByUser" >> beam.Map(lambda play: (play.user_id, play))
-            | "GroupByUser" >> beam.GroupByKey()
+            shards
+            | "GroupByShard" >> beam.GroupByKey()
             | "ToExamples" >> beam.FlatMap(
-                user_examples, beam.pvalue.AsSingleton(eval_start_ts),
-                beam.pvalue.AsDict(catalogue)).with_outputs(TRAIN_SPLIT, EVAL_SPLIT))
+                shard_examples, beam.pvalue.AsSingleton(eval_start_ts),
+                beam.pvalue.AsSingleton(catalogue)).with_outputs(TRAIN_SPLIT, EVAL_SPLIT))
         for split in (TRAIN_SPLIT, EVAL_SPLIT):
             (splits[split]
              | f"Count[{split}]" >> beam.combiners.Count.Globally()
@@ -208,9 +233,9 @@ def _catalogue_to_examples(pipeline: beam.Pipeline, exec_properties: Dict[str, A
     return (
         pipeline
         | "CatalogueFile" >> beam.Create([path])
-        | "ReadCatalogue" >> beam.FlatMap(sources.read_catalogue_source)
-        | "ToExample" >> beam.Map(lambda track: tf.train.Example(
-            features=tf.train.Features(feature=candidate_features(track)))))
+        | "ReadCatalogue" >> beam.Map(sources.read_catalogue_source)
+        | "ToExamples" >> beam.FlatMap(lambda catalogue: encode_examples(
+            candidate_columns(catalogue))))
 
 
 def plays_example_gen(data_dir: str, eval_days: int) -> FileBasedExampleGen:

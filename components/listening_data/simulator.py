@@ -130,7 +130,8 @@ _GENRE_TAGS = (
     ("catchy", "chart", "radio", "synth-pop", "hook", "bubblegum", "dance-pop", "singalong"),
     ("guitar", "riff", "anthem", "arena", "distortion", "drums", "classic-rock", "grunge"),
     ("rap", "beats", "trap", "boom-bap", "bars", "freestyle", "808", "flow"),
-    ("smooth", "slow-jam", "groove", "falsetto", "neo-soul", "sensual", "contemporary", "harmonies"),
+    ("smooth", "slow-jam", "groove", "falsetto", "neo-soul", "sensual", "contemporary",
+     "harmonies"),
     ("synth", "edm", "drop", "bass", "glitch", "idm", "synthwave", "electro"),
     ("four-on-the-floor", "deep-house", "disco", "club", "piano-house", "vocal-house",
      "tech-house", "garage"),
@@ -267,8 +268,10 @@ class SimulatorPreset:
     latent_dim: int = 16
     #: Affinity temperature of the choice softmax; lower means more personal listening.
     taste_temperature: float = 0.08
+    #: Per-dimension sd of a user's personal taste around its genre mix.
+    taste_noise: float = 0.3
     #: Exponent of the popularity prior in the choice probability.
-    popularity_weight: float = 0.6
+    popularity_weight: float = 0.5
     #: Global popularity ~ rank ** -zipf_exponent.
     zipf_exponent: float = 0.9
     #: Candidates per genre slot in a user's personal pool (3 slots per user).
@@ -290,12 +293,15 @@ PRESETS: dict[str, SimulatorPreset] = {
     for p in (
         SimulatorPreset(
             name="tiny", num_users=300, num_tracks=1_000, num_artists=150, num_days=14,
-            sessions_per_user_day=0.7, plays_per_session=8.0, bot_share=0.01,
+            sessions_per_user_day=0.8, plays_per_session=8.0, bot_share=0.01,
             new_release_share=0.03, pool_per_genre=40,
+            # A 1,000-track catalogue makes the global top 50 strong; sharper taste and a
+            # weaker popularity prior keep personalisation clearly ahead.
+            taste_temperature=0.1, popularity_weight=0.4,
         ),
         SimulatorPreset(
             name="default", num_users=6_000, num_tracks=20_000, num_artists=2_500, num_days=28,
-            sessions_per_user_day=0.33, plays_per_session=7.5, bot_share=0.01,
+            sessions_per_user_day=0.29, plays_per_session=7.5, bot_share=0.01,
             new_release_share=0.02,
         ),
         SimulatorPreset(
@@ -332,18 +338,28 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, *stream])
 
 
-def _random_ids(rng: np.random.Generator, n: int, length: int, alphabet: np.ndarray) -> np.ndarray:
-    """``n`` unique random strings of ``length`` characters from ``alphabet`` (object array)."""
-    codes = alphabet[rng.integers(0, len(alphabet), size=(n, length))]
-    ids = codes.view(f"S{length}").ravel()
+def _random_ids(
+    rng: np.random.Generator, n: int, length: int, alphabet: np.ndarray,
+    first: "np.ndarray | None" = None,
+) -> np.ndarray:
+    """``n`` unique random strings of ``length`` characters (object array).
+
+    Characters come from ``alphabet`` (ASCII codes), the first one from ``first`` if given.
+    """
+    lead = alphabet if first is None else first
+
+    def draw(k: int) -> np.ndarray:
+        codes = alphabet[rng.integers(0, len(alphabet), size=(k, length))]
+        codes[:, 0] = lead[rng.integers(0, len(lead), size=k)]
+        return codes.view(f"S{length}").ravel()
+
+    ids = draw(n)
     while True:
-        _, first = np.unique(ids, return_index=True)
-        if len(first) == n:
+        _, keep = np.unique(ids, return_index=True)
+        if len(keep) == n:
             break
-        dup = np.setdiff1d(np.arange(n), first)
-        ids[dup] = alphabet[rng.integers(0, len(alphabet), size=(len(dup), length))].view(
-            f"S{length}"
-        ).ravel()
+        dup = np.setdiff1d(np.arange(n), keep)
+        ids[dup] = draw(len(dup))
     return ids.astype(str).astype(object)
 
 
@@ -436,6 +452,15 @@ class _Catalogue:
     csv_fragment: np.ndarray      # "title,artist,album,uri" quoted, per track
 
 
+def _orthogonal(noise: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """``noise`` minus its component along the unit rows of ``direction``.
+
+    Deviations from a genre centroid are kept orthogonal to it: otherwise every fan of a genre
+    would agree on which of its tracks are best, and taste would collapse into popularity.
+    """
+    return noise - np.sum(noise * direction, axis=1, keepdims=True) * direction
+
+
 def _make_names(rng: np.random.Generator, n: int, max_words: int) -> list[str]:
     words = np.array(_TITLE_WORDS, dtype=object)
     k = rng.integers(1, max_words + 1, size=n)
@@ -482,7 +507,9 @@ def _build_catalogue(p: SimulatorPreset, seed: int, start: dt.date) -> _Catalogu
     related = np.argsort(-(centroids @ centroids.T), axis=1)[:, 1:4]
 
     artist_genre = rng.choice(G, size=A, p=_GENRE_SHARE)
-    artist_vec = centroids[artist_genre] + rng.normal(0.0, 0.16, (A, D))
+    artist_vec = centroids[artist_genre] + _orthogonal(
+        rng.normal(0.0, 0.16, (A, D)), centroids[artist_genre]
+    )
     artist_raw_pop = rng.normal(0.0, 1.0, A)
 
     # Every artist has at least one track; more popular artists tend to have more.
@@ -491,16 +518,19 @@ def _build_catalogue(p: SimulatorPreset, seed: int, start: dt.date) -> _Catalogu
     track_artist = np.repeat(np.arange(A), counts)
     artist_start = np.r_[0, np.cumsum(counts)[:-1]]
     pos_in_artist = np.arange(T) - artist_start[track_artist]
-    album_len = rng.choice(np.array([1, 4, 6, 10, 12, 14]), size=A, p=[0.2, 0.15, 0.15, 0.2, 0.15, 0.15])
+    # Singles, EPs and LPs: an artist's tracks are cut into albums of one typical length.
+    album_len = rng.choice(
+        np.array([1, 4, 6, 10, 12, 14]), size=A, p=[0.2, 0.15, 0.15, 0.2, 0.15, 0.15]
+    )
     new_album = pos_in_artist % album_len[track_artist] == 0
     track_album = np.cumsum(new_album) - 1
     album_start = np.flatnonzero(new_album)
     album_size = np.diff(np.r_[album_start, T])
-    album_artist = track_artist[album_start]
     n_albums = len(album_start)
 
     genre = artist_genre[track_artist]
-    vec = (artist_vec[track_artist] + rng.normal(0.0, 0.12, (T, D))).astype(np.float32)
+    vec = artist_vec[track_artist] + _orthogonal(rng.normal(0.0, 0.12, (T, D)), centroids[genre])
+    vec = vec.astype(np.float32)
 
     # Zipf by rank of a latent "buzz" that mixes artist fame and track-level luck.
     raw = artist_raw_pop[track_artist] + rng.normal(0.0, 0.8, T)
@@ -589,10 +619,11 @@ def _build_catalogue(p: SimulatorPreset, seed: int, start: dt.date) -> _Catalogu
     live = (~single) & (rng.random(n_albums) < 0.05)
     album_name[live] = album_name[live] + ", Live"
 
+    first_day = int(album_day.min())
     release_dates = np.array(
-        [(start + dt.timedelta(days=int(d))).isoformat() for d in range(int(album_day.min()), p.num_days)],
+        [(start + dt.timedelta(days=d)).isoformat() for d in range(first_day, p.num_days)],
         dtype=object,
-    )[release_day - album_day.min()]
+    )[release_day - first_day]
 
     def fmt(x: np.ndarray, spec: str) -> np.ndarray:
         return np.char.mod(spec, x).astype(object)
@@ -628,7 +659,6 @@ def _build_catalogue(p: SimulatorPreset, seed: int, start: dt.date) -> _Catalogu
     within = np.exp(log_pop)
     artist_cdf = _group_cdf(within, track_artist)
     artist_by_pop = np.lexsort((-log_pop, track_artist))
-    del album_artist
     return _Catalogue(
         track_id=track_id, title=titles, artist_name=artist_name, album_name=album_name,
         track_artist=track_artist, track_album=track_album, genre=genre, vec=vec,
@@ -659,7 +689,7 @@ def _neighbours(cat: _Catalogue, m: int = 10) -> np.ndarray:
             sim[np.arange(len(rows)), np.arange(lo, lo + len(rows))] = -np.inf
             top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
             # Repeats fill the list when a genre has fewer than m + 1 tracks.
-            out[rows] = members[np.resize(top, (len(rows), m)) if k == m else top[:, np.arange(m) % k]]
+            out[rows] = members[top[:, np.arange(m) % k]]
     return out
 
 
@@ -733,30 +763,40 @@ def _build_users(p: SimulatorPreset, seed: int, cat: _Catalogue) -> _Users:
 
     # Taste: one to three genres with Dirichlet weights; slots are padded with the genres
     # nearest to the resulting vector.
-    n_g = rng.choice([1, 2, 3], size=U, p=[0.35, 0.45, 0.2])
-    picked = np.argsort(rng.gumbel(size=(U, G)) + np.log(_GENRE_SHARE)[None, :], axis=1)[:, ::-1][:, :3]
+    # Only genres with tracks can be liked, so that every pool has candidates.
+    has_tracks = np.bincount(cat.genre, minlength=G) > 0
+    n_g = np.minimum(rng.choice([1, 2, 3], size=U, p=[0.35, 0.45, 0.2]), has_tracks.sum())
+    logit = np.where(has_tracks, np.log(_GENRE_SHARE), -np.inf)
+    picked = np.argsort(rng.gumbel(size=(U, G)) + logit[None, :], axis=1)[:, ::-1][:, :3]
     gw = rng.dirichlet(np.full(3, 2.0), size=U)
     gw = np.where(np.arange(3)[None, :] < n_g[:, None], gw, 0.0)
     gw /= gw.sum(axis=1, keepdims=True)
-    gw = -np.sort(-gw, axis=1)
-    vec = (np.einsum("uk,ukd->ud", gw, cat.centroids[picked]) + rng.normal(0.0, 0.22, (U, D)))
-    vec = vec.astype(np.float32)
-    sims = vec @ cat.centroids.T
-    sims[np.arange(U)[:, None], picked] = np.where(
-        np.arange(3)[None, :] < n_g[:, None], np.inf, sims[np.arange(U)[:, None], picked]
+    vec = np.einsum("uk,ukd->ud", gw, cat.centroids[picked]) + rng.normal(
+        0.0, p.taste_noise, (U, D)
     )
+    vec = vec.astype(np.float32)
+    rows = np.arange(U)[:, None]
+    genre_weight = np.zeros((U, G))
+    genre_weight[rows, picked] = gw
+    # Slots: the user's own genres by weight, then the genres nearest to the taste vector.
+    sims = vec @ cat.centroids.T + np.where(genre_weight > 0, 1e6 + genre_weight, 0.0)
+    sims[:, ~has_tracks] = -np.inf
     slots = np.argsort(-sims, axis=1, kind="stable")[:, :3]
-    slot_weight = np.maximum(gw, 0.08)
+    slot_weight = np.maximum(genre_weight[rows, slots], 0.08)
     slot_weight /= slot_weight.sum(axis=1, keepdims=True)
 
-    activity = rng.lognormal(-0.5 * 0.9**2, 0.9, U)
-    rate = p.sessions_per_user_day * activity * np.where(heavy, 7.0, 1.0)
+    # Log-normal activity, clipped so that no human listens around the clock, then rescaled
+    # to mean 1 so that the preset's session rate holds.
+    activity = np.minimum(rng.lognormal(0.0, 0.9, U), 4.0)
+    activity /= activity.mean()
+    rate = p.sessions_per_user_day * activity * np.where(heavy, 5.0, 1.0)
     comp = rng.choice(5, size=U, p=[0.2, 0.1, 0.3, 0.3, 0.1])
     peak_hour = (np.array([8.0, 12.5, 18.0, 21.0, 23.5])[comp] + rng.normal(0.0, 1.0, U)) % 24
     hour_spread = np.where(heavy, 5.0, rng.uniform(1.0, 2.5, U))
     session_len = p.plays_per_session * np.where(heavy, 1.8, 1.0) * rng.lognormal(-0.08, 0.4, U)
 
-    user_id = _random_ids(rng, U, 12, _BASE36)
+    # A leading letter keeps ids from ever looking numeric to a CSV type inference.
+    user_id = _random_ids(rng, U, 12, _BASE36, first=_BASE36[10:])
     frame = pd.DataFrame(
         {
             "user_id": user_id,
@@ -843,8 +883,11 @@ def _build_pools(p: SimulatorPreset, seed: int, cat: _Catalogue, users: _Users) 
 
     weight = np.exp((score - score.max(axis=1, keepdims=True)).astype(np.float64))
     cdf = _row_cdf(weight)
-    back = np.where(cat.release_day[track] < 0, weight, -1.0)
+    back = np.where(cat.release_day[track] < 0, weight, 0.0)
     fallback = track[np.arange(U), np.argmax(back, axis=1)]
+    # A pool of nothing but new releases is possible in tiny catalogues.
+    catalogue_top = np.flatnonzero(cat.release_day < 0)[np.argmax(cat.log_pop[cat.release_day < 0])]
+    fallback = np.where(back.max(axis=1) > 0, fallback, catalogue_top)
 
     # Population affinity statistics, used to turn an affinity into a skip propensity.
     su = rng.integers(0, U, 20_000)
@@ -915,6 +958,15 @@ class _DayPlays:
     order: np.ndarray             # tie-breaker for sorting
 
 
+def _empty_day() -> _DayPlays:
+    z = np.zeros(0, dtype=np.int64)
+    return _DayPlays(
+        user=z, second=z.astype(np.float64), platform=z, ms=z, country=z, track=z,
+        reason_start=z, reason_end=z, shuffle=z.astype(bool), skipped=z.astype(bool),
+        offline=z.astype(bool), order=z,
+    )
+
+
 def _human_day(
     p: SimulatorPreset, seed: int, day: int, weekday: int, cat: _Catalogue, users: _Users,
     pools: _Pools, neigh: np.ndarray, pop_cdf: np.ndarray, pop_tracks: np.ndarray,
@@ -927,6 +979,8 @@ def _human_day(
     n_sess = rng.poisson(users.rate[hu] * _WEEKDAY_RATE[weekday])
     su = np.repeat(hu, n_sess)
     S = len(su)
+    if S == 0:
+        return _empty_day()
     use_peak = rng.random(S) < 0.6
     peak = users.peak_hour[su] + (0.8 if weekend else 0.0)
     h_peak = peak + rng.normal(0.0, 1.0, S) * users.hour_spread[su]
@@ -966,26 +1020,28 @@ def _human_day(
     )
     # Voice requests favour what is popular.
     speaker = platform[sess] == _SPEAKER
-    probs = probs.copy()
     probs[speaker, _POP] *= 2.5
     probs /= probs.sum(axis=1, keepdims=True)
     channel = (rng.random(P)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
     channel = np.minimum(channel, _NEIGH)
 
-    # Pool draws: up to three candidates; the first released one whose energy suits the hour
-    # is taken, so the hour of day carries a little signal.
+    # Pool draws, reweighted by how well a track's energy suits the local hour
+    # (sampling-importance-resampling over a few candidates): pool tracks are then chosen
+    # with probability ~ pool weight x fit, so the hour of day carries signal.
     width = pools.width
     flat = pools.track.ravel()
-    cands = [flat[user * width + _sample_rows(pools.cdf, width, user, rng.random(P))] for _ in range(3)]
-    released = [cat.release_day[c] <= day for c in cands]
-    accept = [
-        released[i]
-        & (rng.random(P) < np.exp(-((cat.energy[cands[i]] - e_target[sess]) ** 2) / (2 * 0.22**2)))
-        for i in range(2)
-    ]
+    cands = np.stack(
+        [
+            flat[user * width + _sample_rows(pools.cdf, width, user, rng.random(P))]
+            for _ in range(4)
+        ],
+        axis=1,
+    )
+    fit = -((cat.energy[cands] - e_target[sess][:, None]) ** 2) / (2 * 0.15**2)
+    fit = np.where(cat.release_day[cands] <= day, fit, -np.inf)
+    pick = np.argmax(fit + rng.gumbel(size=fit.shape), axis=1)
     base = np.where(
-        accept[0], cands[0],
-        np.where(accept[1], cands[1], np.where(released[2], cands[2], pools.fallback[user])),
+        np.isfinite(fit.max(axis=1)), cands[np.arange(P), pick], pools.fallback[user]
     )
 
     # New releases of one of the user's genres, weighted by popularity and recency.
@@ -1003,13 +1059,17 @@ def _human_day(
         gs, gfirst, gcount = np.unique(rg, return_index=True, return_counts=True)
         gstart[gs], gsize[gs] = gfirst, gcount
         ni = np.flatnonzero(is_new)
-        slot = _sample_rows(_row_cdf(users.slot_weight[user[ni]]), 3, np.arange(len(ni)), rng.random(len(ni)))
+        slot_cdf = _row_cdf(users.slot_weight[user[ni]])
+        slot = _sample_rows(slot_cdf, 3, np.arange(len(ni)), rng.random(len(ni)))
         g = users.slots[user[ni], slot]
         has = gsize[g] > 0
-        pick = _sample_groups(gcdf, np.maximum(gstart, 0), np.maximum(gsize, 1), g[has], rng.random(int(has.sum())))
+        pick = _sample_groups(
+            gcdf, np.maximum(gstart, 0), np.maximum(gsize, 1), g[has], rng.random(int(has.sum()))
+        )
         base[ni[has]] = recent[pick]
     is_pop = channel == _POP
-    base[is_pop] = pop_tracks[np.searchsorted(pop_cdf, rng.random(int(is_pop.sum())), side="right").clip(0, len(pop_tracks) - 1)]
+    pop_pick = np.searchsorted(pop_cdf, rng.random(int(is_pop.sum())), side="right")
+    base[is_pop] = pop_tracks[np.minimum(pop_pick, len(pop_tracks) - 1)]
 
     # Coherent continuations depend on the previous track, so they are resolved position by
     # position (vectorised over all sessions of the day).
@@ -1052,14 +1112,14 @@ def _human_day(
     ms_skip = np.clip(np.exp(rng.normal(np.log(6000.0), 0.9, P)), 400, SKIP_THRESHOLD_MS - 1)
     u_end = rng.random(P)
     stop_early = ~skipped & ((u_end < 0.05) | (last & (u_end < 0.45)))
+    ms_late_skip = SKIP_THRESHOLD_MS + rng.random(P) * np.maximum(0.8 * dur - SKIP_THRESHOLD_MS, 1)
+    # Only a session's last play may stop before 30 s without being a skip (app closed).
+    ms_stop = np.where(last, 5_000, SKIP_THRESHOLD_MS) + rng.random(P) * np.maximum(
+        dur - SKIP_THRESHOLD_MS, 1
+    )
+    ms_done = dur - rng.integers(0, 800, P)
     ms = np.where(
-        skipped,
-        np.where(late_skip, SKIP_THRESHOLD_MS + rng.random(P) * np.maximum(0.8 * dur - SKIP_THRESHOLD_MS, 1), ms_skip),
-        np.where(
-            stop_early,
-            np.where(last, 5_000, SKIP_THRESHOLD_MS) + rng.random(P) * np.maximum(dur - SKIP_THRESHOLD_MS, 1),
-            dur - rng.integers(0, 800, P),
-        ),
+        skipped, np.where(late_skip, ms_late_skip, ms_skip), np.where(stop_early, ms_stop, ms_done)
     )
     ms = np.minimum(ms, dur).astype(np.int64)
     reason_end = np.where(
@@ -1074,7 +1134,9 @@ def _human_day(
     u_rs = rng.random(P)
     first_reason = np.where(
         platform[sess] == _SPEAKER, _RS["remote"],
-        np.select([u_rs < 0.35, u_rs < 0.75], [_RS["appload"], _RS["clickrow"]], default=_RS["playbtn"]),
+        np.select(
+            [u_rs < 0.35, u_rs < 0.75], [_RS["appload"], _RS["clickrow"]], default=_RS["playbtn"]
+        ),
     )
     reason_start = np.where(
         pos == 0, first_reason,
@@ -1087,11 +1149,16 @@ def _human_day(
 
     # Timestamps are play *end* times (Spotify semantics); plays running past midnight are
     # cut, which keeps every row inside its span's day.
-    gap = np.where(reason_start == _RS["clickrow"], rng.uniform(2.0, 40.0, P), rng.uniform(0.05, 1.5, P))
+    # Picking a row by hand takes a while; automatic transitions are nearly gapless.
+    gap = np.where(
+        reason_start == _RS["clickrow"], rng.uniform(2.0, 40.0, P), rng.uniform(0.05, 1.5, P)
+    )
     step = gap + ms / 1000.0
     csum = np.cumsum(step)
     within = csum - (csum[first] - step[first])[sess]
-    start_s = _serialise_sessions(su, start_s, within[first + length - 1], rng.uniform(30.0, 900.0, S))
+    start_s = _serialise_sessions(
+        su, start_s, within[first + length - 1], rng.uniform(30.0, 900.0, S)
+    )
     end = start_s[sess] + within
     keep = end < 86400.0
     return _DayPlays(
@@ -1115,16 +1182,20 @@ def _build_bots(p: SimulatorPreset, seed: int, cat: _Catalogue, users: _Users) -
     rng = _rng(seed, 4)
     n = len(users.bots)
     # Fraud farms promote obscure back-catalogue tracks; bots in a farm share the target set.
-    obscure = np.flatnonzero((cat.release_day < 0) & (cat.log_pop < np.median(cat.log_pop)))
+    back = cat.release_day < 0
+    obscure = np.flatnonzero(back & (cat.log_pop < np.median(cat.log_pop)))
+    if len(obscure) == 0:
+        obscure = np.flatnonzero(back)
     n_farms = max(1, int(np.ceil(n / 8)))
     farm_tracks = rng.choice(obscure, size=(n_farms, 8), replace=len(obscure) < n_farms * 8)
     farm = rng.integers(0, n_farms, n)
     loop_len = rng.integers(3, 7, n)
-    loop = np.take_along_axis(farm_tracks[farm], rng.permuted(np.tile(np.arange(8), (n, 1)), axis=1)[:, :6], axis=1)
+    order = rng.permuted(np.tile(np.arange(8), (n, 1)), axis=1)[:, :6]
+    loop = np.take_along_axis(farm_tracks[farm], order, axis=1)
     platform = np.argmax(users.platform_cdf[users.bots] > 0, axis=1)
     return _Bots(
         loop=loop, loop_len=loop_len,
-        rate=rng.uniform(0.4, 1.6, n) * p.bot_plays_per_hour / 1.0,
+        rate=rng.uniform(0.4, 1.6, n) * p.bot_plays_per_hour,
         start_day=rng.integers(0, max(1, p.num_days // 3), n),
         platform=platform,
     )
@@ -1133,6 +1204,8 @@ def _build_bots(p: SimulatorPreset, seed: int, cat: _Catalogue, users: _Users) -
 def _bot_day(seed: int, day: int, users: _Users, bots: _Bots) -> _DayPlays:
     rng = _rng(seed, 200, day)
     active = np.flatnonzero(bots.start_day <= day)
+    if len(active) == 0:
+        return _empty_day()
     b = np.repeat(active, 24)
     hour = np.tile(np.arange(24), len(active))
     k = 1 + rng.poisson(bots.rate[b])
@@ -1150,13 +1223,15 @@ def _bot_day(seed: int, day: int, users: _Users, bots: _Bots) -> _DayPlays:
     offset = rng.integers(0, 6, len(b))[burst]
     track = bots.loop[bot, (offset + j) % bots.loop_len[bot]]
     uid = users.bots[bot]
-    zeros = np.zeros(P, dtype=bool)
+    end = start[burst] + rel
+    keep = end < 86400.0
+    zeros = np.zeros(int(keep.sum()), dtype=bool)
     return _DayPlays(
-        user=uid, second=start[burst] + rel, platform=bots.platform[bot], ms=ms,
-        country=users.country[uid], track=track,
-        reason_start=np.where(j == 0, _RS["clickrow"], _RS["trackdone"]),
-        reason_end=np.full(P, _RE["trackdone"]), shuffle=zeros, skipped=zeros, offline=zeros,
-        order=np.arange(P),
+        user=uid[keep], second=end[keep], platform=bots.platform[bot][keep], ms=ms[keep],
+        country=users.country[uid][keep], track=track[keep],
+        reason_start=np.where(j == 0, _RS["clickrow"], _RS["trackdone"])[keep],
+        reason_end=np.full(int(keep.sum()), _RE["trackdone"]), shuffle=zeros, skipped=zeros,
+        offline=zeros, order=np.flatnonzero(keep),
     )
 
 
@@ -1177,7 +1252,10 @@ _FLAGS = np.array(
 def _write_day(
     path: str, date: dt.date, plays: list[_DayPlays], cat: _Catalogue, users: _Users
 ) -> int:
-    cols = {f.name: np.concatenate([getattr(d, f.name) for d in plays]) for f in dataclasses.fields(_DayPlays)}
+    cols = {
+        f.name: np.concatenate([getattr(d, f.name) for d in plays])
+        for f in dataclasses.fields(_DayPlays)
+    }
     source = np.concatenate([np.full(len(d.user), i) for i, d in enumerate(plays)])
     sec = np.floor(cols["second"]).astype(np.int64)
     # Exact play end first, then stable tie-breakers, so that the order is reproducible.
@@ -1195,7 +1273,7 @@ def _write_day(
             cat.csv_fragment[c["track"]],
             np.array(REASONS_START, dtype=object)[c["reason_start"]],
             np.array(REASONS_END, dtype=object)[c["reason_end"]],
-            _FLAGS[c["shuffle"].astype(np.int64) * 4 + c["skipped"].astype(np.int64) * 2 + c["offline"].astype(np.int64)],
+            _FLAGS[4 * c["shuffle"] + 2 * c["skipped"].astype(np.int64) + c["offline"]],
         ]
     )
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -1214,8 +1292,10 @@ def _resolve(preset: "str | SimulatorPreset") -> SimulatorPreset:
         p = PRESETS[preset]
     else:
         raise ValueError(f"unknown simulator preset {preset!r}; known: {sorted(PRESETS)}")
-    if not (p.num_users >= 1 and p.num_artists >= 1 and p.num_tracks >= p.num_artists and p.num_days >= 1):
-        raise ValueError(f"preset {p.name!r} needs users, artists >= 1, tracks >= artists, days >= 1")
+    if not (p.num_users >= 1 and p.num_artists >= 1 and p.num_days >= 1):
+        raise ValueError(f"preset {p.name!r} needs at least one user, artist and day")
+    if p.num_tracks < p.num_artists:
+        raise ValueError(f"preset {p.name!r}: every artist needs a track (tracks >= artists)")
     if not (0.0 <= p.bot_share < 1.0 and 0.0 <= p.new_release_share < 1.0):
         raise ValueError(f"preset {p.name!r}: bot_share and new_release_share must be in [0, 1)")
     if p.num_days > 9999:
@@ -1268,9 +1348,12 @@ def generate(preset: "str | SimulatorPreset", out_dir: str, seed: int = 0) -> Si
     bot_plays = 0
     for day in range(p.num_days):
         date = start + dt.timedelta(days=day)
-        human = _human_day(p, seed, day, date.weekday(), cat, users, pools, neigh, pop_cdf, pop_tracks)
+        human = _human_day(
+            p, seed, day, date.weekday(), cat, users, pools, neigh, pop_cdf, pop_tracks
+        )
         bot = _bot_day(seed, day, users, bots)
-        n = _write_day(os.path.join(span_dir(out_dir, day), "plays.csv"), date, [human, bot], cat, users)
+        path = os.path.join(span_dir(out_dir, day), "plays.csv")
+        n = _write_day(path, date, [human, bot], cat, users)
         plays_per_day.append(n)
         bot_plays += len(bot.user)
 

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from components import features
+from components.trainer.losses import InBatchSoftmax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Hyperparameters:
     hidden_units: int = 128
     temperature: float = 0.05
     learning_rate: float = 0.1
-    batch_size: int = 4096
+    batch_size: int = 1024
     epochs: int = 5
     max_steps: int = 0  # > 0 caps training (e.g. 1 to build a deliberately weak model)
     id_dropout: float = 0.1
@@ -185,18 +186,16 @@ class TwoTowerModel(tfrs.Model):
         self.query_tower = QueryTower(vocabularies, hp, track_embedding)
         self.candidate_tower = CandidateTower(vocabularies, hp, track_embedding)
         self.sampling_probability = tf.constant(sampling_probability, tf.float32)
-        # FactorizedTopK over the catalogue is slow: it is computed by the Evaluator only.
-        self.task = tfrs.tasks.Retrieval(temperature=hp.temperature,
-                                         remove_accidental_hits=True)
+        # No FactorizedTopK metric here: ranking the whole catalogue every step is slow, so
+        # retrieval metrics are the Evaluator's job.
+        self.loss_layer = InBatchSoftmax(temperature=hp.temperature)
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_tower(inputs, training=training)
         candidates = self.candidate_tower(inputs, training=training)
         track_ids = inputs[features.TRACK_INDEX]
-        return self.task(
+        return self.loss_layer(
             queries, candidates,
-            sample_weight=inputs[features.SAMPLE_WEIGHT],
             candidate_sampling_probability=tf.gather(self.sampling_probability, track_ids),
             candidate_ids=track_ids,
-            compute_metrics=False,
-            compute_batch_metrics=False)
+            sample_weight=inputs[features.SAMPLE_WEIGHT])

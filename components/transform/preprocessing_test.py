@@ -1,58 +1,21 @@
 """preprocessing_fn on a handful of plays, analysed and applied with tf.Transform on Beam."""
-import os
-import tempfile
-
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from components import features
-from components.transform import preprocessing
-
-
-def _play(user, track, history, ts, artist="a", genres=("rock",), tags=("love",), tempo=120.0):
-    row = {
-        features.USER_ID: user.encode(),
-        features.TRACK_ID: track.encode(),
-        features.RECENT_TRACK_IDS: [
-            t.encode() for t in (list(history) + [""] * features.HISTORY_LENGTH)
-        ][:features.HISTORY_LENGTH],
-        features.TIMESTAMP: ts,
-        features.PLATFORM: b"android",
-        features.COUNTRY: b"SE",
-        features.MS_PLAYED: 200000,
-        features.SKIPPED: 0,
-        features.REASON_END: b"trackdone",
-        features.WEIGHT: 1.0,
-        features.ARTIST: artist.encode(),
-        features.GENRES: [g.encode() for g in (list(genres) + [""] * 3)][:features.MAX_GENRES],
-        features.TAGS: [t.encode() for t in (list(tags) + [""] * 8)][:features.MAX_TAGS],
-    }
-    for name in features.AUDIO_DESCRIPTORS:
-        row[name] = tempo if name == "track_tempo" else 0.5
-    return row
+from components.testing_data import analyze_and_transform, raw_play
 
 
 @pytest.fixture(scope="module")
-def transformed():
+def transformed(tmp_path_factory):
     plays = [
-        _play("u1", "t1", [], 0, tempo=100.0),
-        _play("u1", "t2", ["t1"], 3600 * 25, tempo=140.0),
-        _play("u2", "t1", [], 86400 * 4 + 3600 * 13, tempo=100.0),
-        _play("u2", "t1", ["t1"], 86400 * 4 + 3600 * 14, tempo=100.0),
+        raw_play("u1", "t1", [], 0, tempo=100.0),
+        raw_play("u1", "t2", ["t1"], 3600 * 25, tempo=140.0),
+        raw_play("u2", "t1", [], 86400 * 4 + 3600 * 13, tempo=100.0),
+        raw_play("u2", "t1", ["t1"], 86400 * 4 + 3600 * 14, tempo=100.0),
     ]
-    metadata = dataset_metadata.DatasetMetadata(
-        schema_utils.schema_from_feature_spec(features.RAW_FEATURE_SPEC))
-    output_dir = tempfile.mkdtemp()
-    with tft_beam.Context(temp_dir=os.path.join(output_dir, "tmp")):
-        (rows, _), transform_fn = ((plays, metadata)
-                                   | tft_beam.AnalyzeAndTransformDataset(
-                                       preprocessing.preprocessing_fn))
-        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
-    return rows, tft.TFTransformOutput(output_dir)
+    return analyze_and_transform(plays, str(tmp_path_factory.mktemp("transform")))
 
 
 def test_track_indices_follow_frequency_and_padding_is_its_own_index(transformed):

@@ -1,0 +1,76 @@
+"""Towers: shapes, normalisation, padding masks and OOV training; the model learns."""
+import numpy as np
+import tensorflow as tf
+
+from components import features
+from components.trainer import model as model_lib
+
+VOCABULARIES = model_lib.Vocabularies(users=5, tracks=7, artists=3, genres=4, tags=6,
+                                      platforms=2)
+HP = model_lib.Hyperparameters(embedding_dim=8, id_embedding_dim=8, content_embedding_dim=4,
+                               hidden_units=16, batch_size=4, id_dropout=0.0)
+
+
+def _batch(size=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        features.USER_INDEX: tf.constant(rng.integers(0, 5, size), tf.int64),
+        features.TRACK_INDEX: tf.constant(rng.integers(0, 7, size), tf.int64),
+        features.RECENT_TRACK_INDICES: tf.constant(
+            rng.integers(0, 9, (size, features.HISTORY_LENGTH)), tf.int64),
+        features.HOUR: tf.constant(rng.integers(0, 24, size), tf.int64),
+        features.WEEKDAY: tf.constant(rng.integers(0, 7, size), tf.int64),
+        features.PLATFORM_INDEX: tf.constant(rng.integers(0, 3, size), tf.int64),
+        features.ARTIST_INDEX: tf.constant(rng.integers(0, 4, size), tf.int64),
+        features.GENRE_INDICES: tf.constant(rng.integers(0, 6, (size, features.MAX_GENRES)),
+                                            tf.int64),
+        features.TAG_INDICES: tf.constant(rng.integers(0, 8, (size, features.MAX_TAGS)),
+                                          tf.int64),
+        features.AUDIO: tf.constant(rng.normal(size=(size, len(features.AUDIO_DESCRIPTORS))),
+                                    tf.float32),
+        features.SAMPLE_WEIGHT: tf.ones([size]),
+    }
+
+
+def _model(hp=HP):
+    return model_lib.TwoTowerModel(VOCABULARIES, hp, np.full(8, 1 / 7, np.float32))
+
+
+def test_towers_return_unit_vectors_of_the_embedding_size():
+    model = _model()
+    batch = _batch()
+    for tower in (model.query_tower, model.candidate_tower):
+        embeddings = tower(batch).numpy()
+        assert embeddings.shape == (4, HP.embedding_dim)
+        np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
+
+
+def test_masked_mean_ignores_padding():
+    layer = model_lib.MaskedMean(padding_index=9)
+    indices = tf.constant([[1, 9, 9], [9, 9, 9]])
+    embeddings = tf.constant([[[2.0], [100.0], [100.0]], [[5.0], [5.0], [5.0]]])
+    np.testing.assert_allclose(layer(indices, embeddings).numpy(), [[2.0], [0.0]])
+
+
+def test_id_dropout_only_in_training():
+    layer = model_lib.IdDropout(rate=1.0, oov_index=99)
+    ids = tf.constant([1, 2, 3], tf.int64)
+    assert layer(ids, training=False).numpy().tolist() == [1, 2, 3]
+    assert layer(ids, training=True).numpy().tolist() == [99, 99, 99]
+
+
+def test_shared_track_table_between_history_and_candidates():
+    model = _model()
+    assert model.query_tower.track_embedding is model.candidate_tower.track_embedding
+
+
+def test_training_reduces_the_loss():
+    model = _model(model_lib.Hyperparameters(**{**HP.__dict__, "learning_rate": 0.5}))
+    model.compile(optimizer=tf.keras.optimizers.Adagrad(0.5))
+    batch = _batch(size=16, seed=1)
+    dataset = tf.data.Dataset.from_tensors(batch).repeat(40)
+    history = model.fit(dataset, epochs=1, verbose=0)
+    first = float(model.compute_loss(batch))  # after training
+    fresh = _model()
+    assert first < float(fresh.compute_loss(batch))
+    assert np.isfinite(history.history["loss"][-1])
