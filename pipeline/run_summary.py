@@ -33,6 +33,7 @@ class RunSummary:
     pushed_path: Optional[str] = None
     training: Dict[str, object] = dataclasses.field(default_factory=dict)
     serving_base_path: str = ""
+    served_versions: List[str] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -56,8 +57,10 @@ class RunSummary:
         if self.pushed:
             lines.append(f"Pushed: version {self.pushed_version} -> {self.pushed_path}")
         elif self.pushed is not None:
-            lines.append("Pushed: no (model not blessed); serving path unchanged: "
-                         f"{self.serving_base_path}")
+            lines.append("Pushed: no (model not blessed); serving path unchanged")
+        latest = self.served_versions[-1] if self.served_versions else "none"
+        lines.append(f"Serving base path: {self.serving_base_path} "
+                     f"(versions: {len(self.served_versions)}, latest: {latest})")
         return "\n".join(lines)
 
 
@@ -97,6 +100,13 @@ def _evaluation_metrics(uri: str) -> Dict[str, Dict[str, float]]:
     return result
 
 
+def served_versions(base_path: str) -> List[str]:
+    """Model versions TF Serving would see under `base_path`, oldest first."""
+    if not os.path.isdir(base_path):
+        return []
+    return sorted((name for name in os.listdir(base_path) if name.isdigit()), key=int)
+
+
 def latest_run(config: PipelineConfig) -> RunSummary:
     """Summary of the most recent pipeline run recorded in `config`'s metadata."""
     store = _store(config)
@@ -105,7 +115,8 @@ def latest_run(config: PipelineConfig) -> RunSummary:
         raise LookupError(f"no pipeline run recorded in {config.metadata_path}")
     run = max(runs, key=lambda context: (context.create_time_since_epoch, context.id))
     summary = RunSummary(run_id=run.name, component_states={},
-                         serving_base_path=config.serving_base_path)
+                         serving_base_path=config.serving_base_path,
+                         served_versions=served_versions(config.serving_base_path))
     for execution in store.get_executions_by_context(run.id):
         component = _component_id(store, execution)
         summary.component_states[component] = _STATE_NAMES.get(

@@ -1,0 +1,142 @@
+"""The whole pipeline on `tiny` simulator data with LocalDagRunner, as `crossfade run` runs it.
+
+One pipeline run is shared by the module (about a minute and a half on 2 cores); later tests
+add runs to the same output folder: a deliberately weak model, then bad input data.
+"""
+import collections
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from components import features
+from components.listening_data import simulator
+from components.trainer import export
+from pipeline import local_runner, run_summary
+from pipeline.configs import PipelineConfig
+
+# Tiny data has ~20k training plays: smaller batches and more epochs than the product default.
+TINY_TRAINING = {"batch_size": 1024, "epochs": 10}
+
+
+def _versions(config: PipelineConfig):
+    return run_summary.served_versions(config.serving_base_path)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    data_dir = str(root / "data")
+    simulator.generate("tiny", data_dir, seed=0)
+    config = PipelineConfig(data_dir=data_dir, output_dir=str(root / "output"),
+                            ).with_hyperparameters(**TINY_TRAINING)
+    local_runner.run(config)
+    return config, run_summary.latest_run(config)
+
+
+def _eval_plays(config: PipelineConfig, split: str):
+    pattern = os.path.join(config.pipeline_root, "PlaysExampleGen", "examples", "*",
+                           f"Split-{split}", "*")
+    dataset = tf.data.TFRecordDataset(glob.glob(pattern), compression_type="GZIP")
+    parsed = [tf.io.parse_example(batch, features.RAW_FEATURE_SPEC)
+              for batch in dataset.batch(4096)]
+    return {name: tf.concat([batch[name] for batch in parsed], axis=0)
+            for name in features.RAW_FEATURE_SPEC}
+
+
+def test_a_blessed_model_is_pushed_in_tf_serving_layout(first_run):
+    config, summary = first_run
+    assert summary.blessed and summary.pushed
+    versions = _versions(config)
+    assert versions == [summary.pushed_version]
+    version_dir = os.path.join(config.serving_base_path, versions[0])
+    assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+    assert os.path.isdir(os.path.join(version_dir, "variables"))
+    assert summary.component_states["AtomicPusher"] == "COMPLETE"
+
+
+def test_pushed_model_recommends_k_distinct_catalogue_tracks(first_run):
+    config, summary = first_run
+    model = tf.saved_model.load(os.path.join(config.serving_base_path, summary.pushed_version))
+    catalogue = set(pd.read_csv(os.path.join(config.data_dir, "catalogue.csv"))["track_id"])
+    user = pd.read_csv(os.path.join(config.data_dir, "users.csv"))["user_id"].iloc[0]
+    result = model.signatures[export.SERVING_DEFAULT](
+        user_id=tf.constant([user]), recent_track_ids=tf.constant([[""]]),
+        timestamp=tf.constant([0], tf.int64), platform=tf.constant(["android"]),
+        k=tf.constant([10]))
+    ids = [track.decode() for track in result["track_ids"].numpy()[0]]
+    assert len(ids) == 10 and len(set(ids)) == 10
+    assert set(ids) <= catalogue
+
+
+def test_held_out_recall_is_at_least_twice_most_popular(first_run):
+    """Recomputed here through serving_default, independently of the Evaluator."""
+    config, summary = first_run
+    model = tf.saved_model.load(os.path.join(config.serving_base_path, summary.pushed_version))
+    train_counts = collections.Counter(
+        _eval_plays(config, "train")[features.TRACK_ID].numpy().tolist())
+    most_popular = {track for track, _ in train_counts.most_common(50)}
+    plays = _eval_plays(config, "eval")
+    hits = popular_hits = 0
+    total = int(plays[features.USER_ID].shape[0])
+    for start in range(0, total, 2048):
+        window = slice(start, start + 2048)
+        result = model.signatures[export.SERVING_DEFAULT](
+            user_id=plays[features.USER_ID][window],
+            recent_track_ids=plays[features.RECENT_TRACK_IDS][window],
+            timestamp=plays[features.TIMESTAMP][window],
+            platform=plays[features.PLATFORM][window],
+            k=tf.fill(tf.shape(plays[features.USER_ID][window]), 50))
+        labels = plays[features.TRACK_ID][window].numpy()
+        top = result["track_ids"].numpy()
+        hits += int(np.sum(np.any(top == labels[:, None], axis=1)))
+        popular_hits += sum(label in most_popular for label in labels)
+    recall, popular_recall = hits / total, popular_hits / total
+    assert recall >= 2 * popular_recall, (recall, popular_recall)
+    # The Evaluator measured the same thing through evaluate_examples.
+    assert summary.metrics["recall@50"] == pytest.approx(recall, abs=0.02)
+    assert summary.metrics["popularity_recall@50"] == pytest.approx(popular_recall, abs=0.02)
+    for name in ("recall@10", "recall@100", "ndcg@10", "coverage@10", "coverage@100"):
+        assert 0.0 < summary.metrics[name] <= 1.0
+
+
+def test_a_degraded_model_is_neither_blessed_nor_pushed(first_run):
+    config, summary = first_run
+    weak = config.with_hyperparameters(max_steps=1)
+    local_runner.run(weak)
+    weak_summary = run_summary.latest_run(weak)
+    assert weak_summary.component_states["CatalogueTrainer"] == "COMPLETE"
+    assert weak_summary.blessed is False and weak_summary.pushed is False
+    assert weak_summary.metrics["recall@50"] < summary.metrics["recall@50"]
+    assert _versions(config) == [summary.pushed_version]
+
+
+def test_bad_input_is_reported_by_file_row_and_field_and_nothing_is_lost(first_run, tmp_path):
+    config, summary = first_run
+    bad_data = str(tmp_path / "bad")
+    shutil.copytree(config.data_dir, bad_data)
+    span_file = sorted(glob.glob(os.path.join(bad_data, "plays", "span-*", "plays.csv")))[3]
+    table = pd.read_csv(span_file, dtype=str, keep_default_na=False)
+    table.loc[6, "ms_played"] = "abc"
+    table.to_csv(span_file, index=False)
+
+    command = [sys.executable, "-m", "pipeline.cli", "run", "--data", bad_data,
+               "--output", config.output_dir, *sum((["--set", f"{name}={value}"]
+                                                     for name, value in TINY_TRAINING.items()),
+                                                    [])]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"{span_file}, row 7, field 'ms_played': not a number: 'abc'" in result.stderr
+    assert _versions(config) == [summary.pushed_version]
+
+    status = subprocess.run([sys.executable, "-m", "pipeline.cli", "status", "--output",
+                             config.output_dir], capture_output=True, text=True, timeout=300)
+    assert status.returncode == 0, status.stderr[-3000:]
+    assert "PlaysExampleGen              FAILED" in status.stdout
+    assert f"latest: {summary.pushed_version}" in status.stdout
