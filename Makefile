@@ -11,7 +11,8 @@ export PYTHONWARNINGS := ignore::FutureWarning
 
 # The environment is rebuilt when the pins or the package metadata change.
 $(STAMP): requirements.txt constraints.lock.txt setup.py .python-version
-	@command -v pyenv >/dev/null && pyenv install --skip-existing $(PYTHON_VERSION) || true
+	@command -v pyenv >/dev/null && ! PYENV_VERSION=$(PYTHON_VERSION) pyenv exec python -V >/dev/null 2>&1 \
+	  && pyenv install $(PYTHON_VERSION) || true
 	@test -x $(PY) || PYENV_VERSION=$(PYTHON_VERSION) python3 -m venv $(VENV) \
 	  || python$(PYTHON_VERSION) -m venv $(VENV)
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == tuple(map(int, "$(PYTHON_VERSION)".split("."))), sys.version' \

@@ -8,6 +8,7 @@ import dataclasses
 import os
 from typing import Dict, Tuple
 
+from components.stream_qualification.rules import QualificationRules
 from components.trainer.model import Hyperparameters
 
 PIPELINE_NAME = "crossfade"
@@ -29,6 +30,9 @@ class PipelineConfig:
     # Plays on the last `eval_days` days form the eval split; earlier plays train.
     eval_days: int = 3
     hyperparameters: Hyperparameters = Hyperparameters()
+    # What counts as a stream, play weights and the bot rule (components/stream_qualification).
+    qualification_rules: QualificationRules = QualificationRules()
+    chart_size: int = 100  # tracks in the last day's top chart (the cold-start ranking)
     default_k: int = 10
     max_k: int = 100
     # Blessing: Recall@50 >= lift_floor x most-popular Recall@50, and no relative regression

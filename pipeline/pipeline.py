@@ -11,6 +11,7 @@ from components.evaluator.eval_config import retrieval_eval_config
 from components.example_gen import listening_example_gen
 from components.example_gen.schema import PLAYS_SCHEMA_FILE
 from components.pusher.atomic_pusher import AtomicPusher
+from components.stream_qualification.component import StreamQualifier
 from components.trainer.component import CatalogueTrainer
 from pipeline.configs import PipelineConfig
 
@@ -21,13 +22,18 @@ RUN_FN = "components.trainer.train.run_fn"
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config: Optional[object] = None
                     ) -> tfx_pipeline.Pipeline:
-    """ExampleGen (plays, catalogue) -> Transform -> Trainer -> Evaluator -> Pusher."""
+    """ExampleGen (plays, catalogue) -> StreamQualifier -> Transform -> Trainer -> Evaluator
+    -> Pusher."""
     plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.eval_days)
     catalogue_gen = listening_example_gen.catalogue_example_gen(config.data_dir)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=PLAYS_SCHEMA_FILE)
+    qualifier = StreamQualifier(examples=plays_gen.outputs["examples"],
+                                rules=config.qualification_rules,
+                                chart_size=config.chart_size)
+    plays = qualifier.outputs["qualified_examples"]
 
     transform = tfx.components.Transform(
-        examples=plays_gen.outputs["examples"],
+        examples=plays,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         # Analyse and transform train only: evaluation feeds raw eval plays to the model's
@@ -40,6 +46,7 @@ def create_pipeline(config: PipelineConfig,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         catalogue=catalogue_gen.outputs["examples"],
+        chart=qualifier.outputs["chart"],
         run_fn=RUN_FN,
         custom_config=config.trainer_custom_config())
 
@@ -50,7 +57,7 @@ def create_pipeline(config: PipelineConfig,
     ).with_id("LatestBlessedModelResolver")
 
     evaluator = tfx.components.Evaluator(
-        examples=plays_gen.outputs["examples"],
+        examples=plays,
         example_splits=[listening_example_gen.EVAL_SPLIT],
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
@@ -66,7 +73,7 @@ def create_pipeline(config: PipelineConfig,
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[plays_gen, catalogue_gen, schema_gen, transform, trainer,
+        components=[plays_gen, catalogue_gen, schema_gen, qualifier, transform, trainer,
                     latest_blessed_model, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,

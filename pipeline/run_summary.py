@@ -11,9 +11,11 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
+from components.stream_qualification import executor
 from pipeline.configs import PipelineConfig
 
 PIPELINE_RUN_CONTEXT = "pipeline_run"
+STREAM_COUNT_NAMES = executor.COUNT_NAMES + ("bot_accounts",)
 NODE_CONTEXT = "node"
 _STATE_NAMES = {value: name for name, value in
                 metadata_store_pb2.Execution.State.items()}
@@ -32,6 +34,7 @@ class RunSummary:
     pushed_version: Optional[str] = None
     pushed_path: Optional[str] = None
     training: Dict[str, object] = dataclasses.field(default_factory=dict)
+    stream_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
     serving_base_path: str = ""
     served_versions: List[str] = dataclasses.field(default_factory=list)
 
@@ -49,6 +52,15 @@ class RunSummary:
                 baseline = self.baseline_metrics.get(name)
                 suffix = f"   (blessed baseline {baseline:.4f})" if baseline is not None else ""
                 lines.append(f"  {name:<24} {value:.4f}{suffix}")
+        if self.stream_counts:
+            c = self.stream_counts
+            lines.append(
+                f"Stream qualification: {c.get('plays_in', 0):,} plays in, "
+                f"{c.get('streams', 0):,} streams, {c.get('skips', 0):,} skips, "
+                f"{c.get('short_plays', 0):,} other short plays; "
+                f"{c.get('bot_accounts', 0)} bot accounts, "
+                f"{c.get('bot_plays_removed', 0):,} bot plays removed; "
+                f"{c.get('examples_out', 0):,} examples out")
         if self.training:
             lines.append(f"Training: {self.training.get('examples_trained')} examples, "
                          f"{self.training.get('examples_per_second', 0):.0f} examples/s")
@@ -124,7 +136,10 @@ def latest_run(config: PipelineConfig) -> RunSummary:
         for artifact in _outputs(store, execution.id):
             artifact_type = store.get_artifact_types_by_id([artifact.type_id])[0].name
             properties = artifact.custom_properties
-            if artifact_type == "ModelEvaluation":
+            if artifact_type == "Examples" and "plays_in" in properties:
+                summary.stream_counts = {name: properties[name].int_value
+                                         for name in STREAM_COUNT_NAMES if name in properties}
+            elif artifact_type == "ModelEvaluation":
                 by_model = _evaluation_metrics(artifact.uri)
                 summary.metrics = by_model.get("candidate", {})
                 summary.baseline_metrics = by_model.get("baseline", {})

@@ -40,8 +40,9 @@ def first_run(tmp_path_factory):
     return config, run_summary.latest_run(config)
 
 
-def _eval_plays(config: PipelineConfig, split: str):
-    pattern = os.path.join(config.pipeline_root, "PlaysExampleGen", "examples", "*",
+def _qualified_plays(config: PipelineConfig, split: str):
+    """The plays the Trainer (train) and the Evaluator (eval) saw: after stream qualification."""
+    pattern = os.path.join(config.pipeline_root, "StreamQualifier", "qualified_examples", "*",
                            f"Split-{split}", "*")
     dataset = tf.data.TFRecordDataset(glob.glob(pattern), compression_type="GZIP")
     parsed = [tf.io.parse_example(batch, features.RAW_FEATURE_SPEC)
@@ -80,9 +81,9 @@ def test_held_out_recall_is_at_least_twice_most_popular(first_run):
     config, summary = first_run
     model = tf.saved_model.load(os.path.join(config.serving_base_path, summary.pushed_version))
     train_counts = collections.Counter(
-        _eval_plays(config, "train")[features.TRACK_ID].numpy().tolist())
+        _qualified_plays(config, "train")[features.TRACK_ID].numpy().tolist())
     most_popular = {track for track, _ in train_counts.most_common(50)}
-    plays = _eval_plays(config, "eval")
+    plays = _qualified_plays(config, "eval")
     hits = popular_hits = 0
     total = int(plays[features.USER_ID].shape[0])
     for start in range(0, total, 2048):
@@ -140,3 +141,27 @@ def test_bad_input_is_reported_by_file_row_and_field_and_nothing_is_lost(first_r
     assert status.returncode == 0, status.stderr[-3000:]
     assert "PlaysExampleGen              FAILED" in status.stdout
     assert f"latest: {summary.pushed_version}" in status.stdout
+
+
+def test_stream_qualification_counts_match_the_simulator_truth(first_run):
+    config, summary = first_run
+    plays = pd.concat(pd.read_csv(path, dtype={"spotify_track_uri": str},
+                                  keep_default_na=False)
+                      for path in glob.glob(os.path.join(config.data_dir, "plays", "*", "*.csv")))
+    plays = plays[plays["spotify_track_uri"] != ""]
+    truth_bots = set(pd.read_csv(os.path.join(config.data_dir, "truth", "bots.csv"))["user_id"])
+    qualified_dir = glob.glob(os.path.join(config.pipeline_root, "StreamQualifier",
+                                           "qualified_examples", "*"))[0]
+    with open(os.path.join(qualified_dir, "bot_accounts.txt")) as handle:
+        assert set(handle.read().split()) == truth_bots
+    human = plays[~plays["username"].isin(truth_bots)]
+    stream = human["ms_played"] >= 30_000
+    moved_on = (human["skipped"].astype(str).str.lower() == "true") | \
+        human["reason_end"].isin(["fwdbtn", "backbtn"])
+    counts = summary.stream_counts
+    assert counts["plays_in"] == len(plays)
+    assert counts["bot_accounts"] == len(truth_bots) > 0
+    assert counts["bot_plays_removed"] == len(plays) - len(human)
+    assert counts["streams"] == int(stream.sum())
+    assert counts["skips"] == int((~stream & moved_on).sum())
+    assert counts["short_plays"] == int((~stream & ~moved_on).sum())

@@ -17,17 +17,20 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils
 
 from components.example_gen.listening_example_gen import CATALOGUE_SPLIT
-from components.trainer.train import CATALOGUE_URIS_KEY
+from components.stream_qualification.component import TopChart
+from components.trainer.train import CATALOGUE_URIS_KEY, CHART_URI_KEY
 
 CATALOGUE_KEY = "catalogue"
+CHART_KEY = "chart"
 
 
 class CatalogueTrainerSpec(standard_component_specs.TrainerSpec):
-    """TrainerSpec plus the `catalogue` input."""
+    """TrainerSpec plus the `catalogue` input and the optional top `chart` (cold start)."""
 
     INPUTS = {
         **standard_component_specs.TrainerSpec.INPUTS,
         CATALOGUE_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        CHART_KEY: ChannelParameter(type=TopChart, optional=True),
     }
 
 
@@ -41,17 +44,21 @@ class CatalogueTrainerExecutor(trainer_executor.GenericExecutor):
         catalogue_uri = artifact_utils.get_split_uri(input_dict[CATALOGUE_KEY], CATALOGUE_SPLIT)
         fn_args.custom_config = dict(fn_args.custom_config or {})
         fn_args.custom_config[CATALOGUE_URIS_KEY] = [catalogue_uri + "/*"]
+        if input_dict.get(CHART_KEY):
+            fn_args.custom_config[CHART_URI_KEY] = artifact_utils.get_single_uri(
+                input_dict[CHART_KEY])
         return fn_args
 
 
 class CatalogueTrainer(base_component.BaseComponent):
-    """Trainer(examples, transform_graph, catalogue) -> model, model_run."""
+    """Trainer(examples, transform_graph, catalogue[, chart]) -> model, model_run."""
 
     SPEC_CLASS = CatalogueTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(CatalogueTrainerExecutor)
 
     def __init__(self, examples: types.BaseChannel, transform_graph: types.BaseChannel,
                  catalogue: types.BaseChannel, run_fn: str,
+                 chart: Optional[types.BaseChannel] = None,
                  train_args: Optional[trainer_pb2.TrainArgs] = None,
                  eval_args: Optional[trainer_pb2.EvalArgs] = None,
                  custom_config: Optional[Dict[str, Any]] = None):
@@ -59,6 +66,7 @@ class CatalogueTrainer(base_component.BaseComponent):
             examples=examples,
             transform_graph=transform_graph,
             catalogue=catalogue,
+            chart=chart,
             train_args=train_args or trainer_pb2.TrainArgs(splits=["train"]),
             # Evaluation is the Evaluator's job (on raw eval plays); only train is transformed.
             eval_args=eval_args or trainer_pb2.EvalArgs(splits=["train"], num_steps=0),

@@ -11,9 +11,9 @@ Signatures (every input is batched along axis 0):
   recent first, "" padding, any n), ``timestamp`` [B] int64 Unix seconds (<= 0: now),
   ``platform`` [B] string, ``k`` [B] int32 (the batch returns max(k) results; <= 0 means
   `default_k`; above `max_k` is INVALID_ARGUMENT). Outputs ``track_ids`` [B, K] string and
-  ``scores`` [B, K] float32 (cosine similarity, or for a cold query — unknown user and no known
-  recent track — the track's play share relative to the most played track, so cold queries get
-  the most-popular ranking).
+  ``scores`` [B, K] float32 (cosine similarity; for a cold query — unknown user and no known
+  recent track — the cold-start ranking's score in [0, 1]: the last day's top chart when the
+  pipeline has one, else training plays relative to the most played track).
 * ``similar_tracks`` — ``track_id`` [B] string, ``k`` [B] int32 -> ``track_ids``, ``scores``
   (cosine between candidate embeddings, the track itself excluded) and ``found`` [B] bool.
 * ``query_embedding`` — the query inputs without ``k`` -> ``embedding`` [B, D].
@@ -24,7 +24,7 @@ Signatures (every input is batched along axis 0):
   under a most-popular ranking of the training plays), ``top_indices`` [B, EVAL_TOP_K]
   (catalogue rows recommended) and ``catalogue_size`` [B]. The Evaluator's metrics read these.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -55,7 +55,8 @@ class RecommenderModule(tf.Module):
     def __init__(self, two_tower: model_lib.TwoTowerModel,
                  transform_output: tft.TFTransformOutput,
                  catalogue_ids: np.ndarray, catalogue_embeddings: np.ndarray,
-                 catalogue_play_counts: np.ndarray, default_k: int, max_k: int):
+                 catalogue_play_counts: np.ndarray, default_k: int, max_k: int,
+                 cold_start_scores: Optional[np.ndarray] = None):
         super().__init__()
         size = len(catalogue_ids)
         if size == 0:
@@ -72,8 +73,10 @@ class RecommenderModule(tf.Module):
         self.catalogue_embeddings = tf.Variable(catalogue_embeddings.astype(np.float32),
                                                 trainable=False, name="catalogue_embeddings")
         counts = catalogue_play_counts.astype(np.float32)
-        self.popularity_scores = tf.Variable(counts / max(counts.max(), 1.0), trainable=False,
-                                             name="popularity_scores")
+        if cold_start_scores is None:
+            cold_start_scores = counts / max(counts.max(), 1.0)
+        self.popularity_scores = tf.Variable(cold_start_scores.astype(np.float32),
+                                             trainable=False, name="popularity_scores")
         # Rank of each row in a most-popular list (ties broken by catalogue order).
         order = np.argsort(-counts, kind="stable")
         rank = np.empty(size, np.int32)

@@ -22,6 +22,8 @@ from components.trainer import model as model_lib
 
 HYPERPARAMETERS_KEY = "hyperparameters"
 CATALOGUE_URIS_KEY = "catalogue_uris"
+CHART_URI_KEY = "chart_uri"
+CHART_FILE = "top_chart.json"  # written by the StreamQualifier
 DEFAULT_K_KEY = "default_k"
 MAX_K_KEY = "max_k"
 TRAINING_STATS_FILE = "training_stats.json"
@@ -115,6 +117,23 @@ def encode_catalogue(two_tower: model_lib.TwoTowerModel,
     return np.concatenate(ids), np.concatenate(embeddings)
 
 
+def cold_start_scores(catalogue_ids: np.ndarray, play_counts: np.ndarray,
+                      chart_dir: str) -> Tuple[np.ndarray, dict]:
+    """Scores in [0, 1] ranking catalogue rows for cold queries, and the chart used.
+
+    Charted tracks rank first, by their streams on the chart's day; the rest follow by
+    training plays, scaled below every charted track.
+    """
+    with tf.io.gfile.GFile(os.path.join(chart_dir, CHART_FILE)) as handle:
+        chart = json.load(handle)
+    streams = {row["track_id"].encode(): row["streams"] for row in chart["tracks"]}
+    charted = np.array([streams.get(track_id, 0) for track_id in catalogue_ids], np.float64)
+    scores = 0.49 * play_counts / max(play_counts.max(), 1)
+    if charted.max() > 0:
+        scores = np.where(charted > 0, 0.5 + 0.5 * charted / charted.max(), scores)
+    return scores.astype(np.float32), chart
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point."""
     config = fn_args.custom_config or {}
@@ -142,11 +161,20 @@ def run_fn(fn_args: FnArgs) -> None:
 
     catalogue_ids, catalogue_embeddings = encode_catalogue(
         two_tower, transform_output, config[CATALOGUE_URIS_KEY])
+    play_counts = np.array([counts.get(track_id, 0) for track_id in catalogue_ids])
+    cold_scores, chart = None, None
+    if config.get(CHART_URI_KEY):
+        cold_scores, chart = cold_start_scores(catalogue_ids, play_counts, config[CHART_URI_KEY])
     module = export.RecommenderModule(
-        two_tower, transform_output, catalogue_ids, catalogue_embeddings,
-        np.array([counts.get(track_id, 0) for track_id in catalogue_ids]),
-        default_k=int(config.get(DEFAULT_K_KEY, 10)), max_k=int(config.get(MAX_K_KEY, 100)))
+        two_tower, transform_output, catalogue_ids, catalogue_embeddings, play_counts,
+        default_k=int(config.get(DEFAULT_K_KEY, 10)), max_k=int(config.get(MAX_K_KEY, 100)),
+        cold_start_scores=cold_scores)
     export.save(module, fn_args.serving_model_dir)
+    if chart is not None:  # ships with every pushed version, beside the SavedModel
+        extra = os.path.join(fn_args.serving_model_dir, "assets.extra")
+        tf.io.gfile.makedirs(extra)
+        with tf.io.gfile.GFile(os.path.join(extra, CHART_FILE), "w") as handle:
+            json.dump(chart, handle, indent=1)
 
     stats = {
         "examples_trained": trained,
