@@ -13,6 +13,7 @@ from components.example_gen.schema import PLAYS_SCHEMA_FILE
 from components.pusher.atomic_pusher import AtomicPusher
 from components.stream_qualification.component import StreamQualifier
 from components.trainer.component import CatalogueTrainer
+from pipeline.code_version import code_version
 from pipeline.configs import PipelineConfig
 
 PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
@@ -24,18 +25,22 @@ def create_pipeline(config: PipelineConfig,
                     ) -> tfx_pipeline.Pipeline:
     """ExampleGen (plays, catalogue) -> StreamQualifier -> Transform -> Trainer -> Evaluator
     -> Pusher."""
-    plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.eval_days)
-    catalogue_gen = listening_example_gen.catalogue_example_gen(config.data_dir)
+    version = code_version()
+    plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.eval_days,
+                                                        version)
+    catalogue_gen = listening_example_gen.catalogue_example_gen(config.data_dir, version)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=PLAYS_SCHEMA_FILE)
     qualifier = StreamQualifier(examples=plays_gen.outputs["examples"],
                                 rules=config.qualification_rules,
-                                chart_size=config.chart_size)
+                                chart_size=config.chart_size,
+                                code_version=version)
     plays = qualifier.outputs["qualified_examples"]
 
     transform = tfx.components.Transform(
         examples=plays,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
+        custom_config={"code_version": version},
         # Analyse and transform train only: evaluation feeds raw eval plays to the model's
         # own transform graph, exactly as serving does.
         splits_config=transform_pb2.SplitsConfig(
@@ -48,7 +53,7 @@ def create_pipeline(config: PipelineConfig,
         catalogue=catalogue_gen.outputs["examples"],
         chart=qualifier.outputs["chart"],
         run_fn=RUN_FN,
-        custom_config=config.trainer_custom_config())
+        custom_config={**config.trainer_custom_config(), "code_version": version})
 
     latest_blessed_model = tfx.dsl.Resolver(
         strategy_class=LatestBlessedModelStrategy,

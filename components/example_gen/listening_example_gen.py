@@ -238,7 +238,8 @@ def _catalogue_to_examples(pipeline: beam.Pipeline, exec_properties: Dict[str, A
             candidate_columns(catalogue))))
 
 
-def plays_example_gen(data_dir: str, eval_days: int) -> FileBasedExampleGen:
+def plays_example_gen(data_dir: str, eval_days: int, code_version: str = ""
+                      ) -> FileBasedExampleGen:
     """The plays ExampleGen for a data folder (layout detected from its files)."""
     layout = sources.detect_layout(data_dir)
     return FileBasedExampleGen(
@@ -250,12 +251,13 @@ def plays_example_gen(data_dir: str, eval_days: int) -> FileBasedExampleGen:
             example_gen_pb2.SplitConfig.Split(name=TRAIN_SPLIT, hash_buckets=1),
             example_gen_pb2.SplitConfig.Split(name=EVAL_SPLIT, hash_buckets=1),
         ])),
-        custom_config=pack_config({"layout": layout, "eval_days": eval_days}),
+        custom_config=pack_config({"layout": layout, "eval_days": eval_days,
+                                   "code_version": code_version}),
         custom_executor_spec=executor_spec.BeamExecutorSpec(PlaysExecutor),
     ).with_id("PlaysExampleGen")
 
 
-def catalogue_example_gen(data_dir: str) -> FileBasedExampleGen:
+def catalogue_example_gen(data_dir: str, code_version: str = "") -> FileBasedExampleGen:
     """The catalogue ExampleGen for a data folder: one split, `catalogue`."""
     layout = sources.detect_layout(data_dir)
     return FileBasedExampleGen(
@@ -263,5 +265,6 @@ def catalogue_example_gen(data_dir: str) -> FileBasedExampleGen:
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
             name=CATALOGUE_SPLIT, pattern=sources.catalogue_pattern(data_dir, layout))]),
         output_config=example_gen_pb2.Output(),  # keep the input split; no train/eval hashing
+        custom_config=pack_config({"code_version": code_version}),
         custom_executor_spec=executor_spec.BeamExecutorSpec(CatalogueExecutor),
     ).with_id("CatalogueExampleGen")

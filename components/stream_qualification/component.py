@@ -22,6 +22,8 @@ class StreamQualifierSpec(ComponentSpec):
     PARAMETERS = {
         executor.RULES_KEY: ExecutionParameter(type=str),
         executor.CHART_SIZE_KEY: ExecutionParameter(type=int),
+        # Keys TFX's cache only: a code change must re-run the component.
+        "code_version": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
     OUTPUTS = {
@@ -41,11 +43,13 @@ class StreamQualifier(base_beam_component.BaseBeamComponent):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, examples: types.BaseChannel,
-                 rules: Optional[QualificationRules] = None, chart_size: int = 100):
+                 rules: Optional[QualificationRules] = None, chart_size: int = 100,
+                 code_version: str = ""):
         spec = StreamQualifierSpec(
             examples=examples,
             rules=json.dumps(dataclasses.asdict(rules or QualificationRules()), sort_keys=True),
             chart_size=chart_size,
+            code_version=code_version,
             qualified_examples=types.Channel(type=standard_artifacts.Examples),
             chart=types.Channel(type=TopChart))
         super().__init__(spec=spec)

@@ -9,7 +9,7 @@ Index conventions for a vocabulary of size V built with one OOV bucket: known va
 [0, V), unseen values to V, and list padding (`features.PAD_TOKEN`) to V + 1, so embedding
 tables have V + 2 rows and the towers can mask padding.
 """
-from typing import Dict
+from typing import Any, Dict, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -34,8 +34,13 @@ def _apply_with_padding(values: tf.Tensor, vocabulary: tf.Tensor) -> tf.Tensor:
     return tf.where(tf.equal(values, features.PAD_TOKEN), padding_index, indices)
 
 
-def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """tf.Transform callback; see the module docstring for the outputs' semantics."""
+def preprocessing_fn(inputs: Dict[str, tf.Tensor],
+                     custom_config: Optional[Dict[str, Any]] = None) -> Dict[str, tf.Tensor]:
+    """tf.Transform callback; see the module docstring for the outputs' semantics.
+
+    `custom_config` carries only the pipeline's code version (it keys TFX's cache).
+    """
+    del custom_config
     outputs = {}
     outputs[features.USER_INDEX] = tft.compute_and_apply_vocabulary(
         inputs[features.USER_ID], num_oov_buckets=1, vocab_filename=features.USER_VOCABULARY)

@@ -1,0 +1,54 @@
+"""create_pipeline wiring, checked without running anything."""
+import json
+
+import pytest
+
+from components.example_gen import listening_example_gen
+from components.listening_data import simulator
+from pipeline.code_version import code_version
+from pipeline.configs import PipelineConfig
+from pipeline.pipeline import create_pipeline
+
+
+@pytest.fixture(scope="module")
+def components(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wiring")
+    simulator.generate(simulator.PRESETS["tiny"], str(root / "data"), seed=1)
+    pipeline = create_pipeline(PipelineConfig(data_dir=str(root / "data"),
+                                              output_dir=str(root / "out")))
+    return {component.id: component for component in pipeline.components}
+
+
+def _producer(channel):
+    return channel.producer_component_id
+
+
+def test_components_and_data_flow(components):
+    assert set(components) == {
+        "PlaysExampleGen", "CatalogueExampleGen", "ImportSchemaGen", "StreamQualifier",
+        "Transform", "CatalogueTrainer", "LatestBlessedModelResolver", "Evaluator",
+        "AtomicPusher"}
+    assert _producer(components["StreamQualifier"].inputs["examples"]) == "PlaysExampleGen"
+    assert _producer(components["Transform"].inputs["examples"]) == "StreamQualifier"
+    trainer = components["CatalogueTrainer"].inputs
+    assert _producer(trainer["examples"]) == "Transform"
+    assert _producer(trainer["catalogue"]) == "CatalogueExampleGen"
+    assert _producer(trainer["chart"]) == "StreamQualifier"
+    evaluator = components["Evaluator"].inputs
+    assert _producer(evaluator["examples"]) == "StreamQualifier"
+    assert _producer(evaluator["baseline_model"]) == "LatestBlessedModelResolver"
+    assert _producer(components["AtomicPusher"].inputs["model_blessing"]) == "Evaluator"
+
+
+def test_code_version_keys_the_cache_of_code_running_components(components):
+    version = code_version()
+    assert len(version) == 16 and version == code_version()
+    assert json.loads(components["Transform"].exec_properties["custom_config"])[
+        "code_version"] == version
+    assert json.loads(components["CatalogueTrainer"].exec_properties["custom_config"])[
+        "code_version"] == version
+    assert components["StreamQualifier"].exec_properties["code_version"] == version
+    for example_gen in ("PlaysExampleGen", "CatalogueExampleGen"):
+        settings = listening_example_gen.listening_config(
+            components[example_gen].exec_properties)
+        assert settings["code_version"] == version
