@@ -1,7 +1,9 @@
 """`crossfade`: generate data, run the pipeline and inspect its results.
 
     crossfade generate --preset tiny|default|large --out DIR [--seed N]
-    crossfade run [--data DIR] [--output DIR] [--eval-days N] [--set NAME=VALUE ...]
+    crossfade run [--runner local|beam] [--workers N] [--data DIR] [--output DIR] [--eval-days N]
+                  [--set NAME=VALUE ...]
+    crossfade compile --out FILE [--image IMAGE] [--data DIR] [--set NAME=VALUE ...]
     crossfade status [--output DIR] [--json]
 """
 import argparse
@@ -13,7 +15,9 @@ import time
 import warnings
 from typing import List, Optional
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ start-up noise (CUDA probes)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Beam worker processes do not inherit the in-process warnings filter below.
+os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")  # TF C++ start-up noise (CUDA probes)
 # Google client libraries warn about Python 3.10 on import; TFX 1.16 supports 3.9-3.10 only.
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -42,6 +46,9 @@ def _config(args: argparse.Namespace, data_dir: str):
         options["eval_days"] = args.eval_days
     if getattr(args, "no_cache", False):
         options["enable_cache"] = False
+    if getattr(args, "runner", "local") == "beam":
+        from pipeline import beam_args
+        options["beam_pipeline_args"] = beam_args.multi_processing(args.workers)
     return PipelineConfig(**options)
 
 
@@ -70,7 +77,7 @@ def _default_data(output: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from components.listening_data.sources import InputDataError, detect_layout
-    from pipeline import local_runner, run_summary
+    from pipeline import beam_runner, local_runner, run_summary
     from pipeline.progress import ComponentProgress
     data_dir = args.data or _default_data(args.output)
     try:
@@ -84,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with ComponentProgress(verbose=args.verbose) as progress:
         try:
-            local_runner.run(config)
+            (beam_runner if args.runner == "beam" else local_runner).run(config)
         except Exception as error:  # noqa: BLE001 -- reported below, nothing was pushed
             message = _input_error_message(error)
             if message is None:
@@ -114,6 +121,31 @@ def _input_error_message(error: BaseException) -> Optional[str]:
     return None
 
 
+def _compile(args: argparse.Namespace) -> int:
+    """Compiles the cluster pipeline (settings: kubeflow/cluster_config.py) for KFP v2."""
+    from components.trainer.model import Hyperparameters
+    from kubeflow import cluster_config, runner
+    from pipeline.configs import PipelineConfig
+    env = dict(os.environ)
+    if args.image:
+        env["CROSSFADE_IMAGE"] = args.image
+    if args.data:
+        env["CROSSFADE_DATA_DIR"] = os.path.abspath(args.data)
+    try:
+        hyperparameters = Hyperparameters.from_dict(dict(args.set or []))
+        base = PipelineConfig(data_dir="", output_dir="", hyperparameters=hyperparameters)
+        config = cluster_config.pipeline_config(env, base)
+        path = runner.compile_pipeline(config, args.out, cluster_config.image(env),
+                                       cluster_config.data_root(env),
+                                       cluster_config.step_resources(env))
+    except KeyError as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    print(f"Compiled the KFP v2 pipeline spec into {path} (image {cluster_config.image(env)}, "
+          f"pipeline root {config.pipeline_root})")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     from pipeline import run_summary
     from pipeline.configs import PipelineConfig
@@ -139,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(handler=_generate)
 
     run = commands.add_parser("run", help="run the pipeline locally")
+    run.add_argument("--runner", choices=("local", "beam"), default="local",
+                     help="local: LocalDagRunner, Beam in memory; beam: BeamDagRunner, Beam "
+                     "DirectRunner in multi_processing mode")
+    run.add_argument("--workers", type=int,
+                     help="Beam worker processes with --runner beam (default: one per core)")
     run.add_argument("--data", help="simulator output or a folder with interactions.csv "
                      "[+ items.csv]; default: the embedded default data set")
     run.add_argument("--output", default=DEFAULT_OUTPUT,
@@ -150,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true",
                      help="show all TFX, TensorFlow and Beam logs")
     run.set_defaults(handler=_run)
+
+    compile_ = commands.add_parser(
+        "compile", help="compile for Kubeflow Pipelines / Vertex AI (see kubeflow/README.md)")
+    compile_.add_argument("--out", required=True,
+                          help=".yaml: PipelineSpec for kfp.Client; .json: PipelineJob")
+    compile_.add_argument("--image", help="pipeline image (default: $CROSSFADE_IMAGE)")
+    compile_.add_argument("--data", help="local folder with the data's layout "
+                          "(default: $CROSSFADE_DATA_DIR)")
+    compile_.add_argument("--set", type=_parse_assignment, action="append",
+                          metavar="NAME=VALUE", help="override a hyperparameter")
+    compile_.set_defaults(handler=_compile)
 
     status = commands.add_parser("status", help="latest run's metrics, blessing and push")
     status.add_argument("--output", default=DEFAULT_OUTPUT)

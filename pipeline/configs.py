@@ -9,13 +9,15 @@ import os
 from typing import Dict, Tuple
 
 from components.stream_qualification.rules import QualificationRules
+from components.trainer import distribution
 from components.trainer.model import Hyperparameters
 
 PIPELINE_NAME = "crossfade"
 MODEL_NAME = "crossfade"
 
-# Beam for the data components on one machine: the in-process DirectRunner has the lowest
-# start-up cost for data of this size; see pipeline/beam_args.py for cluster runners.
+# Beam for the data components of `crossfade run` (LocalDagRunner): the in-process DirectRunner
+# has the lowest start-up cost for data of this size. `--runner beam` uses multi_processing;
+# pipeline/beam_args.py has the Dataflow, Flink and Spark argument sets.
 LOCAL_BEAM_ARGS: Tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
@@ -39,6 +41,9 @@ class PipelineConfig:
     # beyond regression_tolerance against the latest blessed model.
     lift_floor: float = 1.2
     regression_tolerance: float = 0.01
+    # The Trainer's tf.distribute strategy: default | mirrored | multi_worker_mirrored
+    # (components/trainer/distribution.py documents each, and TF_CONFIG for multi-worker).
+    distribution_strategy: str = distribution.DEFAULT
     beam_pipeline_args: Tuple[str, ...] = LOCAL_BEAM_ARGS
     enable_cache: bool = True
 
@@ -49,6 +54,10 @@ class PipelineConfig:
             raise ValueError(f"need 1 <= default_k <= max_k, got {self.default_k}, {self.max_k}")
         if self.max_k < 100:
             raise ValueError(f"max_k must be at least 100, got {self.max_k}")
+        if self.distribution_strategy not in distribution.STRATEGY_NAMES:
+            raise ValueError(f"distribution_strategy must be one of "
+                             f"{list(distribution.STRATEGY_NAMES)}, got "
+                             f"{self.distribution_strategy!r}")
 
     @property
     def pipeline_root(self) -> str:
@@ -68,6 +77,7 @@ class PipelineConfig:
             "hyperparameters": dataclasses.asdict(self.hyperparameters),
             "default_k": self.default_k,
             "max_k": self.max_k,
+            "distribution_strategy": self.distribution_strategy,
         }
 
     def with_hyperparameters(self, **overrides) -> "PipelineConfig":

@@ -14,7 +14,8 @@ from typing import Dict, TextIO
 
 from absl import logging as absl_logging
 
-_COMPONENT_EVENT = re.compile(r"Component (\S+) is (running|finished)\.")
+# LocalDagRunner says "Component X is running."; BeamDagRunner says "node X is running.".
+_COMPONENT_EVENT = re.compile(r"(?:Component|node) (\S+) is (running|finished)\.")
 _LOGGERS = ("absl", "tensorflow", "apache_beam")
 
 

@@ -11,15 +11,18 @@ Two layouts are recognised (`detect_layout`):
 
 Files are parsed column-wise (pandas' C parser, numpy checks) into `Plays` and `Catalogue`,
 the same canonical columns for every layout, so everything downstream is layout-agnostic and
-fast. Every problem is raised as `InputDataError` naming the file, the data row (1 = the first
-row after the header) and the field.
+fast. Files are opened through `tf.io.gfile`, so the folder may be on any filesystem TensorFlow
+reads (local, gs://, hdfs://). Every problem is raised as `InputDataError` naming the file, the
+data row (1 = the first row after the header) and the field.
 """
 import dataclasses
+import io
 import os
 from typing import Optional
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from components import features
 
@@ -107,14 +110,14 @@ class Catalogue:
 
 def detect_layout(data_dir: str) -> str:
     """Returns SIMULATOR or GENERIC for `data_dir`, or raises InputDataError."""
-    if not os.path.isdir(data_dir):
+    if not tf.io.gfile.isdir(data_dir):
         raise InputDataError(data_dir, "data folder does not exist")
-    if os.path.isdir(os.path.join(data_dir, PLAYS_DIR)):
-        if not os.path.isfile(os.path.join(data_dir, CATALOGUE_FILE)):
+    if tf.io.gfile.isdir(os.path.join(data_dir, PLAYS_DIR)):
+        if not tf.io.gfile.exists(os.path.join(data_dir, CATALOGUE_FILE)):
             raise InputDataError(os.path.join(data_dir, CATALOGUE_FILE),
                                  "missing: a plays/ folder needs its catalogue.csv")
         return SIMULATOR
-    if os.path.isfile(os.path.join(data_dir, INTERACTIONS_FILE)):
+    if tf.io.gfile.exists(os.path.join(data_dir, INTERACTIONS_FILE)):
         return GENERIC
     raise InputDataError(
         data_dir, f"no listening data: expected {PLAYS_DIR}/span-NNNN/*.csv with "
@@ -134,7 +137,7 @@ def catalogue_pattern(data_dir: str, layout: str) -> str:
     """
     if layout == SIMULATOR:
         return CATALOGUE_FILE
-    if os.path.isfile(os.path.join(data_dir, ITEMS_FILE)):
+    if tf.io.gfile.exists(os.path.join(data_dir, ITEMS_FILE)):
         return ITEMS_FILE
     return INTERACTIONS_FILE
 
@@ -142,7 +145,9 @@ def catalogue_pattern(data_dir: str, layout: str) -> str:
 def _read_table(path: str, required) -> pd.DataFrame:
     """All columns as strings ("" for empty); checks the header and that there are rows."""
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            content = io.BytesIO(handle.read())  # pandas cannot read from a GFile directly
+        table = pd.read_csv(content, dtype=str, keep_default_na=False, na_filter=False)
     except pd.errors.EmptyDataError:
         raise InputDataError(path, "file is empty (no header row)") from None
     except pd.errors.ParserError as error:

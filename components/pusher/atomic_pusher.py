@@ -33,15 +33,30 @@ def next_version(base_directory: str) -> int:
 
 
 def publish(model_path: str, base_directory: str) -> str:
-    """Copies the SavedModel at `model_path` to `<base_directory>/<new version>` atomically."""
+    """Copies the SavedModel at `model_path` to `<base_directory>/<new version>` atomically.
+
+    Object stores (gs://, s3://) have no atomic folder rename: there the version is copied in
+    place with saved_model.pb last, as the stock Pusher does, so a server that polls mid-copy
+    finds no loadable model yet rather than a partial one.
+    """
     fileio.makedirs(base_directory)
     version = str(next_version(base_directory))
+    if "://" in base_directory:
+        return _publish_saved_model_last(model_path, base_directory, version)
     staging = os.path.join(base_directory, STAGING_PREFIX + version)
     if fileio.exists(staging):
         shutil.rmtree(staging)
     io_utils.copy_dir(model_path, staging)
     destination = os.path.join(base_directory, version)
     os.rename(staging, destination)  # atomic on one filesystem; fails if the version exists
+    return version
+
+
+def _publish_saved_model_last(model_path: str, base_directory: str, version: str) -> str:
+    destination = os.path.join(base_directory, version)
+    io_utils.copy_dir(model_path, destination, deny_regex_patterns=[r"saved_model\.pb"])
+    io_utils.copy_file(os.path.join(model_path, "saved_model.pb"),
+                       os.path.join(destination, "saved_model.pb"))
     return version
 
 

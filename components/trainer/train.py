@@ -17,8 +17,9 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features
-from components.trainer import export
+from components.trainer import distribution, export
 from components.trainer import model as model_lib
+from serving import warmup
 
 HYPERPARAMETERS_KEY = "hyperparameters"
 CATALOGUE_URIS_KEY = "catalogue_uris"
@@ -26,6 +27,7 @@ CHART_URI_KEY = "chart_uri"
 CHART_FILE = "top_chart.json"  # written by the StreamQualifier
 DEFAULT_K_KEY = "default_k"
 MAX_K_KEY = "max_k"
+DISTRIBUTION_STRATEGY_KEY = "distribution_strategy"
 TRAINING_STATS_FILE = "training_stats.json"
 _READ_BATCH = 16384
 
@@ -134,9 +136,30 @@ def cold_start_scores(catalogue_ids: np.ndarray, play_counts: np.ndarray,
     return scores.astype(np.float32), chart
 
 
+def write_warmup_requests(export_dir: str, transform_output: tft.TFTransformOutput,
+                          seed: int, requests: int = 20) -> None:
+    """TF Serving warmup requests (assets.extra) from the most active users and tracks.
+
+    Each user gets a history drawn from the most played tracks; one unknown user with no
+    history exercises the cold-start path.
+    """
+    users = [u.decode() for u in
+             transform_output.vocabulary_by_name(features.USER_VOCABULARY)[:requests]]
+    tracks = [t.decode() for t in
+              transform_output.vocabulary_by_name(features.TRACK_VOCABULARY)[:100]]
+    rng = np.random.default_rng(seed)
+    histories = [list(rng.choice(tracks, size=min(len(tracks), features.HISTORY_LENGTH),
+                                 replace=False)) for _ in users]
+    warmup.write_warmup_requests(export_dir, users + ["warmup-unknown-user"],
+                                 histories + [[]], tracks[:requests])
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point."""
     config = fn_args.custom_config or {}
+    # First: a multi-worker strategy must exist before any other TensorFlow operation.
+    strategy = distribution.strategy_from_name(
+        config.get(DISTRIBUTION_STRATEGY_KEY, distribution.DEFAULT))
     hp = model_lib.Hyperparameters.from_dict(config.get(HYPERPARAMETERS_KEY, {}))
     tf.keras.utils.set_random_seed(hp.seed)
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -148,9 +171,10 @@ def run_fn(fn_args: FnArgs) -> None:
     if hp.max_steps > 0:
         epochs, steps = 1, min(steps, hp.max_steps)
 
-    two_tower = model_lib.TwoTowerModel(vocabularies(transform_output), hp,
-                                        sampling_probabilities(transform_output, counts))
-    two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(hp.learning_rate))
+    with strategy.scope():
+        two_tower = model_lib.TwoTowerModel(vocabularies(transform_output), hp,
+                                            sampling_probabilities(transform_output, counts))
+        two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(hp.learning_rate))
     started = time.perf_counter()
     history = two_tower.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2)
     seconds = time.perf_counter() - started
@@ -170,6 +194,7 @@ def run_fn(fn_args: FnArgs) -> None:
         default_k=int(config.get(DEFAULT_K_KEY, 10)), max_k=int(config.get(MAX_K_KEY, 100)),
         cold_start_scores=cold_scores)
     export.save(module, fn_args.serving_model_dir)
+    write_warmup_requests(fn_args.serving_model_dir, transform_output, hp.seed)
     if chart is not None:  # ships with every pushed version, beside the SavedModel
         extra = os.path.join(fn_args.serving_model_dir, "assets.extra")
         tf.io.gfile.makedirs(extra)
