@@ -1,8 +1,9 @@
 """Beam executor of StreamQualifier: bot removal, play weighting, counts and the top chart.
 
-Pure Apache Beam (no runner-specific code), so it runs on every Beam runner. Examples are
-processed in batches, decoded to Arrow columns by tfx_bsl and re-encoded after filtering, so
-the per-play work is vectorised. See rules.py for what the rules are.
+Pure Apache Beam (no runner-specific code), so it runs on every Beam runner. Examples travel
+in chunks of serialized records; only the features the rules read are parsed, records whose
+weight does not change are written back as they are, and each chunk's output is written as one
+file, so the per-play work is vectorised. See rules.py for what the rules are.
 """
 import json
 import os
