@@ -5,6 +5,8 @@
                   [--set NAME=VALUE ...]
     crossfade compile --out FILE [--image IMAGE] [--data DIR] [--set NAME=VALUE ...]
     crossfade status [--output DIR] [--json]
+    crossfade serve --model-base-path DIR [--model-name NAME] [--port 8500] [--rest-port 8501]
+    crossfade recommend [--server HOST:PORT] (--user ID | --similar TRACK_ID) [-k K]
 """
 import argparse
 import dataclasses
@@ -198,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--set", type=_parse_assignment, action="append",
                           metavar="NAME=VALUE", help="override a hyperparameter")
     compile_.set_defaults(handler=_compile)
+
+    from serving import commands as serving_commands  # serve, recommend
+    serving_commands.add_commands(commands)
 
     status = commands.add_parser("status", help="latest run's metrics, blessing and push")
     status.add_argument("--output", default=DEFAULT_OUTPUT)

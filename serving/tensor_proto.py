@@ -5,6 +5,7 @@ Strings are numpy object arrays of `bytes`. Decoding accepts every encoding TF S
 writes typed value fields, as TF Serving writes its responses (`Tensor::AsProtoField`). The
 common dtypes take a direct path: `tf.make_tensor_proto` costs several times more per request.
 """
+import math
 from typing import Optional
 
 import numpy as np
@@ -53,10 +54,10 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     shape = shape_of(proto)
     if any(size < 0 for size in shape):
         raise invalid_argument(f"tensor shape {list(shape)} has a negative dimension")
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     if proto.dtype == types_pb2.DT_STRING:
         values = np.empty(len(proto.string_val), dtype=object)
-        values[:] = list(proto.string_val)
+        values[:] = proto.string_val[:]  # a slice copies in C; iterating goes through Python
     elif proto.dtype in _FIELDS:
         numpy_type, field = _FIELDS[proto.dtype]
         if proto.tensor_content:
@@ -66,7 +67,7 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
                     f"{list(shape)} of {dtype_name(proto.dtype)} needs "
                     f"{size * np.dtype(numpy_type).itemsize}")
             return np.frombuffer(proto.tensor_content, dtype=numpy_type).reshape(shape)
-        values = np.asarray(getattr(proto, field), dtype=numpy_type)
+        values = np.asarray(getattr(proto, field)[:], dtype=numpy_type)
     else:
         return _slow_to_ndarray(proto)
     if len(values) == size:

@@ -14,7 +14,6 @@ shape as server-side batching produces). TF Serving caps the file at 1000 record
 import os
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from serving import signatures, tensor_proto

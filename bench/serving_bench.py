@@ -1,0 +1,255 @@
+"""Benchmark: recommend latency and throughput over gRPC on loopback, against the floor.
+
+    python -m bench.serving_bench [--catalogues 10000,100000] [--ks 10,100]
+                                  [--clients 1,8] [--seconds 4] [--output DIR]
+
+For each catalogue size it exports a crossfade SavedModel with `components.trainer.export`
+— the real serving graph: Transform layer, query tower, matmul + top-k over the catalogue,
+with its warmup requests — whose towers are untrained (a tiny tf.Transform run supplies the
+vocabularies) and whose catalogue holds N random unit embeddings of the model's dimension
+(64) under Spotify-style track URIs. Latency does not depend on what the weights are, only
+on their shapes.
+
+It starts the local model server (`python -m serving.commands serve`, batching on, its
+defaults) in its own process, as TF Serving would be, and drives `serving.client.GrpcClient`
+from 1 or 8 client threads, each sending one request after another for `--seconds`. It
+prints p50/p99 latency, requests per second, and the ratio to the floor: the bare
+`top_k(query @ catalogue^T)` of one query, timed in this process with TensorFlow on the same
+embeddings. Prints figures only; never fails on a slow result.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Dict, List
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402 -- after the environment settings TensorFlow reads
+
+TARGET_P99_MS = 10.0  # single client, 100k tracks, K=100
+TARGET_QPS = 400.0  # 8 clients, 100k tracks, K=100
+EMBEDDING_DIM = 64
+USERS = [f"user-{i}" for i in range(200)]
+_BASE62 = np.array(list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+
+
+def track_ids(count: int, seed: int = 0) -> np.ndarray:
+    """Spotify-style track URIs ("spotify:track:" + 22 base-62 characters), as in the
+    simulator's catalogues: string length matters to the cost of gathering result ids."""
+    rng = np.random.default_rng(seed)
+    letters = _BASE62[rng.integers(0, len(_BASE62), (count, 22))]
+    return np.array(["spotify:track:" + "".join(row) for row in letters], dtype=object)
+
+
+RECENT_POOL = track_ids(5000)  # the bench catalogues start with these tracks
+
+
+def _transform_output(work_dir: str):
+    """A tf.Transform output over a few hand-made plays: vocabularies for the towers."""
+    from components.testing_data import analyze_and_transform, raw_play
+    rows = [raw_play(USERS[i % len(USERS)], RECENT_POOL[i % 300],
+                     history=[RECENT_POOL[(i + j) % 300] for j in range(1, 4)],
+                     ts=1_700_000_000 + 3600 * i, artist=f"artist-{i % 40}",
+                     genres=[f"genre-{i % 12}"])
+            for i in range(2000)]
+    _, transform_output = analyze_and_transform(rows, os.path.join(work_dir, "transform"))
+    return transform_output
+
+
+def export_model(export_dir: str, catalogue_size: int, transform_output, seed: int = 0) -> None:
+    """A crossfade SavedModel with `catalogue_size` random catalogue embeddings."""
+    from components.trainer import export, train
+    from components.trainer import model as model_lib
+    from serving import warmup
+    rng = np.random.default_rng(seed)
+    counts = train.track_play_counts(transform_output)
+    hp = model_lib.Hyperparameters()
+    two_tower = model_lib.TwoTowerModel(
+        train.vocabularies(transform_output), hp,
+        train.sampling_probabilities(transform_output, counts))
+    embeddings = rng.standard_normal((catalogue_size, hp.embedding_dim)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    ids = track_ids(catalogue_size)
+    plays = rng.zipf(1.5, catalogue_size).clip(max=10 ** 6)
+    module = export.RecommenderModule(two_tower, transform_output, ids, embeddings, plays,
+                                      default_k=10, max_k=100)
+    export.save(module, export_dir)
+    warmup.write_warmup_requests(export_dir, USERS[:20],
+                                 [list(ids[i:i + 2]) for i in range(20)], list(ids[:20]))
+
+
+def _percentile(values: List[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def floor_ms(export_dir: str, k: int, seconds: float) -> Dict[str, float]:
+    """Latency of the bare matmul + top-k for one query against the catalogue."""
+    import tensorflow as tf
+    model = tf.saved_model.load(export_dir)
+    catalogue = tf.constant(model.catalogue_embeddings.numpy())
+    query = tf.constant(np.random.default_rng(1).standard_normal(
+        (1, catalogue.shape[1])).astype(np.float32))
+
+    @tf.function
+    def scan(q):
+        return tf.math.top_k(tf.matmul(q, catalogue, transpose_b=True), k=k)
+
+    for _ in range(20):
+        scan(query)
+    latencies = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        started = time.perf_counter()
+        scan(query).indices.numpy()
+        latencies.append((time.perf_counter() - started) * 1000)
+    return {"p50": _percentile(latencies, 50), "p99": _percentile(latencies, 99),
+            "qps": len(latencies) / seconds}
+
+
+def load(target: str, model: str, k: int, clients: int, seconds: float) -> Dict[str, float]:
+    """p50/p99 latency (ms) and requests/s of `clients` threads calling recommend."""
+    from serving.client import GrpcClient
+    client = GrpcClient(target, model_name=model, timeout_s=10.0)
+    for index in range(20):  # connection set-up and the server's first batches
+        client.recommend(USERS[index], [RECENT_POOL[index]], k)
+    latencies: List[List[float]] = [[] for _ in range(clients)]
+    errors: List[int] = [0] * clients
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def worker(slot: int) -> None:
+        rng = np.random.default_rng(slot)
+        start.wait()
+        while time.perf_counter() < stop_at[0]:
+            user = USERS[int(rng.integers(len(USERS)))]
+            recent = list(RECENT_POOL[rng.integers(0, len(RECENT_POOL), 5)])
+            began = time.perf_counter()
+            try:
+                client.recommend(user, recent, k)
+            except Exception:  # noqa: BLE001 -- counted and reported
+                errors[slot] += 1
+                continue
+            latencies[slot].append((time.perf_counter() - began) * 1000)
+
+    threads = [threading.Thread(target=worker, args=(slot,)) for slot in range(clients)]
+    for thread in threads:
+        thread.start()
+    stop_at[0] = time.perf_counter() + seconds
+    began = time.perf_counter()
+    start.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    client.close()
+    every = [value for values in latencies for value in values]
+    return {"p50": _percentile(every, 50), "p99": _percentile(every, 99),
+            "qps": len(every) / elapsed, "requests": len(every), "errors": sum(errors)}
+
+
+def _wait_ready(target: str, models: List[str], process: subprocess.Popen,
+                timeout: float = 300.0) -> None:
+    from serving.client import GrpcClient, ServingClientError
+    deadline = time.monotonic() + timeout
+    for model in models:
+        client = GrpcClient(target, model_name=model, timeout_s=2.0)
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the model server exited with {process.returncode}")
+            try:
+                if any(s.state == "AVAILABLE" for s in client.model_status()):
+                    break
+            except ServingClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("the model server did not become ready")
+            time.sleep(0.5)
+        client.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalogues", default="10000,100000")
+    parser.add_argument("--ks", default="10,100")
+    parser.add_argument("--clients", default="1,8")
+    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
+    parser.add_argument("--output", help="work folder (default: a fresh temporary one)")
+    args = parser.parse_args()
+    sizes = [int(value) for value in args.catalogues.split(",")]
+    ks = [int(value) for value in args.ks.split(",")]
+    client_counts = [int(value) for value in args.clients.split(",")]
+    work = args.output or tempfile.mkdtemp(prefix="crossfade-serving-bench-")
+
+    started = time.perf_counter()
+    transform_output = _transform_output(work)
+    models = {}
+    for size in sizes:
+        name = f"bench{size}"
+        export_model(os.path.join(work, "models", name, "1"), size, transform_output)
+        models[size] = name
+    print(f"Exported {len(sizes)} models in {time.perf_counter() - started:.1f} s under {work}",
+          flush=True)
+
+    import portpicker
+    port = portpicker.pick_unused_port()
+    config = os.path.join(work, "models.config")
+    with open(config, "w") as handle:
+        handle.write("model_config_list {\n" + "".join(
+            f'  config {{ name: "{name}" base_path: "{os.path.join(work, "models", name)}" '
+            f'model_platform: "tensorflow" }}\n' for name in models.values()) + "}\n")
+    log_path = os.path.join(work, "server.log")
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "serving.commands", "serve", "--model-config-file", config,
+             "--port", str(port), "--rest-port", "0"], stdout=log, stderr=subprocess.STDOUT)
+    target = f"127.0.0.1:{port}"
+    rows = []
+    try:
+        _wait_ready(target, list(models.values()), server)
+        for size in sizes:
+            export_dir = os.path.join(work, "models", models[size], "1")
+            for k in ks:
+                floor = floor_ms(export_dir, k, min(args.seconds, 2.0))
+                for clients in client_counts:
+                    result = load(target, models[size], k, clients, args.seconds)
+                    rows.append((size, k, clients, result, floor))
+                    print(f"  measured {size:,} tracks, K={k}, {clients} client(s): "
+                          f"{result['qps']:.0f} req/s", flush=True)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    cores = os.cpu_count()
+    print(f"\ncrossfade serving benchmark: local model server, gRPC on loopback, {cores} cores;"
+          f"\nmodel: crossfade export (untrained towers, random {EMBEDDING_DIM}-d catalogue); "
+          f"floor: top_k(query @ catalogue^T), one query, in process")
+    header = (f"{'tracks':>8} {'K':>4} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'req/s':>8} {'errors':>6} {'floor p50':>9} {'floor p99':>9} {'p50/floor':>9}")
+    print(header)
+    print("-" * len(header))
+    for size, k, clients, result, floor in rows:
+        print(f"{size:>8,} {k:>4} {clients:>7} {result['p50']:>8.2f} {result['p99']:>8.2f} "
+              f"{result['qps']:>8.0f} {result['errors']:>6} {floor['p50']:>9.3f} "
+              f"{floor['p99']:>9.3f} {result['p50'] / floor['p50']:>9.1f}")
+    for size, k, clients, result, _ in rows:
+        if size == 100_000 and k == 100 and clients == 1:
+            met = "met" if result["p99"] <= TARGET_P99_MS else "MISSED"
+            print(f"Target, 100k tracks, K=100, 1 client: p99 <= {TARGET_P99_MS:.0f} ms: "
+                  f"{result['p99']:.2f} ms, {met}")
+        if size == 100_000 and k == 100 and clients == 8:
+            met = "met" if result["qps"] >= TARGET_QPS else "MISSED"
+            print(f"Target, 100k tracks, K=100, 8 clients: >= {TARGET_QPS:.0f} req/s: "
+                  f"{result['qps']:.0f} req/s, {met}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

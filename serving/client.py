@@ -1,0 +1,400 @@
+"""Clients for crossfade models served by TF Serving (or the local stand-in), gRPC and REST.
+
+    with GrpcClient("127.0.0.1:8500") as client:        # or RestClient("127.0.0.1:8501")
+        result = client.recommend("user-17", recent_tracks=["spotify:track:..."], k=10)
+        for track in result.tracks:
+            print(track.track_id, track.score)
+        client.similar_tracks("spotify:track:...", k=10)
+
+Both clients take the model name, and a version number or a label (`stable`, `canary`) for
+the client or per call; no choice means the latest loaded version. Every call has a deadline
+(`timeout_s`, covering retries); calls are retried with exponential backoff only when the
+server is UNAVAILABLE (not started, restarting, overloaded: nothing was computed), never
+after other errors. Failures raise `ServingClientError` with the gRPC status code (over REST,
+the code TF Serving's HTTP status stands for).
+
+gRPC uses the official `tensorflow-serving-api` stubs; REST sends TF Serving's row format
+(`instances`), padding `recent_tracks` to a rectangle. Results are truncated to the `k`
+asked for: under TF Serving's batching a response can carry the batch's largest K.
+Clients are thread-safe.
+"""
+import base64
+import dataclasses
+import http.client
+import json
+import random
+import socket
+import threading
+import time
+from typing import (Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple,
+                    TypeVar)
+
+import grpc
+import numpy as np
+from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc,
+                                     predict_pb2, prediction_service_pb2_grpc)
+
+from serving import signatures, tensor_proto
+from serving.errors import code_from_number
+
+DEFAULT_MODEL = "crossfade"
+DEFAULT_TIMEOUT_S = 2.0
+DEFAULT_RETRIES = 3
+T = TypeVar("T")
+
+# HTTP status -> the gRPC code TF Serving's REST API sends it for (see serving/errors.py).
+_CODE_OF_HTTP = {
+    400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ABORTED, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED, 499: grpc.StatusCode.CANCELLED,
+    500: grpc.StatusCode.INTERNAL, 501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+class ScoredTrack(NamedTuple):  # a tuple: cheap to build by the hundred per response
+    track_id: str
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Recommendations:
+    """Tracks best first. `model_version`: the version that answered (gRPC says; over REST
+    only a requested version number is known). `found`: False when `similar_tracks`' seed
+    track is not in the model's catalogue (then `tracks` is empty)."""
+
+    tracks: Tuple[ScoredTrack, ...]
+    model_name: str
+    model_version: Optional[int]
+    found: bool = True
+
+    @property
+    def track_ids(self) -> List[str]:
+        return [track.track_id for track in self.tracks]
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionStatus:
+    version: int
+    state: str  # START, LOADING, AVAILABLE, UNLOADING, END
+    error_code: str = "OK"
+    error_message: str = ""
+
+
+class ServingClientError(Exception):
+    """A failed call: `code` is a grpc.StatusCode; `http_status` is set over REST."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, http_status: Optional[int] = None):
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+Outputs = Dict[str, np.ndarray]
+
+
+class ServingClient:
+    """What both clients offer: request building, retries and typed results here; the
+    subclasses (GrpcClient, RestClient) move the tensors."""
+
+    def __init__(self, model_name: str = DEFAULT_MODEL, version: Optional[int] = None,
+                 label: Optional[str] = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 retries: int = DEFAULT_RETRIES, backoff_s: float = 0.05):
+        _check_choice(version, label)
+        self.model_name = model_name
+        self.version = version
+        self.label = label
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+
+    # -- public API ------------------------------------------------------------------------
+
+    def recommend(self, user_id: str, recent_tracks: Optional[Sequence[str]] = None,
+                  k: int = 10, *, platform: str = "", timestamp: Optional[int] = None,
+                  version: Optional[int] = None, label: Optional[str] = None,
+                  timeout_s: Optional[float] = None) -> Recommendations:
+        """Top `k` tracks for `user_id`, given their `recent_tracks` (most recent first),
+        `platform` and `timestamp` (Unix seconds; None: the server's clock)."""
+        return self.recommend_many([user_id], [recent_tracks], k, platform=platform,
+                                   timestamp=timestamp, version=version, label=label,
+                                   timeout_s=timeout_s)[0]
+
+    def recommend_many(self, user_ids: Sequence[str],
+                       recent_tracks: Optional[Sequence[Optional[Sequence[str]]]] = None,
+                       k: int = 10, *, platform: str = "", timestamp: Optional[int] = None,
+                       version: Optional[int] = None, label: Optional[str] = None,
+                       timeout_s: Optional[float] = None) -> List[Recommendations]:
+        """`recommend` for several users in one request (one result per user)."""
+        inputs = signatures.recommend_inputs(user_ids, recent_tracks, k, platform, timestamp)
+        outputs, answered = self._call(signatures.SERVING_DEFAULT, inputs, version, label,
+                                       timeout_s)
+        return [self._result(outputs, row, k, answered) for row in range(len(user_ids))]
+
+    def similar_tracks(self, track_id: str, k: int = 10, *, version: Optional[int] = None,
+                       label: Optional[str] = None,
+                       timeout_s: Optional[float] = None) -> Recommendations:
+        """The `k` catalogue tracks closest to `track_id` (itself excluded)."""
+        inputs = signatures.similar_tracks_inputs([track_id], k)
+        outputs, answered = self._call(signatures.SIMILAR_TRACKS, inputs, version, label,
+                                       timeout_s)
+        found = bool(np.asarray(outputs.get("found", [True]))[0])
+        result = self._result(outputs, 0, k, answered)
+        return result if found else dataclasses.replace(result, tracks=(), found=False)
+
+    def predict(self, signature_name: str, inputs: Mapping[str, np.ndarray],
+                version: Optional[int] = None, label: Optional[str] = None,
+                timeout_s: Optional[float] = None) -> Tuple[Outputs, Optional[int]]:
+        """Any signature: (outputs, the version that answered if known)."""
+        return self._call(signature_name, dict(inputs), version, label, timeout_s)
+
+    def model_status(self, version: Optional[int] = None, label: Optional[str] = None,
+                     timeout_s: Optional[float] = None) -> List[VersionStatus]:
+        version, label = self._choice(version, label)
+        return self._with_retries(lambda remaining: self._status(version, label, remaining),
+                                  timeout_s)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _choice(self, version, label) -> Tuple[Optional[int], Optional[str]]:
+        _check_choice(version, label)
+        if version is None and label is None:
+            return self.version, self.label
+        return version, label
+
+    def _call(self, signature_name: str, inputs: Dict[str, np.ndarray], version, label,
+              timeout_s) -> Tuple[Outputs, Optional[int]]:
+        version, label = self._choice(version, label)
+        return self._with_retries(
+            lambda remaining: self._predict(signature_name, inputs, version, label, remaining),
+            timeout_s)
+
+    def _with_retries(self, attempt: Callable[[float], T], timeout_s: Optional[float]) -> T:
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        for tries in range(self.retries + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServingClientError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                         "deadline exceeded before the call could be made")
+            try:
+                return attempt(remaining)
+            except ServingClientError as error:
+                if error.code != grpc.StatusCode.UNAVAILABLE or tries == self.retries:
+                    raise
+                pause = self.backoff_s * (2 ** tries) * (0.5 + random.random())
+                if time.monotonic() + pause >= deadline:
+                    raise
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _result(self, outputs: Outputs, row: int, k: int,
+                answered: Optional[int]) -> Recommendations:
+        ids = outputs["track_ids"][row]
+        scores = outputs["scores"][row]
+        count = len(ids) if k <= 0 else min(k, len(ids))
+        tracks = tuple(ScoredTrack(_text(track), score)
+                       for track, score in zip(ids[:count], scores[:count].tolist()))
+        return Recommendations(tracks, self.model_name, answered)
+
+    def _predict(self, signature_name, inputs, version, label, timeout_s):
+        raise NotImplementedError
+
+    def _status(self, version, label, timeout_s):
+        raise NotImplementedError
+
+
+def _check_choice(version: Optional[int], label: Optional[str]) -> None:
+    if version is not None and label is not None:
+        raise ValueError("give a model version or a version label, not both")
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class GrpcClient(ServingClient):
+    """TF Serving's gRPC API at `target` ("host:port", default port 8500)."""
+
+    def __init__(self, target: str, model_name: str = DEFAULT_MODEL, **options):
+        super().__init__(model_name, **options)
+        self.target = target
+        self._channel = grpc.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                             ("grpc.enable_retries", 0)])  # ours: UNAVAILABLE only
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def _spec(self, spec, version, label) -> None:
+        spec.name = self.model_name
+        if version is not None:
+            spec.version.value = int(version)
+        elif label:
+            spec.version_label = label
+
+    def _predict(self, signature_name, inputs, version, label, timeout_s):
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, version, label)
+        request.model_spec.signature_name = signature_name
+        for name, value in inputs.items():
+            request.inputs[name].CopyFrom(tensor_proto.from_ndarray(value))
+        try:
+            response = self._predictions.Predict(request, timeout=timeout_s)
+        except grpc.RpcError as error:
+            raise ServingClientError(error.code(), error.details() or "") from None
+        outputs = {name: tensor_proto.to_ndarray(value)
+                   for name, value in response.outputs.items()}
+        answered = response.model_spec.version.value \
+            if response.model_spec.HasField("version") else None
+        return outputs, answered
+
+    def _status(self, version, label, timeout_s):
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._spec(request.model_spec, version, label)
+        try:
+            response = self._models.GetModelStatus(request, timeout=timeout_s)
+        except grpc.RpcError as error:
+            raise ServingClientError(error.code(), error.details() or "") from None
+        state_name = get_model_status_pb2.ModelVersionStatus.State.Name
+        return [VersionStatus(entry.version, state_name(entry.state),
+                              code_from_number(entry.status.error_code).name,
+                              entry.status.error_message)
+                for entry in response.model_version_status]
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class RestClient(ServingClient):
+    """TF Serving's REST API at `server` ("host:port" or "http://host:port", default port
+    8501). Keeps one keep-alive connection per calling thread."""
+
+    def __init__(self, server: str, model_name: str = DEFAULT_MODEL, **options):
+        super().__init__(model_name, **options)
+        address = server.split("://", 1)[-1].rstrip("/")
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"expected HOST:PORT, got {server!r}")
+        self.host, self.port = host.strip("[]"), int(port)
+        self._local = threading.local()
+
+    def _path(self, version, label, suffix: str) -> str:
+        path = f"/v1/models/{self.model_name}"
+        if version is not None:
+            path += f"/versions/{int(version)}"
+        elif label:
+            path += f"/labels/{label}"
+        return path + suffix
+
+    def _request(self, method: str, path: str, body: Optional[bytes], timeout_s: float):
+        """(status, JSON document); connection failures are UNAVAILABLE, timeouts
+        DEADLINE_EXCEEDED."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
+            self._local.connection = connection
+        connection.timeout = timeout_s
+        if connection.sock is not None:
+            connection.sock.settimeout(timeout_s)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except socket.timeout:
+            self._drop_connection()
+            raise ServingClientError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                     f"no answer from {self.host}:{self.port} within "
+                                     f"{timeout_s:.3f} s") from None
+        except (OSError, http.client.HTTPException) as error:
+            # Refused, reset, or a kept-alive connection the server closed: nothing ran.
+            self._drop_connection()
+            raise ServingClientError(grpc.StatusCode.UNAVAILABLE,
+                                     f"{self.host}:{self.port}: {error!r}") from None
+        try:
+            document = json.loads(payload) if payload else {}
+        except ValueError:
+            document = {"error": payload.decode(errors="replace")}
+        if response.status != 200:
+            code = _CODE_OF_HTTP.get(response.status, grpc.StatusCode.UNKNOWN)
+            message = document.get("error", "") if isinstance(document, dict) else ""
+            raise ServingClientError(code, message, response.status)
+        return document
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+        self._local.connection = None
+
+    def _predict(self, signature_name, inputs, version, label, timeout_s):
+        rows = len(next(iter(inputs.values())))
+        instances = [{name: _json_value(value[row]) for name, value in inputs.items()}
+                     for row in range(rows)]
+        body = json.dumps({"signature_name": signature_name, "instances": instances}).encode()
+        document = self._request("POST", self._path(version, label, ":predict"), body,
+                                 timeout_s)
+        predictions = document["predictions"]
+        if predictions and not isinstance(predictions[0], dict):
+            raise ServingClientError(grpc.StatusCode.INTERNAL,
+                                     f"signature {signature_name} has a single output; "
+                                     "expected named outputs")
+        outputs = {name: np.array([_from_json(row[name]) for row in predictions],
+                                  dtype=object if _is_text(predictions[0][name]) else None)
+                   for name in (predictions[0] if predictions else {})}
+        return outputs, version
+
+    def _status(self, version, label, timeout_s):
+        document = self._request("GET", self._path(version, label, ""), None, timeout_s)
+        return [VersionStatus(int(entry["version"]), entry["state"],
+                              entry.get("status", {}).get("error_code", "OK"),
+                              entry.get("status", {}).get("error_message", ""))
+                for entry in document.get("model_version_status", [])]
+
+    def close(self) -> None:
+        self._drop_connection()
+
+
+def _json_value(value):
+    """A numpy row as JSON: bytes as text (or {"b64": ...} if not UTF-8)."""
+    if isinstance(value, np.ndarray):
+        return [_json_value(item) for item in value]
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return {"b64": base64.b64encode(value).decode()}
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _is_text(value) -> bool:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return isinstance(value, (str, dict))
+
+
+def _from_json(value):
+    if isinstance(value, list):
+        return [_from_json(item) for item in value]
+    if isinstance(value, dict) and "b64" in value:
+        return base64.b64decode(value["b64"])
+    return value
+
+
+def connect(server: str, protocol: str = "grpc", **options) -> ServingClient:
+    """A GrpcClient or RestClient for `server` ("host:port")."""
+    if protocol == "grpc":
+        return GrpcClient(server, **options)
+    if protocol == "rest":
+        return RestClient(server, **options)
+    raise ValueError(f"protocol must be 'grpc' or 'rest', got {protocol!r}")

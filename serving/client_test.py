@@ -1,0 +1,443 @@
+"""The clients against a model server serving a pipeline-pushed model.
+
+Every server test runs against the local server (`python -m serving.commands serve`) and,
+when the environment variable TF_SERVING_BIN names a `tensorflow_model_server` binary,
+against the real TF Serving started the same way on the same base path; otherwise those
+runs skip. Both get the same model config (version label `stable`), so the tests hold for
+both unless marked local-only (UNIMPLEMENTED methods, size limits).
+"""
+import contextlib
+import csv
+import dataclasses
+import glob
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Optional
+
+import grpc
+import numpy as np
+import portpicker
+import pytest
+import tensorflow as tf
+
+from serving import commands, signatures
+from serving.client import (GrpcClient, RestClient, ServingClientError, connect)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOCAL, REAL = "local", "tensorflow_model_server"
+MODEL = "crossfade"
+TIMESTAMP = 1_700_000_000  # fixed: the hour and weekday features must match in process
+START_SECONDS = 180
+
+
+@dataclasses.dataclass
+class RunningServer:
+    kind: str
+    grpc_target: str
+    rest_target: str
+    process: subprocess.Popen
+    log_path: str
+
+    def grpc(self, **options) -> GrpcClient:
+        return GrpcClient(self.grpc_target, MODEL, **options)
+
+    def rest(self, **options) -> RestClient:
+        return RestClient(self.rest_target, MODEL, **options)
+
+    def log_tail(self) -> str:
+        with open(self.log_path, errors="replace") as handle:
+            return handle.read()[-3000:]
+
+
+def _config_file(path: str, base_path: str, labels: Dict[str, int]) -> str:
+    label_text = "".join(f'    version_labels {{ key: "{name}" value: {version} }}\n'
+                         for name, version in labels.items())
+    with open(path, "w") as handle:
+        handle.write(f'model_config_list {{\n  config {{\n    name: "{MODEL}"\n'
+                     f'    base_path: "{base_path}"\n    model_platform: "tensorflow"\n'
+                     f'{label_text}  }}\n}}\n')
+    return path
+
+
+def _command(kind: str, config: str, grpc_port: int, rest_port: int) -> List[str]:
+    if kind == LOCAL:
+        return [sys.executable, "-m", "serving.commands", "serve", "--model-config-file",
+                config, "--port", str(grpc_port), "--rest-port", str(rest_port),
+                "--poll-seconds", "0.5"]
+    return [os.environ["TF_SERVING_BIN"], f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+            f"--model_config_file={config}", "--file_system_poll_wait_seconds=1",
+            "--allow_version_labels_for_unavailable_models=true"]
+
+
+def _wait_until_serving(server: RunningServer, version: int) -> None:
+    client = server.grpc(timeout_s=2.0)
+    deadline = time.monotonic() + START_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.kind} exited with {server.process.returncode}:\n"
+                                   f"{server.log_tail()}")
+            with contextlib.suppress(ServingClientError):
+                if any(s.version == version and s.state == "AVAILABLE"
+                       for s in client.model_status()):
+                    return
+            time.sleep(0.25)
+        raise TimeoutError(f"{server.kind} did not serve version {version} in "
+                           f"{START_SECONDS} s:\n{server.log_tail()}")
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def _serving(kind: str, work_dir: str, base_path: str, version: int, labels=None):
+    if kind == REAL and not os.environ.get("TF_SERVING_BIN"):
+        pytest.skip("TF_SERVING_BIN is not set: no tensorflow_model_server to test against")
+    os.makedirs(work_dir, exist_ok=True)
+    config = _config_file(os.path.join(work_dir, "models.config"), base_path, labels or {})
+    grpc_port, rest_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
+    log_path = os.path.join(work_dir, f"{kind}.log")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(_command(kind, config, grpc_port, rest_port), cwd=ROOT,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    server = RunningServer(kind, f"127.0.0.1:{grpc_port}", f"127.0.0.1:{rest_port}",
+                           process, log_path)
+    try:
+        _wait_until_serving(server, version)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module", params=[LOCAL, REAL])
+def server(request, pushed_model, tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp(f"server-{request.param}"))
+    with _serving(request.param, work_dir, pushed_model.base_path, pushed_model.version,
+                  labels={"stable": pushed_model.version}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def saved_model(pushed_model):
+    return tf.saved_model.load(pushed_model.path)
+
+
+@pytest.fixture(scope="module")
+def listeners(pushed_model):
+    """(user ids, their recent tracks most recent first) from the last day of plays."""
+    plays = sorted(glob.glob(os.path.join(pushed_model.data_dir, "plays", "span-*",
+                                          "plays.csv")))[-1]
+    history: Dict[str, List[str]] = {}
+    with open(plays) as handle:
+        for row in csv.DictReader(handle):
+            history.setdefault(row["username"], []).insert(0, row["spotify_track_uri"])
+    users = sorted(history)[:4]
+    return users, [history[user][:10] for user in users]
+
+
+def _in_process(saved_model, signature: str, inputs) -> Dict[str, np.ndarray]:
+    outputs = saved_model.signatures[signature](
+        **{name: tf.constant(value) for name, value in inputs.items()})
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def _local_only(server: RunningServer) -> None:
+    if server.kind != LOCAL:
+        pytest.skip("behaviour of crossfade's local server only")
+
+
+# -- results -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+@pytest.mark.parametrize("k", [10, 100])
+def test_recommend_returns_the_saved_models_top_k(server, saved_model, listeners, protocol,
+                                                  k, pushed_model):
+    users, recent = listeners
+    cases = [(users[0], recent[0]), (users[1], None),  # known users, with and without history
+             ("somebody-new", recent[2][:3]),  # unknown user, known recent tracks
+             ("somebody-new", None)]  # cold: the most-popular ranking
+    with connect(getattr(server, f"{protocol}_target"), protocol, model_name=MODEL,
+                 timeout_s=30) as client:
+        for user, history in cases:
+            result = client.recommend(user, history, k, platform="android", timestamp=TIMESTAMP)
+            expected = _in_process(saved_model, signatures.SERVING_DEFAULT,
+                                   signatures.recommend_inputs([user], [history], k, "android",
+                                                               TIMESTAMP))
+            assert result.track_ids == [t.decode() for t in expected["track_ids"][0]]
+            np.testing.assert_allclose([t.score for t in result.tracks],
+                                       expected["scores"][0], rtol=1e-5, atol=1e-6)
+            assert len(result.tracks) == k
+            if protocol == "grpc":
+                assert result.model_version == pushed_model.version
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_similar_tracks_returns_the_saved_models_neighbours(server, saved_model, listeners,
+                                                            protocol):
+    seed = listeners[1][0][0]
+    with connect(getattr(server, f"{protocol}_target"), protocol, model_name=MODEL,
+                 timeout_s=30) as client:
+        result = client.similar_tracks(seed, k=12)
+        missing = client.similar_tracks("spotify:track:not-in-the-catalogue")
+    expected = _in_process(saved_model, signatures.SIMILAR_TRACKS,
+                           signatures.similar_tracks_inputs([seed], 12))
+    assert result.found and seed not in result.track_ids
+    assert result.track_ids == [t.decode() for t in expected["track_ids"][0]]
+    np.testing.assert_allclose([t.score for t in result.tracks], expected["scores"][0],
+                               rtol=1e-5, atol=1e-6)
+    assert not missing.found and missing.tracks == ()
+
+
+# -- versions, labels, status --------------------------------------------------------------
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_status_and_version_choice(server, pushed_model, listeners, protocol):
+    version = pushed_model.version
+    user = listeners[0][0]
+    with connect(getattr(server, f"{protocol}_target"), protocol, model_name=MODEL,
+                 timeout_s=30) as client:
+        statuses = client.model_status()
+        assert [(s.version, s.state, s.error_code) for s in statuses] == \
+            [(version, "AVAILABLE", "OK")]
+        assert client.model_status(label="stable")[0].version == version
+        by_version = client.recommend(user, k=5, version=version)
+        by_label = client.recommend(user, k=5, label="stable")
+        assert by_version.track_ids == by_label.track_ids == client.recommend(user, k=5).track_ids
+        if protocol == "grpc":
+            assert by_label.model_version == version
+        for choice, code in (({"version": version + 1}, grpc.StatusCode.NOT_FOUND),
+                             ({"label": "canary"}, grpc.StatusCode.INVALID_ARGUMENT)):
+            with pytest.raises(ServingClientError) as error:
+                client.recommend(user, k=5, **choice)
+            assert error.value.code == code
+
+
+def test_model_metadata_lists_the_signatures(server):
+    from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(
+            get_model_metadata_pb2.GetModelMetadataRequest(
+                model_spec={"name": MODEL}, metadata_field=["signature_def"]), timeout=30)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_map)
+    default = signature_map.signature_def[signatures.SERVING_DEFAULT]
+    assert set(default.inputs) == set(signatures.recommend_inputs(["u"]))
+    assert set(default.outputs) == {"track_ids", "scores"}
+    status, document = _http(server, "GET", f"/v1/models/{MODEL}/metadata")
+    assert status == 200
+    rest_signatures = document["metadata"]["signature_def"]["signature_def"]
+    assert set(rest_signatures[signatures.SIMILAR_TRACKS]["outputs"]) == \
+        {"track_ids", "scores", "found"}
+
+
+# -- bad requests ----------------------------------------------------------------------------
+
+def _good_inputs():
+    return signatures.recommend_inputs(["u1"], [["spotify:track:x"]], k=5)
+
+
+BAD_REQUESTS = {
+    # name: (model, signature, inputs, gRPC code, HTTP status)
+    "unknown model": ("nope", signatures.SERVING_DEFAULT, _good_inputs(),
+                      grpc.StatusCode.NOT_FOUND, 404),
+    "unknown signature": (MODEL, "nope", _good_inputs(),
+                          grpc.StatusCode.FAILED_PRECONDITION, 400),
+    "wrong dtype": (MODEL, signatures.SERVING_DEFAULT,
+                    {**_good_inputs(), "k": np.array([5], np.int64)},
+                    grpc.StatusCode.INVALID_ARGUMENT, 400),
+    "missing input": (MODEL, signatures.SERVING_DEFAULT,
+                      {k: v for k, v in _good_inputs().items() if k != "timestamp"},
+                      grpc.StatusCode.INVALID_ARGUMENT, 400),
+    "k too large": (MODEL, signatures.SERVING_DEFAULT,
+                    {**_good_inputs(), "k": np.array([101], np.int32)},
+                    grpc.StatusCode.INVALID_ARGUMENT, 400),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REQUESTS))
+def test_bad_requests_get_their_error_code(server, case):
+    model, signature, inputs, code, http_status = BAD_REQUESTS[case]
+    with GrpcClient(server.grpc_target, model, timeout_s=30) as client:
+        with pytest.raises(ServingClientError) as error:
+            client.predict(signature, inputs)
+    assert error.value.code == code, error.value.message
+    body = {"signature_name": signature, "inputs": {
+        name: (np.char.decode(value.astype(bytes)).tolist() if value.dtype == object
+               else value.tolist()) for name, value in inputs.items()}}
+    if case == "wrong dtype":  # JSON has no int64: a string where an int32 is expected
+        body["inputs"]["k"] = ["five"]
+    status, document = _http(server, "POST", f"/v1/models/{model}:predict", body)
+    assert status == http_status and document.get("error")
+
+
+def test_bad_versions_and_labels_over_rest(server, pushed_model):
+    status, document = _http(server, "GET", f"/v1/models/{MODEL}/versions/"
+                                            f"{pushed_model.version + 1}")
+    assert status == 404 and "Could not find version" in document["error"]
+    status, document = _http(server, "POST", f"/v1/models/{MODEL}/labels/canary:predict",
+                             {"instances": [{"track_id": "x", "k": 1}],
+                              "signature_name": signatures.SIMILAR_TRACKS})
+    assert status == 400 and "Unrecognized servable version label" in document["error"]
+
+
+def test_local_server_limits_and_unimplemented_methods(server):
+    _local_only(server)
+    from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Classify(classification_pb2.ClassificationRequest(), timeout=30)
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    huge = {**_good_inputs(), "user_id": np.array([b"x" * (5 * 1024 * 1024)], dtype=object)}
+    with GrpcClient(server.grpc_target, MODEL, timeout_s=30) as client:
+        with pytest.raises(ServingClientError) as error:
+            client.predict(signatures.SERVING_DEFAULT, huge)
+    assert error.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status, _ = _http(server, "POST", f"/v1/models/{MODEL}:predict",
+                      b'{"inputs": "' + b"x" * (5 * 1024 * 1024) + b'"}')
+    assert status == 413
+
+
+def _http(server: RunningServer, method: str, path: str, body=None):
+    host, port = server.rest_target.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    payload = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    try:
+        connection.request(method, path, body=payload,
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        raw = response.read()
+    finally:
+        connection.close()
+    return response.status, json.loads(raw) if raw else {}
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def test_recommend_command_prints_a_table(server, listeners, capsys):
+    user = listeners[0][0]
+    assert commands.main(["recommend", "--server", server.grpc_target, "--user", user,
+                          "-k", "5", "--recent", ",".join(listeners[1][0][:2])]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == f"Top 5 recommendations for user '{user}'"
+    assert len([line for line in table if line.strip().startswith(("1 ", "5 "))]) == 2
+    assert commands.main(["recommend", "--server", server.rest_target, "--protocol", "rest",
+                          "--similar", listeners[1][0][0], "-k", "3", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["found"] and len(document["tracks"]) == 3
+    assert commands.main(["recommend", "--server", server.grpc_target, "--user", user,
+                          "-k", "500"]) == 1
+    assert "INVALID_ARGUMENT" in capsys.readouterr().err
+
+
+# -- a rollout under traffic ---------------------------------------------------------------
+
+def test_a_version_pushed_during_a_request_stream_fails_no_request(server, pushed_model,
+                                                                    listeners, tmp_path):
+    from components.pusher import atomic_pusher
+    base = str(tmp_path / "models" / MODEL)
+    os.makedirs(base)
+    shutil.copytree(pushed_model.path, os.path.join(base, str(pushed_model.version)))
+    users, recent = listeners
+    answered: List[Optional[int]] = []
+    failures: List[str] = []
+    stop = threading.Event()
+
+    def stream(client, limit: int, seconds: float):
+        deadline = time.monotonic() + seconds
+        for index in range(limit):
+            if stop.is_set() or time.monotonic() > deadline:
+                return
+            try:
+                result = client.recommend(users[index % len(users)], recent[index % len(users)],
+                                          k=10, timeout_s=10)
+                answered.append(result.model_version)
+            except ServingClientError as error:
+                failures.append(f"{type(client).__name__}: {error}")
+
+    with _serving(server.kind, str(tmp_path / "server"), base, pushed_model.version) as rollout:
+        clients = [rollout.grpc(timeout_s=10), rollout.grpc(timeout_s=10),
+                   rollout.rest(timeout_s=10)]
+        threads = [threading.Thread(target=stream, args=(client, 5000, 120))
+                   for client in clients]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        new_version = int(atomic_pusher.publish(pushed_model.path, base))
+        status = rollout.grpc(timeout_s=10)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            states = {s.version: s.state for s in status.model_status()}
+            if states.get(new_version) == "AVAILABLE" and \
+                    states.get(pushed_model.version) == "END":
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)  # traffic after the switch
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        for client in clients + [status]:
+            client.close()
+    assert not failures, failures[:5]
+    assert states == {new_version: "AVAILABLE", pushed_model.version: "END"}
+    grpc_versions = [version for version in answered if version is not None]
+    assert grpc_versions[0] == pushed_model.version and grpc_versions[-1] == new_version
+    assert len(answered) > 20
+
+
+# -- retries (no server needed) --------------------------------------------------------------
+
+class _FlakyClient(GrpcClient):
+    def __init__(self, errors, **options):
+        super().__init__("127.0.0.1:1", **options)
+        self.errors = list(errors)
+        self.attempts = 0
+
+    def _predict(self, signature_name, inputs, version, label, timeout_s):
+        self.attempts += 1
+        if self.errors:
+            raise ServingClientError(self.errors.pop(0), "injected")
+        rows = len(inputs["user_id"]) if "user_id" in inputs else len(inputs["track_id"])
+        ids = np.array([[b"a", b"b", b"c"]] * rows, dtype=object)
+        return {"track_ids": ids, "scores": np.ones((rows, 3), np.float32),
+                "found": np.ones(rows, bool)}, 7
+
+
+def test_retries_unavailable_only_within_the_deadline():
+    unavailable = grpc.StatusCode.UNAVAILABLE
+    client = _FlakyClient([unavailable, unavailable], retries=3, backoff_s=0.001)
+    assert client.recommend("u", k=2).track_ids == ["a", "b"]
+    assert client.attempts == 3
+    client = _FlakyClient([grpc.StatusCode.INVALID_ARGUMENT], retries=3, backoff_s=0.001)
+    with pytest.raises(ServingClientError):
+        client.similar_tracks("t")
+    assert client.attempts == 1
+    client = _FlakyClient([unavailable] * 10, retries=2, backoff_s=0.001)
+    with pytest.raises(ServingClientError) as error:
+        client.recommend("u")
+    assert error.value.code == unavailable and client.attempts == 3
+
+
+def test_no_server_is_unavailable_and_deadlines_hold():
+    port = portpicker.pick_unused_port()
+    for client in (GrpcClient(f"127.0.0.1:{port}", timeout_s=1.0, backoff_s=0.01),
+                   RestClient(f"127.0.0.1:{port}", timeout_s=1.0, backoff_s=0.01)):
+        started = time.monotonic()
+        with pytest.raises(ServingClientError) as error:
+            client.recommend("u")
+        assert error.value.code in (grpc.StatusCode.UNAVAILABLE,
+                                    grpc.StatusCode.DEADLINE_EXCEEDED)
+        assert time.monotonic() - started < 30  # bounded by the deadline, not hanging
+        client.close()
+    with pytest.raises(ValueError):
+        GrpcClient("127.0.0.1:1", version=1, label="stable")

@@ -1,0 +1,217 @@
+"""`crossfade serve` and `crossfade recommend`.
+
+    crossfade serve --model-base-path DIR [--model-name crossfade] [--port 8500]
+                    [--rest-port 8501] [--model-config-file FILE] [--label NAME=VERSION ...]
+    crossfade recommend [--server HOST:PORT] [--protocol grpc|rest]
+                        (--user ID [--recent T1,T2,...] | --similar TRACK_ID) [-k K]
+                        [--version N | --label NAME]
+
+`add_commands` registers both on the `crossfade` CLI's subparsers; `python -m
+serving.commands` runs them on their own.
+"""
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import List, Optional
+
+DEFAULT_MODEL = "crossfade"
+
+
+def add_commands(subparsers) -> None:
+    """Registers `serve` and `recommend` on an argparse subparsers object."""
+    serve = subparsers.add_parser(
+        "serve", help="serve models over TF Serving's gRPC and REST APIs (local server)",
+        description="A local server speaking TF Serving's gRPC (PredictionService, "
+                    "ModelService) and REST APIs over a model base path; it loads new "
+                    "versions as they are pushed. Production runs the real "
+                    "tensorflow/serving image (serving/config, kubeflow/serving).")
+    serve.add_argument("--model-base-path",
+                       help="folder of numbered versions (the Pusher's "
+                            "<output>/serving/crossfade)")
+    serve.add_argument("--model-name", default=DEFAULT_MODEL)
+    serve.add_argument("--model-config-file",
+                       help="TF Serving ModelServerConfig (text); --model-base-path, if "
+                            "given, replaces the base path of --model-name's entry")
+    serve.add_argument("--label", action="append", default=[], metavar="NAME=VERSION",
+                       help="version label for --model-name, e.g. stable=1700000000")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="interface to bind (default loopback only)")
+    serve.add_argument("--port", type=int, default=8500, help="gRPC port")
+    serve.add_argument("--rest-port", type=int, default=8501, help="REST port; 0 = no REST")
+    serve.add_argument("--poll-seconds", type=float, default=1.0,
+                       help="how often to look for new versions")
+    serve.add_argument("--max-k", type=int, default=100, help="largest k a request may ask")
+    serve.add_argument("--max-rows", type=int, default=1024, help="largest batch per request")
+    serve.add_argument("--max-request-bytes", type=int, default=4 * 1024 * 1024)
+    serve.add_argument("--no-batching", action="store_true",
+                       help="run every request on its own model call")
+    serve.add_argument("--max-batch-size", type=int, default=64)
+    serve.add_argument("--batch-threads", type=int, default=0,
+                       help="model calls at once (default: CPU cores, at most 4)")
+    serve.add_argument("--no-warmup", action="store_true",
+                       help="skip assets.extra/tf_serving_warmup_requests")
+    serve.add_argument("--wait-seconds", type=float,
+                       help="give up if no version loads in this time (default: wait)")
+    serve.add_argument("--verbose", action="store_true")
+    serve.set_defaults(handler=_serve)
+
+    recommend = subparsers.add_parser(
+        "recommend", help="ask a model server for recommendations or similar tracks")
+    recommend.add_argument("--server", default="127.0.0.1:8500", help="HOST:PORT")
+    recommend.add_argument("--protocol", choices=("grpc", "rest"), default="grpc")
+    recommend.add_argument("--model-name", default=DEFAULT_MODEL)
+    what = recommend.add_mutually_exclusive_group(required=True)
+    what.add_argument("--user", help="user id to recommend for")
+    what.add_argument("--similar", metavar="TRACK_ID", help="tracks similar to this one")
+    recommend.add_argument("--recent", action="append", default=[],
+                           help="recently played track ids, most recent first "
+                                "(comma-separated or repeated)")
+    recommend.add_argument("--platform", default="")
+    recommend.add_argument("-k", type=int, default=10, help="how many tracks")
+    choice = recommend.add_mutually_exclusive_group()
+    choice.add_argument("--version", type=int, help="model version number")
+    choice.add_argument("--label", help="model version label, e.g. stable or canary")
+    recommend.add_argument("--timeout", type=float, default=5.0, help="deadline, seconds")
+    recommend.add_argument("--json", action="store_true", help="print JSON instead")
+    recommend.set_defaults(handler=_recommend)
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+def _models(args: argparse.Namespace):
+    from serving import model_config
+    labels = model_config.parse_labels(args.label)
+    if args.model_config_file:
+        overrides = {args.model_name: os.path.abspath(args.model_base_path)} \
+            if args.model_base_path else None
+        models = model_config.read_model_config_file(args.model_config_file, overrides)
+        if labels:
+            models = [model_config.ModelConfig(
+                m.name, m.base_path, m.policy, {**m.labels, **labels})
+                if m.name == args.model_name else m for m in models]
+        return models
+    if not args.model_base_path:
+        raise ValueError("give --model-base-path or --model-config-file")
+    return [model_config.ModelConfig(args.model_name, os.path.abspath(args.model_base_path),
+                                     labels=labels)]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ start-up noise (CUDA probes)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    from serving.batching import BatchingOptions
+    from serving.model_server import ModelServer, ServerOptions
+    from serving.servable import RequestLimits
+    try:
+        models = _models(args)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    batching = None
+    if not args.no_batching:
+        threads = args.batch_threads or max(1, min(4, os.cpu_count() or 1))
+        batching = BatchingOptions(max_batch_size=args.max_batch_size,
+                                   max_concurrent_batches=threads)
+    options = ServerOptions(
+        host=args.host, grpc_port=args.port, rest_port=args.rest_port or None,
+        poll_seconds=args.poll_seconds,
+        limits=RequestLimits(max_rows=args.max_rows, max_k=args.max_k),
+        max_request_bytes=args.max_request_bytes, batching=batching,
+        enable_warmup=not args.no_warmup)
+    server = ModelServer(models, options)
+
+    def _on_sigterm(signum, frame):
+        raise KeyboardInterrupt  # stop like Ctrl-C: close ports, finish in-flight requests
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        server.start(wait_seconds=args.wait_seconds)
+        for manager in server.registry.managers:
+            print(f"Serving model '{manager.config.name}' versions "
+                  f"{manager.loaded_versions} from {manager.config.base_path}", flush=True)
+        rest = f", REST http://{args.host}:{server.rest_port}" if server.rest_port else ""
+        print(f"gRPC {args.host}:{server.grpc_port}{rest} (Ctrl-C to stop)", flush=True)
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    except TimeoutError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop(grace_seconds=0.5)
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+# -- recommend -----------------------------------------------------------------------------
+
+def _recent(values: List[str]) -> List[str]:
+    return [track for value in values for track in value.split(",") if track]
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from serving.client import ServingClientError, connect
+    started = time.perf_counter()
+    try:
+        with connect(args.server, args.protocol, model_name=args.model_name,
+                     version=args.version, label=args.label,
+                     timeout_s=args.timeout) as client:
+            if args.similar:
+                result = client.similar_tracks(args.similar, args.k)
+            else:
+                result = client.recommend(args.user, _recent(args.recent), args.k,
+                                          platform=args.platform)
+    except ServingClientError as error:
+        print(f"error: {error.code.name}: {error.message}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if args.json:
+        print(json.dumps({"model": result.model_name, "version": result.model_version,
+                          "found": result.found,
+                          "tracks": [{"track_id": t.track_id, "score": t.score}
+                                     for t in result.tracks]}, indent=2))
+        return 0 if result.found else 1
+    if not result.found:
+        print(f"Track '{args.similar}' is not in the catalogue of model "
+              f"'{result.model_name}'", file=sys.stderr)
+        return 1
+    print(render_table(result, args, elapsed_ms))
+    return 0
+
+
+def render_table(result, args: argparse.Namespace, elapsed_ms: float) -> str:
+    """A readable table of `result` (a client.Recommendations)."""
+    subject = f"tracks similar to '{args.similar}'" if args.similar else \
+        f"recommendations for user '{args.user}'"
+    version = result.model_version if result.model_version is not None else \
+        (args.label or "latest")
+    lines = [f"Top {len(result.tracks)} {subject}",
+             f"model '{result.model_name}' version {version} via {args.protocol} "
+             f"{args.server} in {elapsed_ms:.1f} ms", ""]
+    width = max([len("track id")] + [len(t.track_id) for t in result.tracks])
+    lines.append(f"{'rank':>4}  {'track id':<{width}}  {'score':>8}")
+    lines.append(f"{'-' * 4}  {'-' * width}  {'-' * 8}")
+    for rank, track in enumerate(result.tracks, start=1):
+        lines.append(f"{rank:>4}  {track.track_id:<{width}}  {track.score:>8.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.commands", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

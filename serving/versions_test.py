@@ -1,0 +1,134 @@
+"""Version polling, policies, labels and states, on small stand-in models."""
+import os
+
+import grpc
+import pytest
+
+from serving import signatures
+from serving.errors import ServingError
+from serving.model_config import ModelConfig, VersionPolicy
+from serving.servable import Servable
+from serving.versions import AVAILABLE, END, ModelRegistry, VersionManager, versions_on_disk
+
+
+def _manager(base: str, policy: VersionPolicy = VersionPolicy(), labels=None,
+             loads=None) -> VersionManager:
+    def load(config, version, path):
+        if loads is not None:
+            loads.append(version)
+        return Servable.load(config.name, version, path)
+    return VersionManager(ModelConfig("toy", base, policy, labels or {}), load)
+
+
+def _states(manager):
+    return [(s.version, s.state) for s in manager.states()]
+
+
+def test_only_all_digit_folders_are_versions(toy_versions, tmp_path):
+    base = toy_versions(3, 12)
+    os.makedirs(os.path.join(base, ".staging-13"))
+    os.makedirs(os.path.join(base, "tmp"))
+    open(os.path.join(base, "99"), "w").close()  # a file, not a version folder
+    os.rename(os.path.join(base, "12"), os.path.join(base, "0012"))
+    assert versions_on_disk(base) == {3: "3", 12: "0012"}
+    manager = _manager(base)
+    manager.poll()
+    assert manager.servable().path == os.path.join(base, "0012")
+    assert versions_on_disk(str(tmp_path / "missing")) is None
+
+
+def test_latest_policy_loads_the_newest_and_unloads_the_old_after(toy_versions):
+    base = toy_versions(1)
+    loads = []
+    manager = _manager(base, loads=loads)
+    manager.poll()
+    old = manager.servable()
+    assert old.version == 1 and manager.loaded_versions == [1]
+    toy_versions(2, base=base)
+    manager.poll()
+    assert manager.loaded_versions == [2] and manager.servable().version == 2
+    assert _states(manager) == [(2, AVAILABLE), (1, END)]
+    # A request holding the old servable still completes after the unload.
+    assert old.run("", signatures.recommend_inputs(["u"], k=3))["track_ids"].shape == (1, 3)
+    manager.poll()
+    assert loads == [1, 2]  # nothing reloaded by a poll without changes
+
+
+@pytest.mark.parametrize("policy,loaded", [
+    (VersionPolicy("latest", num_versions=2), [2, 3]),
+    (VersionPolicy("all"), [1, 2, 3]),
+    (VersionPolicy("specific", versions=(1, 3, 7)), [1, 3]),
+])
+def test_version_policies(toy_versions, policy, loaded):
+    manager = _manager(toy_versions(1, 2, 3), policy)
+    manager.poll()
+    assert manager.loaded_versions == loaded
+    assert manager.servable().version == max(loaded)
+    assert manager.servable(version=loaded[0]).version == loaded[0]
+
+
+def test_labels_and_lookup_errors(toy_versions):
+    manager = _manager(toy_versions(1, 2), VersionPolicy("all"),
+                       labels={"stable": 1, "canary": 2, "gone": 9})
+    manager.poll()
+    assert manager.servable(label="stable").version == 1
+    assert manager.servable(label="canary").version == 2
+    cases = [({"label": "nope"}, grpc.StatusCode.INVALID_ARGUMENT,
+              "Unrecognized servable version label: nope"),
+             ({"label": "gone"}, grpc.StatusCode.NOT_FOUND,
+              "Servable not found for request: Specific(toy, 9)"),
+             ({"version": 5}, grpc.StatusCode.NOT_FOUND,
+              "Servable not found for request: Specific(toy, 5)")]
+    for request, code, message in cases:
+        with pytest.raises(ServingError) as error:
+            manager.servable(**request)
+        assert (error.value.code, error.value.message) == (code, message)
+    with pytest.raises(ServingError, match="Could not find version 5 of model toy"):
+        manager.states(version=5)
+
+
+def test_a_broken_version_ends_with_its_error_and_the_old_one_keeps_serving(toy_versions):
+    base = toy_versions(1)
+    os.makedirs(os.path.join(base, "2"))  # no saved_model.pb
+    loads = []
+    manager = _manager(base, loads=loads)
+    manager.poll()
+    assert manager.loaded_versions == [1]
+    state = manager.states(version=2)[0]
+    assert state.state == END and state.error_code != grpc.StatusCode.OK
+    assert "version: 2" in state.error_message
+    manager.poll()
+    assert loads.count(2) == 1  # not retried while the folder stays
+    os.makedirs(os.path.join(base, "3"))  # a broken push while serving
+    manager.poll()
+    assert manager.loaded_versions == [1] and manager.states()[0].state == END
+
+
+def test_no_versions_keeps_what_is_loaded(toy_versions, tmp_path):
+    base = toy_versions(4)
+    manager = _manager(base)
+    manager.poll()
+    for name in os.listdir(base):
+        os.rename(os.path.join(base, name), os.path.join(base, ".old-" + name))
+    manager.poll()
+    assert manager.loaded_versions == [4]
+    empty = _manager(str(tmp_path / "nothing"))
+    empty.poll()
+    with pytest.raises(ServingError) as error:
+        empty.servable()
+    assert error.value.code == grpc.StatusCode.NOT_FOUND
+    assert error.value.message == "Servable not found for request: Latest(toy)"
+    with pytest.raises(ServingError, match="Could not find any versions of model toy"):
+        empty.states()
+
+
+def test_registry_unknown_model(toy_versions):
+    registry = ModelRegistry([_manager(toy_versions(1))])
+    registry.poll()
+    assert registry.ready() == (True, [])
+    with pytest.raises(ServingError) as error:
+        registry.servable("other", version=3)
+    assert error.value.code == grpc.StatusCode.NOT_FOUND
+    assert error.value.message == "Servable not found for request: Specific(other, 3)"
+    with pytest.raises(ServingError, match="Could not find any versions of model other"):
+        registry.states("other")
