@@ -25,9 +25,12 @@ import numpy as np
 import portpicker
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
+                                     prediction_service_pb2_grpc)
 
+from components.pusher import atomic_pusher
 from serving import commands, signatures
-from serving.client import (GrpcClient, RestClient, ServingClientError, connect)
+from serving.client import GrpcClient, RestClient, ServingClientError, connect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCAL, REAL = "local", "tensorflow_model_server"
@@ -223,7 +226,6 @@ def test_status_and_version_choice(server, pushed_model, listeners, protocol):
 
 
 def test_model_metadata_lists_the_signatures(server):
-    from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
     with grpc.insecure_channel(server.grpc_target) as channel:
         response = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(
             get_model_metadata_pb2.GetModelMetadataRequest(
@@ -292,7 +294,6 @@ def test_bad_versions_and_labels_over_rest(server, pushed_model):
 
 def test_local_server_limits_and_unimplemented_methods(server):
     _local_only(server)
-    from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
     with grpc.insecure_channel(server.grpc_target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         with pytest.raises(grpc.RpcError) as error:
@@ -344,7 +345,6 @@ def test_recommend_command_prints_a_table(server, listeners, capsys):
 
 def test_a_version_pushed_during_a_request_stream_fails_no_request(server, pushed_model,
                                                                     listeners, tmp_path):
-    from components.pusher import atomic_pusher
     base = str(tmp_path / "models" / MODEL)
     os.makedirs(base)
     shutil.copytree(pushed_model.path, os.path.join(base, str(pushed_model.version)))

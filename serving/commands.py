@@ -81,6 +81,7 @@ def add_commands(subparsers) -> None:
 
 
 # -- serve ---------------------------------------------------------------------------------
+# Handlers import TensorFlow-heavy modules when they run, so `crossfade --help` stays fast.
 
 def _models(args: argparse.Namespace):
     from serving import model_config

@@ -11,7 +11,9 @@ in TF Serving's order and with its status codes before they reach the model:
 * errors raised inside the graph (e.g. the model's own `k` check) keep TensorFlow's code.
 
 Signature metadata is read from `saved_model.pb`, exactly what TF Serving returns from
-GetModelMetadata.
+GetModelMetadata. With `BatchingOptions`, concurrent calls to one signature share model calls
+(`serving.batching`); validation happens per request first, so a bad request never joins a
+batch.
 """
 import dataclasses
 import os

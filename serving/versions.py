@@ -98,7 +98,7 @@ class VersionManager:
             # Failed versions are out of the running, so `latest` falls back to the newest
             # loadable version rather than serving nothing (after a bad push at startup).
             while True:
-                    wanted = self.config.policy.select(v for v in on_disk if v not in self._failed)
+                wanted = self.config.policy.select(v for v in on_disk if v not in self._failed)
                 missing = sorted(wanted - set(self._loaded), reverse=True)
                 for version in missing:
                     self._load(version, os.path.join(self.config.base_path, on_disk[version]))

@@ -4,13 +4,12 @@ import shutil
 
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from serving import signatures, warmup
 from serving.conftest import TOY_TRACKS
 from serving.servable import Servable
-
-from tensorflow.core.framework import types_pb2
 
 
 def _logs(path: str):
