@@ -68,6 +68,7 @@ class RecommenderModule(tf.Module):
             features.TRACK_VOCABULARY)
         self.default_k = default_k
         self.max_k = max_k
+        self.catalogue_size = size
         self.catalogue_ids = tf.Variable(catalogue_ids.astype(object), trainable=False,
                                          dtype=tf.string, name="catalogue_ids")
         self.catalogue_embeddings = tf.Variable(catalogue_embeddings.astype(np.float32),
@@ -89,6 +90,9 @@ class RecommenderModule(tf.Module):
             default_value=-1)
 
     # -- building blocks -------------------------------------------------------------------
+    # Catalogue variables are gathered from through `read_value()`: a gather on the variable
+    # itself switches it to copy-on-read, and every later full read (each recommend's
+    # matmul) would then copy the whole embedding table.
 
     def _raw_query(self, user_id, recent_track_ids, timestamp, platform) -> Dict[str, tf.Tensor]:
         batch = tf.shape(user_id)[0]
@@ -119,11 +123,12 @@ class RecommenderModule(tf.Module):
         check = tf.debugging.assert_less_equal(
             requested, self.max_k, message=f"k must be at most {self.max_k}")
         with tf.control_dependencies([check]):
-            return tf.minimum(requested, tf.shape(self.catalogue_ids)[0])
+            return tf.minimum(requested, self.catalogue_size)
 
     def _top_k(self, scores: tf.Tensor, k: tf.Tensor) -> Dict[str, tf.Tensor]:
         top = tf.math.top_k(scores, k=self._effective_k(k))
-        return {"track_ids": tf.gather(self.catalogue_ids, top.indices), "scores": top.values}
+        return {"track_ids": tf.gather(self.catalogue_ids.read_value(), top.indices),
+                "scores": top.values}
 
     # -- signatures ------------------------------------------------------------------------
 
@@ -145,7 +150,7 @@ class RecommenderModule(tf.Module):
     def candidate_embedding(self, track_id):
         rows = self.row_of_track.lookup(track_id)
         found = rows >= 0
-        embedding = tf.gather(self.catalogue_embeddings, tf.maximum(rows, 0))
+        embedding = tf.gather(self.catalogue_embeddings.read_value(), tf.maximum(rows, 0))
         return {"embedding": tf.where(found[:, None], embedding, tf.zeros_like(embedding)),
                 "found": found}
 
@@ -153,7 +158,7 @@ class RecommenderModule(tf.Module):
     def similar_tracks(self, track_id, k):
         rows = self.row_of_track.lookup(track_id)
         found = rows >= 0
-        seeds = tf.gather(self.catalogue_embeddings, tf.maximum(rows, 0))
+        seeds = tf.gather(self.catalogue_embeddings.read_value(), tf.maximum(rows, 0))
         scores = tf.matmul(seeds, self.catalogue_embeddings, transpose_b=True)
         itself = tf.one_hot(tf.maximum(rows, 0), tf.shape(scores)[1], on_value=True,
                             off_value=False)
@@ -173,7 +178,7 @@ class RecommenderModule(tf.Module):
         found = rows >= 0
         label_scores = tf.gather(scores, tf.maximum(rows, 0), batch_dims=1)
         label_rank = tf.reduce_sum(tf.cast(scores > label_scores[:, None], tf.int32), axis=1)
-        popularity_rank = tf.gather(self.popularity_rank, tf.maximum(rows, 0))
+        popularity_rank = tf.gather(self.popularity_rank.read_value(), tf.maximum(rows, 0))
         top_indices = tf.math.top_k(scores, k=tf.minimum(EVAL_TOP_K, size)).indices
         batch_size = tf.shape(examples)[0]
         return {
