@@ -1,8 +1,12 @@
 """`crossfade`: generate data, run the pipeline and inspect its results.
 
     crossfade generate --preset tiny|default|large --out DIR [--seed N]
-    crossfade run [--runner local|beam] [--workers N] [--data DIR] [--output DIR] [--eval-days N]
+    crossfade import --format lastfm-hetrec|spotify-history|csv --source DIR --out DIR
+    crossfade run [--runner local|beam] [--workers N] [--data DIR] [--output DIR]
+                  [--split auto|time|leave-last-out|random] [--split-seed N] [--eval-days N]
                   [--set NAME=VALUE ...]
+    crossfade benchmark quality --dataset lastfm-hetrec|spotify-history|csv --data-dir DIR
+                  [--split ...] [--seeds N] [--json OUT] [--out DIR]
     crossfade compile --out FILE [--image IMAGE] [--data DIR] [--set NAME=VALUE ...]
     crossfade status [--output DIR] [--json]
     crossfade serve --model-base-path DIR [--model-name NAME] [--port 8500] [--rest-port 8501]
@@ -38,14 +42,19 @@ def _parse_assignment(text: str):
 
 
 def _config(args: argparse.Namespace, data_dir: str):
+    from components.example_gen.split_protocols import SplitProtocol
     from components.trainer.model import Hyperparameters
     from pipeline.configs import PipelineConfig
     hyperparameters = Hyperparameters.from_dict(dict(getattr(args, "set", None) or []))
     options = {"data_dir": os.path.abspath(data_dir),
                "output_dir": os.path.abspath(args.output),
                "hyperparameters": hyperparameters}
+    split = {"name": getattr(args, "split", None) or "auto"}
     if getattr(args, "eval_days", None):
-        options["eval_days"] = args.eval_days
+        split["eval_days"] = args.eval_days
+    if getattr(args, "split_seed", None) is not None:
+        split["seed"] = args.split_seed
+    options["split"] = SplitProtocol(**split)
     if getattr(args, "no_cache", False):
         options["enable_cache"] = False
     if getattr(args, "runner", "local") == "beam":
@@ -161,6 +170,16 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    from components.example_gen import split_protocols
+    parser.add_argument("--split", choices=(split_protocols.AUTO,) + split_protocols.PROTOCOLS,
+                        help="split protocol (default auto: time with timestamps, random "
+                        "8:1:1 per user without)")
+    parser.add_argument("--split-seed", type=int, help="seed of the random split")
+    parser.add_argument("--eval-days", type=int,
+                        help="time split: days at the end held out for evaluation")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crossfade", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "[+ items.csv]; default: the embedded default data set")
     run.add_argument("--output", default=DEFAULT_OUTPUT,
                      help="pipeline root, metadata and serving model base path")
-    run.add_argument("--eval-days", type=int, help="days at the end held out for evaluation")
+    _add_split_arguments(run)
     run.add_argument("--set", type=_parse_assignment, action="append", metavar="NAME=VALUE",
                      help="override a hyperparameter, e.g. --set epochs=3")
     run.add_argument("--no-cache", action="store_true", help="re-run every component")

@@ -1,6 +1,6 @@
 """Every setting of a crossfade pipeline run, in one place.
 
-`PipelineConfig` holds paths, the time split, serving limits, the blessing gate, Beam arguments
+`PipelineConfig` holds paths, the split protocol, serving limits, the blessing gate, Beam arguments
 and the model's hyperparameters (`components.trainer.model.Hyperparameters`); the defaults here
 are the product defaults used by `make run`.
 """
@@ -8,6 +8,7 @@ import dataclasses
 import os
 from typing import Dict, Tuple
 
+from components.example_gen.split_protocols import SplitProtocol
 from components.stream_qualification.rules import QualificationRules
 from components.trainer import distribution
 from components.trainer.model import Hyperparameters
@@ -29,8 +30,10 @@ class PipelineConfig:
     output_dir: str
     pipeline_name: str = PIPELINE_NAME
     model_name: str = MODEL_NAME
-    # Plays on the last `eval_days` days form the eval split; earlier plays train.
-    eval_days: int = 3
+    # How plays are divided into train, eval (blessing) and test (quality benchmark): by
+    # default the last 3 days evaluate, or a random 8:1:1 per user for data without
+    # timestamps (components/example_gen/split_protocols.py).
+    split: SplitProtocol = SplitProtocol()
     hyperparameters: Hyperparameters = Hyperparameters()
     # What counts as a stream, play weights and the bot rule (components/stream_qualification).
     qualification_rules: QualificationRules = QualificationRules()
@@ -48,8 +51,6 @@ class PipelineConfig:
     enable_cache: bool = True
 
     def __post_init__(self):
-        if self.eval_days < 1:
-            raise ValueError(f"eval_days must be at least 1, got {self.eval_days}")
         if not 1 <= self.default_k <= self.max_k:
             raise ValueError(f"need 1 <= default_k <= max_k, got {self.default_k}, {self.max_k}")
         if self.max_k < 100:

@@ -26,8 +26,7 @@ def create_pipeline(config: PipelineConfig,
     """ExampleGen (plays, catalogue) -> StreamQualifier -> Transform -> Trainer -> Evaluator
     -> Pusher."""
     version = code_version()
-    plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.eval_days,
-                                                        version)
+    plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.split, version)
     catalogue_gen = listening_example_gen.catalogue_example_gen(config.data_dir, version)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=PLAYS_SCHEMA_FILE)
     qualifier = StreamQualifier(examples=plays_gen.outputs["examples"],

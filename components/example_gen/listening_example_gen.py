@@ -1,14 +1,14 @@
-"""ExampleGens for listening logs: plays (with history and a time split) and the catalogue.
+"""ExampleGens for listening logs: plays (with history and a split protocol) and the catalogue.
 
 Both are stock `FileBasedExampleGen` components (so span resolution, input fingerprints and
 caching behave as in any TFX pipeline) with custom Beam executors:
 
 * `PlaysExampleGen` reads every plays file, validates it against the catalogue, groups plays
-  into user shards and, per shard and column-wise, orders each user's plays in time to attach
-  each play's `recent_track_ids` (the plays strictly before it), joins the played track's
-  content features, and splits by time: plays on the last `eval_days` days form `eval`,
-  everything before forms `train`. History is computed before the split, so eval examples see
-  the user's training-period plays as history, as serving would.
+  into user shards and, per shard and column-wise, orders each user's plays, assigns each play
+  to train, eval or test by the split protocol (components/example_gen/split_protocols.py:
+  time, leave-last-out or random per user), attaches each play's `recent_track_ids`
+  (components/example_gen/history.py) and joins the played track's content features. A user's
+  plays all fall into one shard, so per-user protocols need no further shuffle.
 * `CatalogueExampleGen` writes one example per catalogue track (candidate features only) into a
   single `catalogue` split: the Trainer's input channel for the retrieval index.
 """
@@ -30,12 +30,12 @@ from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
 
 from components import features
+from components.example_gen import history, split_protocols
+# Split names, re-exported for the pipeline wiring.
+from components.example_gen.split_protocols import EVAL_SPLIT, TEST_SPLIT, TRAIN_SPLIT  # noqa: F401
 from components.listening_data import sources
 
-TRAIN_SPLIT = "train"
-EVAL_SPLIT = "eval"
 CATALOGUE_SPLIT = "catalogue"
-SECONDS_PER_DAY = 86400
 # Plays are grouped into user shards, each processed as columns: enough shards to spread work
 # over many workers, few enough that per-shard overhead stays negligible.
 NUM_USER_SHARDS = 32
@@ -83,23 +83,14 @@ def sharded_plays(path: str, layout: str,
         yield int(shard), plays.take(shards == shard)
 
 
-def recent_tracks(user_id: np.ndarray, track_id: np.ndarray, length: int) -> np.ndarray:
-    """[n, length] previous tracks of each play's user, most recent first, PAD_TOKEN-padded.
+def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]],
+                   periods: Tuple[int, int], catalogue: sources.Catalogue,
+                   protocol: split_protocols.SplitProtocol
+                   ) -> Iterator[beam.pvalue.TaggedOutput]:
+    """Serialized examples of one user shard, tagged with their split.
 
-    Plays must be sorted by user, then time: row i's history is rows i-1, i-2, ... of the same
-    user, so it never contains the play itself or anything after it.
+    `periods` is (eval start, test start) of the time protocol; other protocols ignore it.
     """
-    size = len(track_id)
-    history = np.full((size, length), features.PAD_TOKEN, dtype=object)
-    for lag in range(1, min(length, size - 1) + 1):
-        same_user = user_id[lag:] == user_id[:-lag]
-        history[lag:, lag - 1] = np.where(same_user, track_id[:-lag], features.PAD_TOKEN)
-    return history
-
-
-def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]], eval_start_ts: int,
-                   catalogue: sources.Catalogue) -> Iterator[beam.pvalue.TaggedOutput]:
-    """Serialized examples of one user shard, tagged train or eval by time."""
     _, chunks = shard_chunks
     plays = sources.Plays.concat(list(chunks))
     # By user, then time; ties broken by track so output does not depend on file order.
@@ -107,11 +98,21 @@ def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]], eval_start
     rows = pd.Index(catalogue.track_id).get_indexer(plays.track_id)
     if (rows < 0).any():  # reading checks coverage; this guards the join itself
         raise ValueError(f"tracks missing from the catalogue: {plays.track_id[rows < 0][:5]}")
+    if protocol.name == split_protocols.TIME:
+        labels = split_protocols.time_labels(plays.ts, *periods)
+    elif protocol.name == split_protocols.LEAVE_LAST_OUT:
+        labels = split_protocols.leave_last_out_labels(plays.user_id)
+    else:
+        labels = split_protocols.random_labels(plays.user_id, protocol.ratios, protocol.seed)
+    if protocol.sequential:
+        recent = history.recent_tracks(plays.user_id, plays.track_id, features.HISTORY_LENGTH)
+    else:
+        recent = history.sampled_train_tracks(plays.user_id, plays.track_id, labels,
+                                              features.HISTORY_LENGTH, protocol.seed)
     columns = candidate_columns(catalogue.take(rows))
     columns.update({
         features.USER_ID: plays.user_id,
-        features.RECENT_TRACK_IDS: recent_tracks(plays.user_id, plays.track_id,
-                                                 features.HISTORY_LENGTH),
+        features.RECENT_TRACK_IDS: recent,
         features.TIMESTAMP: plays.ts,
         features.PLATFORM: plays.platform,
         features.COUNTRY: plays.country,
@@ -120,14 +121,8 @@ def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]], eval_start
         features.REASON_END: plays.reason_end,
         features.WEIGHT: plays.weight,
     })
-    for example, is_eval in zip(encode_examples(columns), plays.ts >= eval_start_ts):
-        yield beam.pvalue.TaggedOutput(EVAL_SPLIT if is_eval else TRAIN_SPLIT, example)
-
-
-def eval_start(latest_ts: int, eval_days: int) -> int:
-    """First second of the eval period: the last `eval_days` UTC days up to `latest_ts`."""
-    last_day_start = (latest_ts // SECONDS_PER_DAY) * SECONDS_PER_DAY
-    return last_day_start - (eval_days - 1) * SECONDS_PER_DAY
+    for example, label in zip(encode_examples(columns), labels):
+        yield beam.pvalue.TaggedOutput(split_protocols.SPLIT_NAMES[label], example)
 
 
 def listening_config(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
@@ -173,7 +168,8 @@ class PlaysExecutor(base_example_gen_executor.BaseExampleGenExecutor):
                                ) -> Dict[str, beam.pvalue.PCollection]:
         settings = listening_config(exec_properties)
         layout = settings["layout"]
-        eval_days = int(settings["eval_days"])
+        protocol = split_protocols.SplitProtocol.from_dict(settings["split"])
+        split_names = protocol.split_names()
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         play_files = _input_files(exec_properties)
         catalogue_file = os.path.join(input_base, sources.catalogue_pattern(input_base, layout))
@@ -191,31 +187,40 @@ class PlaysExecutor(base_example_gen_executor.BaseExampleGenExecutor):
             | "PlayFiles" >> beam.Create(play_files)
             | "Reshuffle" >> beam.Reshuffle()
             | "ReadPlays" >> beam.FlatMap(sharded_plays, layout, known_tracks))
-        eval_start_ts = (
+        periods = (
             shards
             | "LatestPerChunk" >> beam.Map(lambda shard_plays: int(shard_plays[1].ts.max()))
             | "Latest" >> beam.CombineGlobally(max)
-            | "EvalStart" >> beam.Map(eval_start, eval_days))
+            | "Periods" >> beam.Map(split_protocols.period_starts, protocol.eval_days,
+                                    protocol.test_days))
         splits = (
             shards
             | "GroupByShard" >> beam.GroupByKey()
             | "ToExamples" >> beam.FlatMap(
-                shard_examples, beam.pvalue.AsSingleton(eval_start_ts),
-                beam.pvalue.AsSingleton(catalogue)).with_outputs(TRAIN_SPLIT, EVAL_SPLIT))
-        for split in (TRAIN_SPLIT, EVAL_SPLIT):
+                shard_examples, beam.pvalue.AsSingleton(periods),
+                beam.pvalue.AsSingleton(catalogue), protocol).with_outputs(*split_names))
+        for split in split_names:
             (splits[split]
              | f"Count[{split}]" >> beam.combiners.Count.Globally()
              | f"CheckNotEmpty[{split}]" >> beam.Map(_check_split_not_empty, split,
-                                                     eval_days, play_files))
-        return {TRAIN_SPLIT: splits[TRAIN_SPLIT], EVAL_SPLIT: splits[EVAL_SPLIT]}
+                                                     protocol, play_files))
+        return {split: splits[split] for split in split_names}
 
 
-def _check_split_not_empty(count: int, split: str, eval_days: int, files: List[str]) -> None:
-    if count == 0:
-        raise sources.InputDataError(
-            os.path.commonpath(files),
-            f"the {split} split is empty: the plays must span more than eval_days="
-            f"{eval_days} day(s), with plays both before and within the last {eval_days}")
+def _check_split_not_empty(count: int, split: str, protocol: split_protocols.SplitProtocol,
+                           files: List[str]) -> None:
+    if count > 0:
+        return
+    if protocol.name == split_protocols.TIME:
+        days = protocol.eval_days + protocol.test_days
+        reason = (f"the plays must span more than {days} day(s) (eval_days="
+                  f"{protocol.eval_days}, test_days={protocol.test_days}), with plays both "
+                  f"before and within the last {days}")
+    else:
+        reason = (f"no user has enough plays for the '{protocol.name}' protocol to hold "
+                  f"any out (it needs at least 3 plays per user)")
+    raise sources.InputDataError(os.path.commonpath(files),
+                                 f"the {split} split is empty: {reason}")
 
 
 class CatalogueExecutor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -238,20 +243,24 @@ def _catalogue_to_examples(pipeline: beam.Pipeline, exec_properties: Dict[str, A
             candidate_columns(catalogue))))
 
 
-def plays_example_gen(data_dir: str, eval_days: int, code_version: str = ""
-                      ) -> FileBasedExampleGen:
-    """The plays ExampleGen for a data folder (layout detected from its files)."""
+def plays_example_gen(data_dir: str, protocol: split_protocols.SplitProtocol,
+                      code_version: str = "") -> FileBasedExampleGen:
+    """The plays ExampleGen for a data folder (layout detected from its files).
+
+    An `auto` protocol is resolved here from the data (time with timestamps, random without),
+    so the protocol actually used is recorded in the component's configuration.
+    """
     layout = sources.detect_layout(data_dir)
+    protocol = protocol.resolve(sources.has_timestamps(data_dir, layout))
     return FileBasedExampleGen(
         input_base=data_dir,
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="plays", pattern=sources.plays_pattern(layout))]),
         output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            # Split by time in PlaysExecutor; the buckets only declare the split names.
-            example_gen_pb2.SplitConfig.Split(name=TRAIN_SPLIT, hash_buckets=1),
-            example_gen_pb2.SplitConfig.Split(name=EVAL_SPLIT, hash_buckets=1),
-        ])),
-        custom_config=pack_config({"layout": layout, "eval_days": eval_days,
+            # PlaysExecutor applies the protocol; the buckets only declare the split names.
+            example_gen_pb2.SplitConfig.Split(name=split, hash_buckets=1)
+            for split in protocol.split_names()])),
+        custom_config=pack_config({"layout": layout, "split": protocol.to_dict(),
                                    "code_version": code_version}),
         custom_executor_spec=executor_spec.BeamExecutorSpec(PlaysExecutor),
     ).with_id("PlaysExampleGen")

@@ -1,4 +1,4 @@
-"""The listening ExampleGens: history without leakage, the time split, and the executors."""
+"""The listening ExampleGens: split protocols applied by the executors, and the catalogue."""
 import os
 
 import numpy as np
@@ -11,29 +11,10 @@ from tfx.utils import proto_utils
 
 from components import features
 from components.example_gen import listening_example_gen as gen
-from components.example_gen import schema
+from components.example_gen import schema, split_protocols
 from components.listening_data import sources
 
 DAY = 86400
-
-
-def test_recent_tracks_holds_only_earlier_plays_of_the_same_user():
-    users = np.array(["a", "a", "a", "b", "b"], dtype=object)
-    tracks = np.array(["t1", "t2", "t3", "t4", "t5"], dtype=object)
-    history = gen.recent_tracks(users, tracks, 3)
-    assert history.tolist() == [
-        ["", "", ""],
-        ["t1", "", ""],
-        ["t2", "t1", ""],
-        ["", "", ""],  # user b: nothing from user a leaks in
-        ["t4", "", ""],
-    ]
-
-
-def test_eval_start_is_the_first_second_of_the_eval_days():
-    latest = 10 * DAY + 500
-    assert gen.eval_start(latest, 1) == 10 * DAY
-    assert gen.eval_start(latest, 3) == 8 * DAY
 
 
 def test_encoded_examples_parse_with_the_raw_feature_spec():
@@ -45,7 +26,8 @@ def test_encoded_examples_parse_with_the_raw_feature_spec():
         country=np.array(["SE"], object), ms_played=np.array([1000], np.int64),
         skipped=np.array([1], np.int64), reason_end=np.array(["fwdbtn"], object),
         weight=np.array([2.0], np.float32))
-    outputs = list(gen.shard_examples((0, [plays]), eval_start_ts=10, catalogue=catalogue))
+    outputs = list(gen.shard_examples((0, [plays]), periods=(10, 20), catalogue=catalogue,
+                                      protocol=split_protocols.SplitProtocol(name="time")))
     assert [output.tag for output in outputs] == [gen.TRAIN_SPLIT]
     parsed = tf.io.parse_example([outputs[0].value], features.RAW_FEATURE_SPEC)
     assert parsed[features.USER_ID].numpy().tolist() == [b"u"]
@@ -56,10 +38,13 @@ def test_encoded_examples_parse_with_the_raw_feature_spec():
 
 
 def test_config_round_trips_through_custom_config():
-    packed = gen.pack_config({"layout": "generic", "eval_days": 2})
+    protocol = split_protocols.SplitProtocol(name="random", seed=3)
+    packed = gen.pack_config({"layout": "generic", "split": protocol.to_dict()})
     exec_properties = {standard_component_specs.CUSTOM_CONFIG_KEY:
                        proto_utils.proto_to_json(packed)}
-    assert gen.listening_config(exec_properties) == {"layout": "generic", "eval_days": 2}
+    settings = gen.listening_config(exec_properties)
+    assert settings["layout"] == "generic"
+    assert split_protocols.SplitProtocol.from_dict(settings["split"]) == protocol
 
 
 def test_schema_file_matches_the_feature_spec():
@@ -113,7 +98,7 @@ def generic_folder(tmp_path):
 
 
 def test_plays_executor_splits_by_time_with_history(generic_folder, tmp_path):
-    component = gen.plays_example_gen(str(generic_folder), eval_days=1)
+    component = gen.plays_example_gen(str(generic_folder), split_protocols.SplitProtocol(eval_days=1))
     properties = component.exec_properties
     examples = _run_executor(
         gen.PlaysExecutor, generic_folder, properties["input_config"],
@@ -130,12 +115,69 @@ def test_plays_executor_splits_by_time_with_history(generic_folder, tmp_path):
 
 def test_plays_executor_rejects_data_without_an_eval_period(generic_folder, tmp_path):
     (generic_folder / "interactions.csv").write_text("user_id,item_id,timestamp\nu1,i1,5\n")
-    component = gen.plays_example_gen(str(generic_folder), eval_days=1)
+    component = gen.plays_example_gen(str(generic_folder), split_protocols.SplitProtocol(eval_days=1))
     properties = component.exec_properties
     with pytest.raises(Exception, match="train split is empty"):
         _run_executor(gen.PlaysExecutor, generic_folder, properties["input_config"],
                       properties["output_config"], properties["custom_config"],
                       tmp_path / "out")
+
+
+def _run_plays(folder, protocol, output_dir):
+    properties = gen.plays_example_gen(str(folder), protocol).exec_properties
+    return _run_executor(gen.PlaysExecutor, folder, properties["input_config"],
+                         properties["output_config"], properties["custom_config"], output_dir)
+
+
+@pytest.fixture
+def untimed_folder(tmp_path):
+    """Play counts without timestamps (as Last.fm HetRec): 3 users x 10 items."""
+    data = tmp_path / "untimed"
+    data.mkdir()
+    rows = ["user_id,item_id,weight"] + [f"u{u},i{(u * 3 + k) % 12},1" for u in range(3)
+                                         for k in range(10)]
+    (data / "interactions.csv").write_text("\n".join(rows) + "\n")
+    return data
+
+
+def test_data_without_timestamps_defaults_to_the_random_split(untimed_folder):
+    config = gen.listening_config(
+        gen.plays_example_gen(str(untimed_folder), split_protocols.SplitProtocol())
+        .exec_properties)
+    assert config["split"]["name"] == split_protocols.RANDOM
+    with pytest.raises(ValueError, match="needs timestamps"):
+        gen.plays_example_gen(str(untimed_folder), split_protocols.SplitProtocol(name="time"))
+
+
+def test_random_split_holds_out_per_user_and_histories_use_train_items_only(
+        untimed_folder, tmp_path):
+    protocol = split_protocols.SplitProtocol(name="random", seed=5)
+    examples = _run_plays(untimed_folder, protocol, tmp_path / "out")
+    splits = {name: _read_split(examples, name) for name in split_protocols.SPLIT_NAMES}
+    # 10 plays per user: 8 train, 1 eval, 1 test each.
+    assert [len(splits[name]) for name in split_protocols.SPLIT_NAMES] == [24, 3, 3]
+    train_items = {}
+    for example in splits["train"]:
+        train_items.setdefault(example[features.USER_ID].numpy(), set()).add(
+            example[features.TRACK_ID].numpy())
+    for name, split in splits.items():
+        for example in split:
+            user, track = example[features.USER_ID].numpy(), example[features.TRACK_ID].numpy()
+            history = {t for t in example[features.RECENT_TRACK_IDS].numpy().tolist() if t}
+            assert track not in history  # never its own label
+            assert history <= train_items[user]  # nothing held out leaks into any history
+            assert len(history) == (7 if name == "train" else 8)
+    again = _run_plays(untimed_folder, protocol, tmp_path / "again")
+    assert ([e[features.TRACK_ID].numpy() for e in _read_split(again, "test")]
+            == [e[features.TRACK_ID].numpy() for e in splits["test"]])
+
+
+def test_time_split_with_a_test_period(generic_folder, tmp_path):
+    protocol = split_protocols.SplitProtocol(name="time", eval_days=1, test_days=1)
+    examples = _run_plays(generic_folder, protocol, tmp_path / "out")
+    days = {name: sorted(int(e[features.TIMESTAMP]) // DAY for e in _read_split(examples, name))
+            for name in split_protocols.SPLIT_NAMES}
+    assert days == {"train": [0, 0], "eval": [1], "test": [2, 2]}
 
 
 def test_catalogue_executor_writes_every_track(generic_folder, tmp_path):

@@ -5,9 +5,11 @@ Two layouts are recognised (`detect_layout`):
 * ``simulator`` (also what `crossfade generate` writes): ``catalogue.csv`` plus one folder per
   day, ``plays/span-NNNN/*.csv``, in the field names of Spotify's "Extended streaming history"
   export (``ts``, ``username``, ``platform``, ``ms_played``, ``spotify_track_uri``, ...).
-* ``generic``: ``interactions.csv`` with header ``user_id,item_id,timestamp[,weight]``
-  (timestamp in Unix seconds) and optionally ``items.csv`` (``item_id`` plus any metadata
-  columns; ``artist``, ``genres``, ``tags`` and the audio descriptor names are used).
+* ``generic``: ``interactions.csv`` with header ``user_id,item_id[,timestamp][,weight]``
+  (timestamp in Unix seconds; data without it, such as Last.fm HetRec's play counts, has no
+  order and is split at random) and optionally ``items.csv`` (``item_id`` plus any metadata
+  columns; ``artist``, ``genres``, ``tags`` and the audio descriptor names are used). The
+  importers (components/listening_data/importers.py) write these layouts from real exports.
 
 Files are parsed column-wise (pandas' C parser, numpy checks) into `Plays` and `Catalogue`,
 the same canonical columns for every layout, so everything downstream is layout-agnostic and
@@ -35,7 +37,8 @@ INTERACTIONS_FILE = "interactions.csv"
 ITEMS_FILE = "items.csv"
 
 SPOTIFY_REQUIRED_COLUMNS = ("ts", "username", "ms_played", "spotify_track_uri")
-GENERIC_REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
+GENERIC_REQUIRED_COLUMNS = ("user_id", "item_id")
+GENERIC_TIMESTAMP = "timestamp"
 LIST_SEPARATOR = "|"
 _TRUE = ("true", "1")
 _FALSE = ("false", "0", "", "null", "none")
@@ -122,6 +125,16 @@ def detect_layout(data_dir: str) -> str:
     raise InputDataError(
         data_dir, f"no listening data: expected {PLAYS_DIR}/span-NNNN/*.csv with "
         f"{CATALOGUE_FILE}, or {INTERACTIONS_FILE} [+ {ITEMS_FILE}]")
+
+
+def has_timestamps(data_dir: str, layout: str) -> bool:
+    """Whether the folder's plays carry timestamps (a generic file may leave them out)."""
+    if layout == SIMULATOR:
+        return True
+    path = os.path.join(data_dir, INTERACTIONS_FILE)
+    with tf.io.gfile.GFile(path, "r") as handle:
+        header = handle.readline()
+    return GENERIC_TIMESTAMP in [name.strip() for name in header.split(",")]
 
 
 def plays_pattern(layout: str) -> str:
@@ -252,7 +265,10 @@ def read_spotify_plays(path: str, known_tracks: Optional[np.ndarray] = None) -> 
 
 
 def read_generic_interactions(path: str, known_tracks: Optional[np.ndarray] = None) -> Plays:
-    """Plays from a generic `interactions.csv` (user_id,item_id,timestamp[,weight])."""
+    """Plays from a generic `interactions.csv` (user_id,item_id[,timestamp][,weight]).
+
+    Without a timestamp column every play gets timestamp 0: the data has no order.
+    """
     table = _read_table(path, GENERIC_REQUIRED_COLUMNS)
     track_id = _required_text(table, path, "item_id")
     _check_known(path, track_id, known_tracks, "item_id")
@@ -262,7 +278,8 @@ def read_generic_interactions(path: str, known_tracks: Optional[np.ndarray] = No
     return Plays(
         user_id=_required_text(table, path, "user_id"),
         track_id=track_id,
-        ts=_integers(table, path, "timestamp"),
+        ts=(_integers(table, path, GENERIC_TIMESTAMP) if GENERIC_TIMESTAMP in table.columns
+            else np.zeros(len(table), dtype=np.int64)),
         platform=empty, country=empty,
         ms_played=np.zeros(len(table), dtype=np.int64),
         skipped=np.zeros(len(table), dtype=np.int64),

@@ -34,7 +34,7 @@ COUNTS_FILE = "qualification_counts.json"
 BOTS_FILE = "bot_accounts.txt"  # one account id per line, for audit and evaluation
 CHART_CSV = "top_chart.csv"
 CHART_JSON = "top_chart.json"
-TRAIN_SPLIT, EVAL_SPLIT = "train", "eval"
+TRAIN_SPLIT = "train"
 SECONDS_PER_DAY = 86400
 COUNT_NAMES = ("plays_in", "streams", "short_plays", "skips", "unknown_duration",
                "bot_plays_removed", "examples_out")
@@ -134,7 +134,8 @@ def qualify(chunk: Tuple[str, List[bytes]], bots: Iterable[str], split_dir: str,
     bot_set: Set[str] = set(bots)
     kinds = rules_lib.play_kinds(batch.ms_played, batch.skipped, batch.reason_end, rules)
     human = ~pd.Series(batch.user_id).isin(bot_set).to_numpy()
-    keep = human & (kinds["stream"] if split == EVAL_SPLIT else True)
+    # Held-out splits (eval, test) measure what listeners stream, so they keep streams only.
+    keep = human & (kinds["stream"] if split != TRAIN_SPLIT else True)
     weights = rules_lib.play_weights(kinds, batch.weight, rules)
     # Records whose weight does not change are passed through as they are; only the
     # re-weighted ones (skips, short plays) are decoded in full and re-encoded.
