@@ -22,6 +22,16 @@ MODEL_NAME = "crossfade"
 LOCAL_BEAM_ARGS: Tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
+# Hyperparameters chosen per dataset by the search documented in README.md ("Quality
+# benchmark"), on the eval split; `crossfade benchmark quality` trains with these.
+DATASET_HYPERPARAMETERS: Dict[str, Hyperparameters] = {}
+
+
+def dataset_hyperparameters(dataset: str) -> Hyperparameters:
+    """The tuned hyperparameters of a benchmark dataset (the product defaults otherwise)."""
+    return DATASET_HYPERPARAMETERS.get(dataset, Hyperparameters())
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """One pipeline: its input data, its output folder and how it trains and gates models."""

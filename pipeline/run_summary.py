@@ -37,6 +37,8 @@ class RunSummary:
     stream_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
     serving_base_path: str = ""
     served_versions: List[str] = dataclasses.field(default_factory=list)
+    # "<component id>/<artifact type>" -> URI of that output in this run (cached or new).
+    artifact_uris: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -135,6 +137,7 @@ def latest_run(config: PipelineConfig) -> RunSummary:
             execution.last_known_state, "UNKNOWN")
         for artifact in _outputs(store, execution.id):
             artifact_type = store.get_artifact_types_by_id([artifact.type_id])[0].name
+            summary.artifact_uris[f"{component}/{artifact_type}"] = artifact.uri
             properties = artifact.custom_properties
             if artifact_type == "Examples" and "plays_in" in properties:
                 summary.stream_counts = {name: properties[name].int_value

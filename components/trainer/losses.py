@@ -40,3 +40,34 @@ class InBatchSoftmax(tf.keras.layers.Layer):
         if sample_weight is not None:
             losses = losses * tf.cast(sample_weight, losses.dtype)
         return tf.reduce_sum(losses)
+
+
+class CatalogueSoftmax(tf.keras.layers.Layer):
+    """Full softmax over the catalogue: each query's negatives are all other catalogue tracks.
+
+    Inputs: query embeddings [B, D], the embeddings of every catalogue track [C, D] (computed
+    by the candidate tower in the same step, so content features get gradients), the
+    catalogue row of each query's positive track [B] and optional sample weights [B].
+    Logits are q_i . c_j / temperature over all C tracks; returns the sum over rows of
+    sample_weight_i x softmax cross-entropy.
+
+    Nothing is sampled, so there is no sampling bias to correct (no logQ) and no accidental
+    hit: the positive is one row of the catalogue. Each step costs O(B x C x D) plus one
+    candidate-tower pass over the catalogue, which is cheap for catalogues up to some tens of
+    thousands of tracks and gives every negative a gradient, where in-batch negatives only
+    reach tracks that happen to be in the batch.
+    """
+
+    def __init__(self, temperature: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = temperature
+
+    def call(self, query_embeddings: tf.Tensor, catalogue_embeddings: tf.Tensor,
+             positive_rows: tf.Tensor, sample_weight: Optional[tf.Tensor] = None) -> tf.Tensor:
+        logits = tf.matmul(query_embeddings, catalogue_embeddings,
+                           transpose_b=True) / self.temperature
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(positive_rows, tf.int32), logits=logits)
+        if sample_weight is not None:
+            losses = losses * tf.cast(sample_weight, losses.dtype)
+        return tf.reduce_sum(losses)

@@ -1,10 +1,11 @@
-"""InBatchSoftmax equals TFRS's Retrieval task loss, and masks accidental hits."""
+"""InBatchSoftmax equals TFRS's Retrieval task loss and masks accidental hits; CatalogueSoftmax
+is the exact softmax cross-entropy over the whole catalogue."""
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from components.trainer.losses import InBatchSoftmax
+from components.trainer.losses import CatalogueSoftmax, InBatchSoftmax
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.05])
@@ -33,3 +34,17 @@ def test_accidental_hits_do_not_count_as_negatives():
     # With the duplicate masked, each row is a one-candidate softmax: zero loss.
     assert same.numpy() == pytest.approx(0.0, abs=1e-6)
     assert different.numpy() > 0.1
+
+
+def test_catalogue_softmax_is_weighted_cross_entropy_over_every_track():
+    queries = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    catalogue = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
+    rows = np.array([0, 2])
+    weights = np.array([1.0, 2.0], np.float32)
+    temperature = 0.5
+    logits = queries @ catalogue.T / temperature
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = -(weights * log_softmax[[0, 1], rows]).sum()
+    actual = CatalogueSoftmax(temperature)(tf.constant(queries), tf.constant(catalogue),
+                                          tf.constant(rows), tf.constant(weights))
+    assert actual.numpy() == pytest.approx(expected, rel=1e-5)

@@ -16,7 +16,11 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from components import features
-from components.trainer.losses import InBatchSoftmax
+from components.trainer.losses import CatalogueSoftmax, InBatchSoftmax
+
+IN_BATCH = "in_batch"
+CATALOGUE = "catalogue"
+NEGATIVES = (IN_BATCH, CATALOGUE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +49,16 @@ class Hyperparameters:
     epochs: int = 5
     max_steps: int = 0  # > 0 caps training (e.g. 1 to build a deliberately weak model)
     id_dropout: float = 0.1
+    # Negatives of the softmax: "in_batch" (the batch's other tracks, logQ-corrected; scales
+    # to any catalogue) or "catalogue" (every catalogue track each step: exact, and better
+    # for catalogues up to some tens of thousands of tracks).
+    negatives: str = IN_BATCH
     seed: int = 7
+
+    def __post_init__(self):
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"negatives must be one of {list(NEGATIVES)}, "
+                             f"got {self.negatives!r}")
 
     @classmethod
     def from_dict(cls, values: Dict[str, object]) -> "Hyperparameters":
@@ -169,15 +182,20 @@ class CandidateTower(tf.keras.layers.Layer):
 
 
 class TwoTowerModel(tfrs.Model):
-    """In-batch softmax retrieval with logQ correction and accidental-hit removal.
+    """Softmax retrieval over in-batch or whole-catalogue negatives (`hp.negatives`).
 
-    `sampling_probability` maps a track index (0..V, V = OOV) to q, the track's share of
-    training plays: in-batch negatives are sampled in proportion to popularity, and
-    subtracting log q from the logits corrects that bias.
+    In-batch: `sampling_probability` maps a track index (0..V, V = OOV) to q, the track's
+    share of training plays; in-batch negatives are sampled in proportion to popularity, and
+    subtracting log q from the logits corrects that bias; accidental hits are removed.
+    Catalogue: `catalogue` holds the transformed candidate features of every catalogue track
+    ([C, ...] each) and `catalogue_row` maps a track index to its catalogue row; each step
+    encodes the whole catalogue and takes the exact softmax over it.
     """
 
     def __init__(self, vocabularies: Vocabularies, hp: Hyperparameters,
-                 sampling_probability: tf.Tensor):
+                 sampling_probability: tf.Tensor,
+                 catalogue: Optional[Dict[str, tf.Tensor]] = None,
+                 catalogue_row: Optional[tf.Tensor] = None):
         super().__init__()
         track_embedding = _table(vocabularies.tracks, hp.id_embedding_dim, "track_embedding")
         if hp.id_embedding_dim != hp.embedding_dim:
@@ -188,12 +206,25 @@ class TwoTowerModel(tfrs.Model):
         self.sampling_probability = tf.constant(sampling_probability, tf.float32)
         # No FactorizedTopK metric here: ranking the whole catalogue every step is slow, so
         # retrieval metrics are the Evaluator's job.
-        self.loss_layer = InBatchSoftmax(temperature=hp.temperature)
+        self.negatives = hp.negatives
+        if hp.negatives == CATALOGUE:
+            if catalogue is None or catalogue_row is None:
+                raise ValueError("catalogue negatives need the catalogue's features and rows")
+            self.catalogue = catalogue
+            self.catalogue_row = tf.constant(catalogue_row, tf.int32)
+            self.loss_layer = CatalogueSoftmax(temperature=hp.temperature)
+        else:
+            self.loss_layer = InBatchSoftmax(temperature=hp.temperature)
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_tower(inputs, training=training)
-        candidates = self.candidate_tower(inputs, training=training)
         track_ids = inputs[features.TRACK_INDEX]
+        if self.negatives == CATALOGUE:
+            return self.loss_layer(
+                queries, self.candidate_tower(self.catalogue, training=training),
+                positive_rows=tf.gather(self.catalogue_row, track_ids),
+                sample_weight=inputs[features.SAMPLE_WEIGHT])
+        candidates = self.candidate_tower(inputs, training=training)
         return self.loss_layer(
             queries, candidates,
             candidate_sampling_probability=tf.gather(self.sampling_probability, track_ids),

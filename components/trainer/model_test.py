@@ -1,5 +1,6 @@
 """Towers: shapes, normalisation, padding masks and OOV training; the model learns."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from components import features
@@ -74,3 +75,26 @@ def test_training_reduces_the_loss():
     fresh = _model()
     assert first < float(fresh.compute_loss(batch))
     assert np.isfinite(history.history["loss"][-1])
+
+
+def test_catalogue_negatives_score_the_positive_against_every_track():
+    hp = model_lib.Hyperparameters(**{**HP.__dict__, "negatives": model_lib.CATALOGUE})
+    catalogue = {name: values[:7] for name, values in _batch(size=7, seed=2).items()
+                 if name in (features.TRACK_INDEX, features.ARTIST_INDEX,
+                             features.GENRE_INDICES, features.TAG_INDICES, features.AUDIO)}
+    catalogue[features.TRACK_INDEX] = tf.range(7, dtype=tf.int64)  # row r is track r
+    rows = np.append(np.arange(7), 0).astype(np.int32)
+    model = model_lib.TwoTowerModel(VOCABULARIES, hp, np.full(8, 1 / 7, np.float32),
+                                    catalogue=catalogue, catalogue_row=rows)
+    batch = _batch(size=16, seed=1)
+    queries = model.query_tower(batch)
+    candidates = model.candidate_tower(catalogue).numpy()
+    logits = queries.numpy() @ candidates.T / hp.temperature
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = -log_softmax[np.arange(16), batch[features.TRACK_INDEX].numpy()].sum()
+    assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
+    model.compile(optimizer=tf.keras.optimizers.Adagrad(0.5))
+    model.fit(tf.data.Dataset.from_tensors(batch).repeat(40), epochs=1, verbose=0)
+    assert float(model.compute_loss(batch)) < expected
+    with pytest.raises(ValueError, match="negatives must be one of"):
+        model_lib.Hyperparameters(negatives="sampled")

@@ -12,6 +12,7 @@ import time
 from typing import Dict, List, Tuple
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
@@ -121,21 +122,50 @@ def sampling_probabilities(transform_output: tft.TFTransformOutput,
     return (track_counts / track_counts[:-1].sum()).astype(np.float32)
 
 
-def encode_catalogue(two_tower: model_lib.TwoTowerModel,
-                     transform_output: tft.TFTransformOutput,
-                     catalogue_patterns: List[str]) -> Tuple[np.ndarray, np.ndarray]:
-    """(track ids [C], candidate embeddings [C, D]) for every catalogue track."""
+CANDIDATE_TRANSFORMED_FEATURES = (features.TRACK_INDEX, features.ARTIST_INDEX,
+                                  features.GENRE_INDICES, features.TAG_INDICES, features.AUDIO)
+
+
+def transformed_catalogue(transform_output: tft.TFTransformOutput,
+                          catalogue_patterns: List[str]
+                          ) -> Tuple[np.ndarray, Dict[str, tf.Tensor]]:
+    """(track ids [C], transformed candidate features [C, ...]) of every catalogue track."""
     raw = load_examples(catalogue_patterns, features.CATALOGUE_FEATURE_SPEC)
     layer = transform_output.transform_features_layer()
-    ids, embeddings = [], []
+    parts: Dict[str, List[tf.Tensor]] = {name: [] for name in CANDIDATE_TRANSFORMED_FEATURES}
     size = int(raw[features.TRACK_ID].shape[0])
     for start in range(0, size, _READ_BATCH):
         batch = {name: values[start:start + _READ_BATCH] for name, values in raw.items()}
         inputs = features.default_raw_values(tf.shape(batch[features.TRACK_ID])[0])
         inputs.update(batch)
-        embeddings.append(two_tower.candidate_tower(layer(inputs), training=False).numpy())
-        ids.append(batch[features.TRACK_ID].numpy())
-    return np.concatenate(ids), np.concatenate(embeddings)
+        transformed = layer(inputs)
+        for name in CANDIDATE_TRANSFORMED_FEATURES:
+            parts[name].append(transformed[name])
+    return (raw[features.TRACK_ID].numpy(),
+            {name: tf.concat(values, axis=0) for name, values in parts.items()})
+
+
+def catalogue_rows(transform_output: tft.TFTransformOutput,
+                   catalogue_ids: np.ndarray) -> np.ndarray:
+    """[V + 1] catalogue row of each track index (OOV and uncatalogued tracks: row 0).
+
+    Every training track is in the catalogue (the ExampleGen checks), so only indices that
+    never occur as a training positive map to the placeholder row.
+    """
+    vocabulary = transform_output.vocabulary_by_name(features.TRACK_VOCABULARY)
+    rows = pd.Index(catalogue_ids).get_indexer(vocabulary)
+    return np.append(np.maximum(rows, 0), 0).astype(np.int32)
+
+
+def encode_catalogue(two_tower: model_lib.TwoTowerModel,
+                     catalogue: Dict[str, tf.Tensor]) -> np.ndarray:
+    """Candidate embeddings [C, D] of the transformed catalogue features."""
+    size = int(catalogue[features.TRACK_INDEX].shape[0])
+    return np.concatenate([
+        two_tower.candidate_tower({name: values[start:start + _READ_BATCH]
+                                   for name, values in catalogue.items()},
+                                  training=False).numpy()
+        for start in range(0, size, _READ_BATCH)])
 
 
 def cold_start_scores(catalogue_ids: np.ndarray, play_counts: np.ndarray,
@@ -190,9 +220,12 @@ def run_fn(fn_args: FnArgs) -> None:
     if hp.max_steps > 0:
         epochs, steps = 1, min(steps, hp.max_steps)
 
+    catalogue_ids, catalogue = transformed_catalogue(transform_output,
+                                                     config[CATALOGUE_URIS_KEY])
     with strategy.scope():
-        two_tower = model_lib.TwoTowerModel(vocabularies(transform_output), hp,
-                                            sampling_probabilities(transform_output, counts))
+        two_tower = model_lib.TwoTowerModel(
+            vocabularies(transform_output), hp, sampling_probabilities(transform_output, counts),
+            catalogue=catalogue, catalogue_row=catalogue_rows(transform_output, catalogue_ids))
         two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(hp.learning_rate))
     epoch_timer = EpochTimer()
     started = time.perf_counter()
@@ -207,8 +240,7 @@ def run_fn(fn_args: FnArgs) -> None:
     logging.info("Trained on %d examples in %.1f s (%.0f examples/s after the first epoch)",
                  trained, seconds, steady_speed)
 
-    catalogue_ids, catalogue_embeddings = encode_catalogue(
-        two_tower, transform_output, config[CATALOGUE_URIS_KEY])
+    catalogue_embeddings = encode_catalogue(two_tower, catalogue)
     play_counts = np.array([counts.get(track_id, 0) for track_id in catalogue_ids])
     cold_scores, chart = None, None
     if config.get(CHART_URI_KEY):
