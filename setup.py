@@ -7,6 +7,7 @@ setup(
     description="Two-tower music recommendation pipeline on TFX, served by TF Serving",
     python_requires=">=3.9,<3.11",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
+                                    "bench", "bench.*",
                                     "serving", "serving.*", "kubeflow", "kubeflow.*"]),
     package_data={"components.example_gen": ["*.pbtxt"]},
     # Versions are pinned by requirements.txt + constraints.lock.txt (see the Makefile).

@@ -75,6 +75,44 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from components.listening_data import importers
+    from components.listening_data.sources import InputDataError
+    started = time.perf_counter()
+    try:
+        summary = importers.import_dataset(args.format, args.source, args.out)
+    except InputDataError as error:
+        print(f"error: {error}\nNothing was written to {args.out}.", file=sys.stderr)
+        return 2
+    dropped = ", ".join(f"{count:,} {reason.replace('_', ' ')}"
+                        for reason, count in summary.dropped.items() if count)
+    print(f"Imported {summary.format} from {summary.source_dir} into {summary.out_dir} in "
+          f"{time.perf_counter() - started:.1f} s: {summary.interactions:,} interactions, "
+          f"{summary.users:,} users, {summary.items:,} items"
+          + (f"; dropped {dropped}" if dropped else "")
+          + ("" if summary.has_timestamps else
+             "; no timestamps (`crossfade run` splits it at random, 8:1:1 per user)"))
+    return 0
+
+
+def _benchmark_quality(args: argparse.Namespace) -> int:
+    from bench.quality import benchmark
+    from components.listening_data.sources import InputDataError
+    overrides = dict(args.set or [])
+    try:
+        benchmark.run(args.dataset, args.data_dir, args.out, split=args.split,
+                      seeds=args.seeds, json_path=args.json, max_users=args.max_users,
+                      hyperparameter_overrides=overrides, eval_days=args.eval_days or 7)
+    except InputDataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"\nWrote {os.path.join(args.out, 'quality.md')}, "
+          f"{os.path.join(args.out, 'recall_at_k.png')} and "
+          f"{os.path.join(args.out, 'results.json')}"
+          + (f"; JSON summary in {args.json}" if args.json else ""))
+    return 0
+
+
 def _default_data(output: str) -> str:
     """The embedded default data set, generated on first use."""
     from components.listening_data import simulator
@@ -170,12 +208,13 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_split_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_split_arguments(parser: argparse.ArgumentParser, with_seed: bool = True) -> None:
     from components.example_gen import split_protocols
     parser.add_argument("--split", choices=(split_protocols.AUTO,) + split_protocols.PROTOCOLS,
                         help="split protocol (default auto: time with timestamps, random "
                         "8:1:1 per user without)")
-    parser.add_argument("--split-seed", type=int, help="seed of the random split")
+    if with_seed:
+        parser.add_argument("--split-seed", type=int, help="seed of the random split")
     parser.add_argument("--eval-days", type=int,
                         help="time split: days at the end held out for evaluation")
 
@@ -190,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True, help="folder to write")
     generate.add_argument("--seed", type=int, default=0)
     generate.set_defaults(handler=_generate)
+
+    from components.listening_data.importers import FORMATS
+    import_ = commands.add_parser(
+        "import", help="convert a real listening-data export into a folder `run` reads")
+    import_.add_argument("--format", required=True, choices=FORMATS)
+    import_.add_argument("--source", required=True, help="the export's folder")
+    import_.add_argument("--out", required=True, help="folder to write (replaced atomically)")
+    import_.set_defaults(handler=_import)
 
     run = commands.add_parser("run", help="run the pipeline locally")
     run.add_argument("--runner", choices=("local", "beam"), default="local",
@@ -219,6 +266,26 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--set", type=_parse_assignment, action="append",
                           metavar="NAME=VALUE", help="override a hyperparameter")
     compile_.set_defaults(handler=_compile)
+
+    benchmark = commands.add_parser("benchmark", help="benchmarks")
+    benchmarks = benchmark.add_subparsers(dest="benchmark", required=True)
+    quality = benchmarks.add_parser(
+        "quality", help="two-tower vs most-popular, item-kNN, EASE and iALS on real data",
+        description="Imports the dataset, trains through the pipeline once per seed and "
+        "compares full-ranking Recall@10, NDCG@10 and Hit@10 with the baselines on the same "
+        "split (bench/quality/benchmark.py).")
+    quality.add_argument("--dataset", required=True, choices=FORMATS)
+    quality.add_argument("--data-dir", required=True, help="the dataset's folder")
+    _add_split_arguments(quality, with_seed=False)
+    quality.add_argument("--seeds", type=int, default=3, help="splits (and model seeds) 0..N-1")
+    quality.add_argument("--json", help="also write {method: {metric: {mean, per_seed}}} here")
+    quality.add_argument("--out", default=os.path.join(DEFAULT_OUTPUT, "quality"),
+                         help="working folder: imported data, pipeline runs, report")
+    quality.add_argument("--max-users", type=int,
+                         help="use only the first N users (a quick run on a slice)")
+    quality.add_argument("--set", type=_parse_assignment, action="append",
+                         metavar="NAME=VALUE", help="override a two-tower hyperparameter")
+    quality.set_defaults(handler=_benchmark_quality)
 
     from serving import commands as serving_commands  # serve, recommend
     serving_commands.add_commands(commands)
