@@ -1,0 +1,106 @@
+"""`crossfade benchmark quality` on a small slice of the real Last.fm HetRec 2011 data, and
+`crossfade import` from the command line.
+
+The benchmark test runs the real pipeline once (one seed, the first 120 users, 2 epochs:
+about two minutes on 2 cores) and checks the report's structure and the split it used; the
+numbers themselves are the benchmark's business (README.md, "Quality benchmark").
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench.quality import benchmark
+from pipeline import configs, run_summary
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+LASTFM_DIR = os.environ.get(
+    "CROSSFADE_LASTFM_DIR", str(REPO.parent / "shared" / "datasets" / "hetrec2011-lastfm-2k"))
+SLICE_USERS = 120
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def slice_run(tmp_path_factory):
+    if not os.path.exists(os.path.join(LASTFM_DIR, "user_artists.dat")):
+        pytest.skip(f"HetRec Last.fm 2k data not found at {LASTFM_DIR} (set "
+                    "CROSSFADE_LASTFM_DIR to run the benchmark on real data)")
+    out = tmp_path_factory.mktemp("quality")
+    summary_json = out / "summary.json"
+    result = _cli("benchmark", "quality", "--dataset", "lastfm-hetrec", "--data-dir",
+                  LASTFM_DIR, "--seeds", "1", "--max-users", str(SLICE_USERS), "--out",
+                  str(out), "--json", str(summary_json), "--set", "epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, summary_json, result.stdout
+
+
+def test_json_maps_every_method_to_mean_and_per_seed_metrics(slice_run):
+    _, summary_json, _ = slice_run
+    summary = json.loads(summary_json.read_text())
+    assert list(summary) == list(benchmark.METHODS)  # iALS installs here: all five
+    for method, metrics in summary.items():
+        assert sorted(metrics) == ["hit@10", "ndcg@10", "recall@10"], method
+        for values in metrics.values():
+            assert len(values["per_seed"]) == 1
+            assert values["mean"] == pytest.approx(values["per_seed"][0])
+            assert 0.0 <= values["mean"] <= 1.0
+            # Hit@10 >= Recall@10 for every user, so also on average.
+        assert metrics["hit@10"]["mean"] >= metrics["recall@10"]["mean"]
+    # On real data the collaborative baselines beat popularity.
+    assert summary["ease"]["recall@10"]["mean"] > summary["most-popular"]["recall@10"]["mean"]
+
+
+def test_report_table_plot_and_recorded_split(slice_run):
+    out, _, stdout = slice_run
+    table = (out / "quality.md").read_text()
+    assert "| two-tower |" in table and "| ease |" in table
+    assert "random 8:1:1 per user" in table  # the protocol is recorded with the results
+    assert "| Method |" in stdout  # and printed
+    assert (out / "recall_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    details = json.loads((out / "results.json").read_text())["_meta"]
+    assert details["split"].startswith("random 8:1:1")
+    curves = details["recall_curves"]
+    assert set(curves) == set(benchmark.METHODS)
+    for curve in curves.values():
+        assert len(curve) == benchmark.CURVE_MAX_K
+        assert np.all(np.diff(curve) >= -1e-12)  # Recall@K never falls as K grows
+
+
+def test_the_pipeline_split_is_disjoint_per_user_and_8_1_1(slice_run):
+    out, _, _ = slice_run
+    config = configs.PipelineConfig(data_dir="", output_dir=str(out / "seed-0"))
+    run = run_summary.latest_run(config)
+    matrices = benchmark.split_matrices(run.artifact_uris["StreamQualifier/Examples"],
+                                        run.artifact_uris["CatalogueExampleGen/Examples"])
+    assert len(matrices.users) == SLICE_USERS
+    train, evaluation, test = matrices.train, matrices.eval, matrices.test
+    assert train.multiply(evaluation).nnz == 0 and train.multiply(test).nnz == 0
+    assert evaluation.multiply(test).nnz == 0
+    total = train.nnz + evaluation.nnz + test.nnz
+    assert train.nnz / total == pytest.approx(0.8, abs=0.02)
+    assert test.nnz / total == pytest.approx(0.1, abs=0.02)
+    # Every user with test plays has a query (from a test play) for the two-tower model.
+    users_with_test = np.flatnonzero(np.diff(test.indptr) > 0)
+    assert sorted(matrices.test_queries["row"]) == users_with_test.tolist()
+    assert len(users_with_test) >= SLICE_USERS - 2  # only users with a single play have none
+
+
+def test_import_command_reports_bad_input_and_writes_nothing(tmp_path):
+    source = tmp_path / "export"
+    source.mkdir()
+    (source / "Streaming_History_Audio_2023.json").write_text('[{"ts": "yesterday"}]')
+    out = tmp_path / "imported"
+    result = _cli("import", "--format", "spotify-history", "--source", str(source),
+                  "--out", str(out))
+    assert result.returncode == 2
+    assert "Streaming_History_Audio_2023.json" in result.stderr
+    assert "'ts'" in result.stderr or "ts" in result.stderr
+    assert not out.exists()
