@@ -11,7 +11,10 @@ import tensorflow as tf
 
 PAD_TOKEN = ""
 
-HISTORY_LENGTH = 10  # plays before the current one, most recent first
+# Tracks the query tower sees: the plays before the current one (most recent first), or for
+# unordered data the user's other training tracks. 50 holds a whole HetRec Last.fm profile
+# (at most 50 artists per user), where the profile bag is what makes the model competitive.
+HISTORY_LENGTH = 50
 MAX_GENRES = 3
 MAX_TAGS = 8
 

@@ -6,12 +6,13 @@ from serving import signatures
 
 
 def test_recommend_inputs_pad_recent_tracks_to_one_rectangle():
+    longest = signatures.RECENT_TRACKS_WIDTH + 2
     inputs = signatures.recommend_inputs(["u1", "u2", "u3"],
-                                         [["a", "b"], None, [f"t{i}" for i in range(12)]],
+                                         [["a", "b"], None, [f"t{i}" for i in range(longest)]],
                                          k=7, platform="ios", timestamp=None)
-    assert inputs["recent_track_ids"].shape == (3, 12)
+    assert inputs["recent_track_ids"].shape == (3, longest)
     assert inputs["recent_track_ids"][0].tolist()[:3] == [b"a", b"b", b""]
-    assert inputs["recent_track_ids"][1].tolist() == [b""] * 12
+    assert inputs["recent_track_ids"][1].tolist() == [b""] * longest
     assert inputs["k"].dtype == np.int32 and inputs["k"].tolist() == [7, 7, 7]
     assert inputs["timestamp"].dtype == np.int64 and inputs["timestamp"].tolist() == [0] * 3
     assert inputs["platform"].tolist() == [b"ios"] * 3

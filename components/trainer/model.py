@@ -49,6 +49,10 @@ class Hyperparameters:
     epochs: int = 5
     max_steps: int = 0  # > 0 caps training (e.g. 1 to build a deliberately weak model)
     id_dropout: float = 0.1
+    # Whether the query tower embeds the user id. Without it a user is their history (and
+    # context): on small data with whole profiles as history (Last.fm) a free per-user vector
+    # only overfits.
+    use_user_id: bool = True
     # Negatives of the softmax: "in_batch" (the batch's other tracks, logQ-corrected; scales
     # to any catalogue) or "catalogue" (every catalogue track each step: exact, and better
     # for catalogues up to some tens of thousands of tracks).
@@ -113,14 +117,17 @@ class QueryTower(tf.keras.layers.Layer):
     """User id + recent tracks + context (hour, weekday, platform) -> [batch, embedding_dim].
 
     `track_embedding` is shared with the candidate tower, so history and candidates live in
-    one space and a history of rarely played tracks still carries signal.
+    one space and a history of rarely played tracks still carries signal. With
+    `hp.use_user_id` off the user id is not embedded (its slot is zeros).
     """
 
     def __init__(self, vocabularies: Vocabularies, hp: Hyperparameters,
                  track_embedding: tf.keras.layers.Embedding, **kwargs):
         super().__init__(**kwargs)
         self.user_dropout = IdDropout(hp.id_dropout, vocabularies.users, seed=hp.seed)
-        self.user_embedding = _table(vocabularies.users, hp.id_embedding_dim, "user_embedding")
+        self.use_user_id = hp.use_user_id
+        self.user_embedding = (_table(vocabularies.users, hp.id_embedding_dim, "user_embedding")
+                               if hp.use_user_id else None)
         self.track_embedding = track_embedding
         self.history_mean = MaskedMean(vocabularies.tracks + 1)
         self.hour_embedding = tf.keras.layers.Embedding(24, hp.content_embedding_dim)
@@ -131,11 +138,15 @@ class QueryTower(tf.keras.layers.Layer):
         self.projection = tf.keras.layers.Dense(hp.embedding_dim)
 
     def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
-        users = self.user_dropout(inputs[features.USER_INDEX], training=training)
         history = inputs[features.RECENT_TRACK_INDICES]
         history_embedding = self.history_mean(history, self.track_embedding(history))
+        if self.use_user_id:
+            users = self.user_dropout(inputs[features.USER_INDEX], training=training)
+            user_embedding = self.user_embedding(users)
+        else:
+            user_embedding = tf.zeros_like(history_embedding)
         joined = tf.concat([
-            self.user_embedding(users),
+            user_embedding,
             history_embedding,
             self.hour_embedding(inputs[features.HOUR]),
             self.weekday_embedding(inputs[features.WEEKDAY]),

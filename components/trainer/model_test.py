@@ -98,3 +98,12 @@ def test_catalogue_negatives_score_the_positive_against_every_track():
     assert float(model.compute_loss(batch)) < expected
     with pytest.raises(ValueError, match="negatives must be one of"):
         model_lib.Hyperparameters(negatives="sampled")
+
+
+def test_without_the_user_id_a_query_depends_only_on_history_and_context():
+    model = _model(model_lib.Hyperparameters(**{**HP.__dict__, "use_user_id": False}))
+    batch = _batch()
+    other_users = dict(batch, **{features.USER_INDEX: tf.constant([4, 3, 2, 1], tf.int64)})
+    np.testing.assert_allclose(model.query_tower(batch).numpy(),
+                               model.query_tower(other_users).numpy())
+    assert not any("user_embedding" in v.name for v in model.query_tower.trainable_variables)
