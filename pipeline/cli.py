@@ -45,7 +45,12 @@ def _config(args: argparse.Namespace, data_dir: str):
     from components.example_gen.split_protocols import SplitProtocol
     from components.trainer.model import Hyperparameters
     from pipeline.configs import PipelineConfig
+    from components.listening_data import sources
+    from pipeline.configs import fit_to_data
     hyperparameters = Hyperparameters.from_dict(dict(getattr(args, "set", None) or []))
+    if data_dir and os.path.isdir(data_dir):
+        hyperparameters = fit_to_data(hyperparameters, sources.has_timestamps(
+            data_dir, sources.detect_layout(data_dir)))
     options = {"data_dir": os.path.abspath(data_dir),
                "output_dir": os.path.abspath(args.output),
                "hyperparameters": hyperparameters}

@@ -29,13 +29,20 @@ DATASET_HYPERPARAMETERS: Dict[str, Hyperparameters] = {
     # user vector, which overfits 40 positives), 128-d embeddings, a softer temperature and
     # more epochs than the streaming default.
     "lastfm-hetrec": Hyperparameters(embedding_dim=128, id_embedding_dim=128, temperature=0.1,
-                                     epochs=24, use_user_id=False),
+                                     epochs=24, use_user_id=False, time_context=False),
 }
 
 
 def dataset_hyperparameters(dataset: str) -> Hyperparameters:
     """The tuned hyperparameters of a benchmark dataset (the product defaults otherwise)."""
     return DATASET_HYPERPARAMETERS.get(dataset, Hyperparameters())
+
+
+def fit_to_data(hyperparameters: Hyperparameters, has_timestamps: bool) -> Hyperparameters:
+    """`hyperparameters` with the time context off for data without timestamps."""
+    if has_timestamps:
+        return hyperparameters
+    return dataclasses.replace(hyperparameters, time_context=False)
 
 
 @dataclasses.dataclass(frozen=True)

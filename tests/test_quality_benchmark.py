@@ -89,7 +89,7 @@ def test_the_pipeline_split_is_disjoint_per_user_and_8_1_1(slice_run):
     assert test.nnz / total == pytest.approx(0.1, abs=0.02)
     # Every user with test plays has a query (from a test play) for the two-tower model.
     users_with_test = np.flatnonzero(np.diff(test.indptr) > 0)
-    assert sorted(matrices.test_queries["row"]) == users_with_test.tolist()
+    assert sorted(matrices.queries["test"]["row"]) == users_with_test.tolist()
     assert len(users_with_test) >= SLICE_USERS - 2  # only users with a single play have none
 
 

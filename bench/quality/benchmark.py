@@ -49,9 +49,9 @@ class SplitMatrices:
     train: sp.csr_matrix
     eval: sp.csr_matrix
     test: sp.csr_matrix
-    # Raw query features of each user's first test play (rows aligned with `users`; users
-    # without test plays have empty rows), for the two-tower model.
-    test_queries: Dict[str, np.ndarray]
+    # split -> raw query features of each user's first play in that held-out split, with
+    # "row" the user's row in the matrices (users without plays there have no entry).
+    queries: Dict[str, Dict[str, np.ndarray]]
 
 
 def _read_examples(pattern: str, names: Sequence[str]) -> Dict[str, np.ndarray]:
@@ -85,7 +85,7 @@ def split_matrices(examples_uri: str, catalogue_uri: str) -> SplitMatrices:
     query_names = [features.USER_ID, features.TRACK_ID, features.TIMESTAMP,
                    features.RECENT_TRACK_IDS, features.PLATFORM]
     splits = {split: _read_examples(os.path.join(examples_uri, f"Split-{split}", "*"),
-                                    query_names if split == "test"
+                                    query_names if split != "train"
                                     else [features.USER_ID, features.TRACK_ID])
               for split in ("train", "eval", "test")}
     users = np.array(sorted(set(splits["train"][features.USER_ID])), dtype=object)
@@ -94,24 +94,31 @@ def split_matrices(examples_uri: str, catalogue_uri: str) -> SplitMatrices:
     matrices = {split: _matrix(user_index.get_indexer(values[features.USER_ID]),
                                item_index.get_indexer(values[features.TRACK_ID]), shape)
                 for split, values in splits.items()}
-    test = splits["test"]
-    # Each user's first test play (earliest, then by track) carries the user's query.
-    order = np.lexsort((test[features.TRACK_ID], test[features.TIMESTAMP],
-                        test[features.USER_ID]))
-    first = order[np.r_[True, test[features.USER_ID][order][1:]
-                        != test[features.USER_ID][order][:-1]]]
-    rows = user_index.get_indexer(test[features.USER_ID][first])
+    queries = {split: _first_play_queries(splits[split], user_index)
+               for split in ("eval", "test")}
+    return SplitMatrices(users=users, items=catalogue, train=matrices["train"],
+                         eval=matrices["eval"], test=matrices["test"], queries=queries)
+
+
+def _first_play_queries(plays: Dict[str, np.ndarray],
+                        user_index: pd.Index) -> Dict[str, np.ndarray]:
+    """Query features of each user's first play (earliest, then by track) in `plays`."""
+    from components import features
+    users = plays[features.USER_ID]
+    order = np.lexsort((plays[features.TRACK_ID], plays[features.TIMESTAMP], users))
+    first = order[np.r_[True, users[order][1:] != users[order][:-1]]]
+    rows = user_index.get_indexer(users[first])
     first, rows = first[rows >= 0], rows[rows >= 0]
-    queries = {name: test[name][first] for name in
+    queries = {name: plays[name][first] for name in
                (features.USER_ID, features.RECENT_TRACK_IDS, features.TIMESTAMP,
                 features.PLATFORM)}
     queries["row"] = rows
-    return SplitMatrices(users=users, items=catalogue, train=matrices["train"],
-                         eval=matrices["eval"], test=matrices["test"], test_queries=queries)
+    return queries
 
 
-def two_tower_scores(model_dir: str, matrices: SplitMatrices) -> np.ndarray:
-    """[U, I] cosine scores of the exported model (rows of users without a query are 0)."""
+def two_tower_scores(model_dir: str, matrices: SplitMatrices, split: str) -> np.ndarray:
+    """[U, I] cosine scores of the exported model for the users' queries in `split` (rows of
+    users without a query there are 0)."""
     import tensorflow as tf
     model = tf.saved_model.load(model_dir)
     candidate = model.signatures["candidate_embedding"]
@@ -120,7 +127,7 @@ def two_tower_scores(model_dir: str, matrices: SplitMatrices) -> np.ndarray:
         candidate(track_id=tf.constant(matrices.items[start:start + 8192]))["embedding"].numpy()
         for start in range(0, len(matrices.items), 8192)])
     scores = np.zeros((len(matrices.users), len(matrices.items)), np.float32)
-    q = matrices.test_queries
+    q = matrices.queries[split]
     for start in range(0, len(q["row"]), _QUERY_BATCH):
         window = slice(start, start + _QUERY_BATCH)
         embedding = query(user_id=tf.constant(q["user_id"][window]),
@@ -161,10 +168,19 @@ def evaluate_seed(matrices: SplitMatrices, model_dir: str, seed: int,
                            & (np.diff(matrices.train.indptr) > 0))
     results: Dict[str, Dict[str, Any]] = {}
     started = time.perf_counter()
-    scores = two_tower_scores(model_dir, matrices)
+    scores = two_tower_scores(model_dir, matrices, "test")
     results[TWO_TOWER] = _evaluate(scores[users], seen, relevant, users)
     results[TWO_TOWER]["seconds"] = time.perf_counter() - started
-    log(f"  {TWO_TOWER:<13} recall@10 {results[TWO_TOWER]['recall@10']:.4f}")
+    # The same measure on the eval split (train items excluded): what a hyperparameter
+    # search of the two-tower model should compare, keeping test untouched.
+    eval_users = np.flatnonzero((np.diff(matrices.eval.indptr) > 0)
+                                & (np.diff(matrices.train.indptr) > 0))
+    eval_scores = two_tower_scores(model_dir, matrices, "eval")[eval_users]
+    top = ranking_metrics.top_k(eval_scores, matrices.train[eval_users], 10)
+    results[TWO_TOWER]["validation_recall"] = ranking_metrics.ranking_metrics(
+        top, matrices.eval[eval_users], k=10)["recall@10"]
+    log(f"  {TWO_TOWER:<13} recall@10 {results[TWO_TOWER]['recall@10']:.4f}  (eval split: "
+        f"{results[TWO_TOWER]['validation_recall']:.4f})")
     for name, factory in _baseline_factories(seed).items():
         started = time.perf_counter()
         grid = baselines.DEFAULT_GRIDS.get(name, [None])
@@ -229,7 +245,8 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
     base_protocol = base_protocol.resolve(sources.has_timestamps(imported, layout))
     if base_protocol.name == "time":  # the benchmark needs a test period after eval
         base_protocol = dataclasses.replace(base_protocol, test_days=eval_days)
-    hyperparameters = configs.dataset_hyperparameters(dataset)
+    hyperparameters = configs.fit_to_data(configs.dataset_hyperparameters(dataset),
+                                          sources.has_timestamps(imported, layout))
     if hyperparameter_overrides:
         hyperparameters = dataclasses.replace(hyperparameters, **hyperparameter_overrides)
 

@@ -53,6 +53,10 @@ class Hyperparameters:
     # context): on small data with whole profiles as history (Last.fm) a free per-user vector
     # only overfits.
     use_user_id: bool = True
+    # Whether the query tower reads hour and weekday. Off for data without timestamps
+    # (Last.fm HetRec): there every training play has timestamp 0, while serving fills a
+    # missing timestamp with the current time, so the context would only add skew.
+    time_context: bool = True
     # Negatives of the softmax: "in_batch" (the batch's other tracks, logQ-corrected; scales
     # to any catalogue) or "catalogue" (every catalogue track each step: exact, and better
     # for catalogues up to some tens of thousands of tracks).
@@ -118,7 +122,8 @@ class QueryTower(tf.keras.layers.Layer):
 
     `track_embedding` is shared with the candidate tower, so history and candidates live in
     one space and a history of rarely played tracks still carries signal. With
-    `hp.use_user_id` off the user id is not embedded (its slot is zeros).
+    `hp.use_user_id` off the user id is not embedded (its slot is zeros); with
+    `hp.time_context` off hour and weekday are not read.
     """
 
     def __init__(self, vocabularies: Vocabularies, hp: Hyperparameters,
@@ -130,8 +135,10 @@ class QueryTower(tf.keras.layers.Layer):
                                if hp.use_user_id else None)
         self.track_embedding = track_embedding
         self.history_mean = MaskedMean(vocabularies.tracks + 1)
-        self.hour_embedding = tf.keras.layers.Embedding(24, hp.content_embedding_dim)
-        self.weekday_embedding = tf.keras.layers.Embedding(7, hp.content_embedding_dim // 2)
+        self.time_context = hp.time_context
+        if hp.time_context:
+            self.hour_embedding = tf.keras.layers.Embedding(24, hp.content_embedding_dim)
+            self.weekday_embedding = tf.keras.layers.Embedding(7, hp.content_embedding_dim // 2)
         self.platform_embedding = _table(vocabularies.platforms, hp.content_embedding_dim // 2,
                                          "platform_embedding")
         self.hidden = tf.keras.layers.Dense(hp.hidden_units, activation="relu")
@@ -145,13 +152,11 @@ class QueryTower(tf.keras.layers.Layer):
             user_embedding = self.user_embedding(users)
         else:
             user_embedding = tf.zeros_like(history_embedding)
-        joined = tf.concat([
-            user_embedding,
-            history_embedding,
-            self.hour_embedding(inputs[features.HOUR]),
-            self.weekday_embedding(inputs[features.WEEKDAY]),
-            self.platform_embedding(inputs[features.PLATFORM_INDEX]),
-        ], axis=1)
+        context = [self.platform_embedding(inputs[features.PLATFORM_INDEX])]
+        if self.time_context:
+            context += [self.hour_embedding(inputs[features.HOUR]),
+                        self.weekday_embedding(inputs[features.WEEKDAY])]
+        joined = tf.concat([user_embedding, history_embedding] + context, axis=1)
         # The residual keeps the id/history signal direct; the MLP adds context interactions.
         query = self.projection(self.hidden(joined)) + history_embedding
         return tf.math.l2_normalize(query, axis=1)

@@ -100,10 +100,15 @@ def test_catalogue_negatives_score_the_positive_against_every_track():
         model_lib.Hyperparameters(negatives="sampled")
 
 
-def test_without_the_user_id_a_query_depends_only_on_history_and_context():
-    model = _model(model_lib.Hyperparameters(**{**HP.__dict__, "use_user_id": False}))
+def test_without_user_id_and_time_context_a_query_depends_only_on_history_and_platform():
+    model = _model(model_lib.Hyperparameters(**{**HP.__dict__, "use_user_id": False,
+                                                "time_context": False}))
     batch = _batch()
-    other_users = dict(batch, **{features.USER_INDEX: tf.constant([4, 3, 2, 1], tf.int64)})
+    others = dict(batch, **{features.USER_INDEX: tf.constant([4, 3, 2, 1], tf.int64),
+                            features.HOUR: tf.constant([5, 6, 7, 8], tf.int64),
+                            features.WEEKDAY: tf.constant([0, 1, 2, 3], tf.int64)})
     np.testing.assert_allclose(model.query_tower(batch).numpy(),
-                               model.query_tower(other_users).numpy())
+                               model.query_tower(others).numpy())
     assert not any("user_embedding" in v.name for v in model.query_tower.trainable_variables)
+    full = _model()
+    assert not np.allclose(full.query_tower(batch).numpy(), full.query_tower(others).numpy())
