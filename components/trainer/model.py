@@ -49,6 +49,10 @@ class Hyperparameters:
     epochs: int = 5
     max_steps: int = 0  # > 0 caps training (e.g. 1 to build a deliberately weak model)
     id_dropout: float = 0.1
+    # Share of history entries masked (as padding) in each training step: the query learns
+    # to predict a held-out taste from part of a profile, the denoising that keeps whole-
+    # profile histories from overfitting.
+    history_dropout: float = 0.0
     # Whether the query tower embeds the user id. Without it a user is their history (and
     # context): on small data with whole profiles as history (Last.fm) a free per-user vector
     # only overfits.
@@ -101,6 +105,26 @@ class MaskedMean(tf.keras.layers.Layer):
         return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
 
+class HistoryDropout(tf.keras.layers.Layer):
+    """In training, masks a `rate` share of history entries by setting them to padding.
+
+    Input and output: history indices [batch, n]; padding entries stay padding, so
+    `MaskedMean` averages over the surviving entries.
+    """
+
+    def __init__(self, rate: float, padding_index: int, seed: Optional[int] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.padding_index = padding_index
+        self.seed = seed
+
+    def call(self, history: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
+        if not training or self.rate <= 0:
+            return history
+        drop = tf.random.uniform(tf.shape(history), seed=self.seed) < self.rate
+        return tf.where(drop, tf.cast(self.padding_index, history.dtype), history)
+
+
 class IdDropout(tf.keras.layers.Layer):
     """In training, replaces a `rate` share of ids by `oov_index` so the OOV row is learned."""
 
@@ -134,6 +158,8 @@ class QueryTower(tf.keras.layers.Layer):
         self.user_embedding = (_table(vocabularies.users, hp.id_embedding_dim, "user_embedding")
                                if hp.use_user_id else None)
         self.track_embedding = track_embedding
+        self.history_dropout = HistoryDropout(hp.history_dropout, vocabularies.tracks + 1,
+                                              seed=hp.seed + 2)
         self.history_mean = MaskedMean(vocabularies.tracks + 1)
         self.time_context = hp.time_context
         if hp.time_context:
@@ -145,7 +171,7 @@ class QueryTower(tf.keras.layers.Layer):
         self.projection = tf.keras.layers.Dense(hp.embedding_dim)
 
     def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
-        history = inputs[features.RECENT_TRACK_INDICES]
+        history = self.history_dropout(inputs[features.RECENT_TRACK_INDICES], training=training)
         history_embedding = self.history_mean(history, self.track_embedding(history))
         if self.use_user_id:
             users = self.user_dropout(inputs[features.USER_INDEX], training=training)

@@ -60,6 +60,17 @@ def test_id_dropout_only_in_training():
     assert layer(ids, training=True).numpy().tolist() == [99, 99, 99]
 
 
+def test_history_dropout_masks_entries_as_padding_only_in_training():
+    layer = model_lib.HistoryDropout(rate=0.5, padding_index=9, seed=1)
+    history = tf.constant(np.arange(8 * 50).reshape(8, 50) % 9, tf.int64)
+    assert layer(history, training=False).numpy().tolist() == history.numpy().tolist()
+    dropped = layer(history, training=True).numpy()
+    kept = dropped != 9
+    assert (dropped[kept] == history.numpy()[kept]).all()
+    share = 1 - kept.sum() / (history.numpy() != 9).sum()
+    assert 0.35 < share < 0.65
+
+
 def test_shared_track_table_between_history_and_candidates():
     model = _model()
     assert model.query_tower.track_embedding is model.candidate_tower.track_embedding
