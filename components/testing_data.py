@@ -1,4 +1,5 @@
-"""Hand-built raw rows and a tf.Transform run over them, for unit tests of the model code."""
+"""Test helpers: hand-built raw rows and a tf.Transform run over them (model code), and a
+folder's files as bytes (data writers)."""
 import os
 from typing import Dict, List, Sequence
 
@@ -64,3 +65,14 @@ def serialize(row: Dict[str, object]) -> bytes:
         else:
             feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def file_tree(folder: str) -> Dict[str, bytes]:
+    """Relative path -> bytes of every file under `folder`."""
+    contents = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                contents[os.path.relpath(path, folder)] = handle.read()
+    return contents

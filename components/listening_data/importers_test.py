@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from components import features
+from components.testing_data import file_tree
 from components.listening_data import importers, lastfm_hetrec, simulator, sources
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -25,17 +26,6 @@ def _write(path, content):
 def _read(path):
     with open(path, encoding="utf-8") as handle:
         return handle.read()
-
-
-def _tree(folder):
-    """Relative path -> bytes of every file under `folder`."""
-    contents = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as handle:
-                contents[os.path.relpath(path, folder)] = handle.read()
-    return contents
 
 
 # --- lastfm-hetrec -------------------------------------------------------------------------
@@ -324,7 +314,7 @@ def test_spotify_output_files_are_exact(tmp_path):
         # a: bob's earlier play has another title. c: the latest play has no metadata, so the
         # fields come from the latest that has.
         f"spotify:track:c,Late title,Artist,Album{empty}\n")
-    assert sorted(_tree(out)) == sorted([
+    assert sorted(file_tree(out)) == sorted([
         "catalogue.csv", "manifest.json", os.path.join("plays", "span-202212", "plays.csv"),
         os.path.join("plays", "span-202301", "plays.csv"),
         os.path.join("plays", "span-202302", "plays.csv")])
@@ -357,7 +347,7 @@ def test_spotify_outputs_are_read_back_by_the_pipeline(tmp_path):
 def test_spotify_personal_fields_reach_no_output_file(tmp_path):
     out = str(tmp_path / "out")
     importers.import_dataset(importers.SPOTIFY_HISTORY, _spotify_folder(tmp_path / "src"), out)
-    files = _tree(out)
+    files = file_tree(out)
     assert len(files) == 5
     for name, content in files.items():
         for secret in (IP_ADDRESS, USER_AGENT, "SecretPhone", "1672942931", "incognito"):
@@ -482,12 +472,12 @@ def test_csv_errors(tmp_path, interactions, items, file, row, field, message):
 def test_failed_reimport_leaves_the_previous_import_intact(tmp_path):
     out = str(tmp_path / "out")
     importers.import_dataset(importers.LASTFM_HETREC, _lastfm_folder(tmp_path / "good"), out)
-    before = _tree(out)
+    before = file_tree(out)
     bad = _lastfm_folder(tmp_path / "bad", user_artists_dat=_tsv(_UA_HEADER, (2, 1, 3),
                                                                  (2, 1, 4)))
     with pytest.raises(sources.InputDataError, match="duplicate"):
         importers.import_dataset(importers.LASTFM_HETREC, bad, out)
-    assert _tree(out) == before
+    assert file_tree(out) == before
     assert sorted(os.listdir(tmp_path)) == ["bad", "good", "out"]  # no staging folder left
 
 
@@ -505,7 +495,7 @@ def test_successful_reimport_replaces_the_whole_folder(tmp_path):
 def test_a_failing_write_leaves_no_output(tmp_path, monkeypatch):
     out = str(tmp_path / "out")
     importers.import_dataset(importers.CSV, _csv_folder(tmp_path / "a"), out)
-    before = _tree(out)
+    before = file_tree(out)
 
     def fail(*args, **kwargs):
         raise OSError("disk full")
@@ -513,14 +503,14 @@ def test_a_failing_write_leaves_no_output(tmp_path, monkeypatch):
     monkeypatch.setattr(importers.json, "dump", fail)  # fails after the data files are written
     with pytest.raises(OSError, match="disk full"):
         importers.import_dataset(importers.CSV, _csv_folder(tmp_path / "b", "v"), out)
-    assert _tree(out) == before
+    assert file_tree(out) == before
     assert sorted(os.listdir(tmp_path)) == ["a", "b", "out"]
 
 
 def test_a_failing_final_rename_restores_the_previous_import(tmp_path, monkeypatch):
     out = str(tmp_path / "out")
     importers.import_dataset(importers.CSV, _csv_folder(tmp_path / "a"), out)
-    before = _tree(out)
+    before = file_tree(out)
     rename = os.rename
 
     def fail_to_install(source, target):
@@ -531,7 +521,7 @@ def test_a_failing_final_rename_restores_the_previous_import(tmp_path, monkeypat
     monkeypatch.setattr(importers.os, "rename", fail_to_install)
     with pytest.raises(OSError, match="rename failed"):
         importers.import_dataset(importers.CSV, _csv_folder(tmp_path / "b", "v"), out)
-    assert _tree(out) == before
+    assert file_tree(out) == before
     assert sorted(os.listdir(tmp_path)) == ["a", "b", "out"]
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from components.listening_data import simulator
+from components.testing_data import file_tree
 from components.listening_data.simulator import (
     CATALOGUE_COLUMNS,
     GENRES,
@@ -62,16 +63,6 @@ def catalogue(tiny: tuple[SimulationSummary, str]) -> pd.DataFrame:
     return _read(os.path.join(tiny[1], "catalogue.csv"))
 
 
-def _files(root: str) -> dict[str, bytes]:
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(dirpath, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, root)] = f.read()
-    return out
-
-
 # ------------------------------------------------------------------------------------------
 # API and determinism
 
@@ -102,7 +93,7 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path) -> Non
     generate(_MICRO, a, seed=3)
     generate(_MICRO, b, seed=3)
     generate(_MICRO, c, seed=4)
-    fa, fb, fc = _files(a), _files(b), _files(c)
+    fa, fb, fc = file_tree(a), file_tree(b), file_tree(c)
     assert fa == fb
     assert set(fa) == set(fc)
     for name in ("catalogue.csv", "users.csv", "plays/span-0001/plays.csv"):

@@ -105,40 +105,26 @@ class MaskedMean(tf.keras.layers.Layer):
         return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
 
-class HistoryDropout(tf.keras.layers.Layer):
-    """In training, masks a `rate` share of history entries by setting them to padding.
+class IdDropout(tf.keras.layers.Layer):
+    """In training, replaces a `rate` share of ids by `replacement_index`.
 
-    Input and output: history indices [batch, n]; padding entries stay padding, so
-    `MaskedMean` averages over the surviving entries.
+    With the OOV index, the OOV row is learned (what an unknown user or track looks like);
+    with the padding index of a list, entries are masked out of `MaskedMean` (history
+    dropout). Input and output: ids of any shape; unchanged outside training.
     """
 
-    def __init__(self, rate: float, padding_index: int, seed: Optional[int] = None, **kwargs):
+    def __init__(self, rate: float, replacement_index: int, seed: Optional[int] = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.rate = rate
-        self.padding_index = padding_index
-        self.seed = seed
-
-    def call(self, history: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
-        if not training or self.rate <= 0:
-            return history
-        drop = tf.random.uniform(tf.shape(history), seed=self.seed) < self.rate
-        return tf.where(drop, tf.cast(self.padding_index, history.dtype), history)
-
-
-class IdDropout(tf.keras.layers.Layer):
-    """In training, replaces a `rate` share of ids by `oov_index` so the OOV row is learned."""
-
-    def __init__(self, rate: float, oov_index: int, seed: Optional[int] = None, **kwargs):
-        super().__init__(**kwargs)
-        self.rate = rate
-        self.oov_index = oov_index
+        self.replacement_index = replacement_index
         self.seed = seed
 
     def call(self, ids: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
         if not training or self.rate <= 0:
             return ids
         drop = tf.random.uniform(tf.shape(ids), seed=self.seed) < self.rate
-        return tf.where(drop, tf.cast(self.oov_index, ids.dtype), ids)
+        return tf.where(drop, tf.cast(self.replacement_index, ids.dtype), ids)
 
 
 class QueryTower(tf.keras.layers.Layer):
@@ -158,8 +144,8 @@ class QueryTower(tf.keras.layers.Layer):
         self.user_embedding = (_table(vocabularies.users, hp.id_embedding_dim, "user_embedding")
                                if hp.use_user_id else None)
         self.track_embedding = track_embedding
-        self.history_dropout = HistoryDropout(hp.history_dropout, vocabularies.tracks + 1,
-                                              seed=hp.seed + 2)
+        self.history_dropout = IdDropout(hp.history_dropout, vocabularies.tracks + 1,
+                                         seed=hp.seed + 2)
         self.history_mean = MaskedMean(vocabularies.tracks + 1)
         self.time_context = hp.time_context
         if hp.time_context:

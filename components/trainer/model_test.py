@@ -54,14 +54,14 @@ def test_masked_mean_ignores_padding():
 
 
 def test_id_dropout_only_in_training():
-    layer = model_lib.IdDropout(rate=1.0, oov_index=99)
+    layer = model_lib.IdDropout(rate=1.0, replacement_index=99)
     ids = tf.constant([1, 2, 3], tf.int64)
     assert layer(ids, training=False).numpy().tolist() == [1, 2, 3]
     assert layer(ids, training=True).numpy().tolist() == [99, 99, 99]
 
 
 def test_history_dropout_masks_entries_as_padding_only_in_training():
-    layer = model_lib.HistoryDropout(rate=0.5, padding_index=9, seed=1)
+    layer = model_lib.IdDropout(rate=0.5, replacement_index=9, seed=1)
     history = tf.constant(np.arange(8 * 50).reshape(8, 50) % 9, tf.int64)
     assert layer(history, training=False).numpy().tolist() == history.numpy().tolist()
     dropped = layer(history, training=True).numpy()
