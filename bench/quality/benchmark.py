@@ -314,7 +314,8 @@ def _write(result: BenchmarkResult, out_dir: str, json_path: Optional[str]) -> N
                                       if k != "seed")]
     tuned = {m: [d[m].get("tuned") for d in result.details["per_seed_details"]]
              for m in result.methods if m not in (TWO_TOWER, "most-popular")}
-    lines += [f"{m} tuned on eval: {values}" for m, values in tuned.items()]
+    lines += [f"{m} tuned on eval, per seed: " + "; ".join(f"({value})" for value in values)
+              for m, values in tuned.items()]
     table = report.markdown_table(result.methods, title=f"Recommendation quality: "
                                   f"{result.dataset}", details=lines)
     with open(os.path.join(out_dir, "quality.md"), "w") as handle:
