@@ -20,7 +20,7 @@ import numpy as np
 
 SERVING_DEFAULT = "serving_default"
 SIMILAR_TRACKS = "similar_tracks"
-RECENT_TRACKS_WIDTH = 50  # components.features.HISTORY_LENGTH
+RECENT_TRACKS_WIDTH = 40  # components.features.HISTORY_LENGTH
 PAD = ""
 
 
