@@ -108,7 +108,7 @@ def _benchmark_quality(args: argparse.Namespace) -> int:
         benchmark.run(args.dataset, args.data_dir, args.out, split=args.split,
                       seeds=args.seeds, json_path=args.json, max_users=args.max_users,
                       hyperparameter_overrides=overrides, eval_days=args.eval_days or 7)
-    except InputDataError as error:
+    except (InputDataError, ValueError) as error:  # bad data, or a split the data cannot take
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"\nWrote {os.path.join(args.out, 'quality.md')}, "
