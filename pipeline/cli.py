@@ -43,11 +43,13 @@ def _parse_assignment(text: str):
 
 def _config(args: argparse.Namespace, data_dir: str):
     from components.example_gen.split_protocols import SplitProtocol
-    from components.trainer.model import Hyperparameters
-    from pipeline.configs import PipelineConfig
     from components.listening_data import sources
-    from pipeline.configs import fit_to_data
-    hyperparameters = Hyperparameters.from_dict(dict(getattr(args, "set", None) or []))
+    from components.trainer.model import Hyperparameters
+    from pipeline.configs import PipelineConfig, dataset_hyperparameters, fit_to_data
+    # Data imported by `crossfade import` trains with its dataset's tuned hyperparameters.
+    hyperparameters = dataset_hyperparameters(_imported_format(data_dir))
+    hyperparameters = Hyperparameters.from_dict({**dataclasses.asdict(hyperparameters),
+                                                 **dict(getattr(args, "set", None) or [])})
     if data_dir and os.path.isdir(data_dir):
         hyperparameters = fit_to_data(hyperparameters, sources.has_timestamps(
             data_dir, sources.detect_layout(data_dir)))
@@ -66,6 +68,16 @@ def _config(args: argparse.Namespace, data_dir: str):
         from pipeline import beam_args
         options["beam_pipeline_args"] = beam_args.multi_processing(args.workers)
     return PipelineConfig(**options)
+
+
+def _imported_format(data_dir: str) -> str:
+    """The format `crossfade import` recorded in the folder's manifest ("" if none)."""
+    from components.listening_data.importers import MANIFEST_FILE
+    try:
+        with open(os.path.join(data_dir, MANIFEST_FILE)) as handle:
+            return str(json.load(handle).get("format", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _generate(args: argparse.Namespace) -> int:
