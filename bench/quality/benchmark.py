@@ -275,7 +275,7 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
     methods = aggregate(per_seed)
     curves = {m: np.mean([c[m] for c in curves_per_seed], axis=0).tolist() for m in methods}
     result = BenchmarkResult(
-        dataset=dataset, split=base_protocol.describe().replace(", seed 0", ""),
+        dataset=dataset, split=base_protocol.describe(with_seed=False),
         seeds=list(range(seeds)), methods=methods, curves=curves,
         details={"hyperparameters": dataclasses.asdict(hyperparameters),
                  "per_seed_details": validation, "import": dataclasses.asdict(summary)})

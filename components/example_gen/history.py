@@ -60,8 +60,7 @@ def sampled_train_tracks(user_id: np.ndarray, track_id: np.ndarray, labels: np.n
     rows, not on how plays are sharded.
     """
     history = np.full((len(track_id), length), features.PAD_TOKEN, dtype=object)
-    changes = np.flatnonzero(user_id[1:] != user_id[:-1]) + 1
-    bounds = np.concatenate([[0], changes, [len(user_id)]])
+    bounds = split_protocols.user_bounds(user_id)
     for start, end in zip(bounds[:-1], bounds[1:]):
         user_tracks = track_id[start:end]
         is_train = labels[start:end] == split_protocols.TRAIN

@@ -84,14 +84,14 @@ class SplitProtocol:
             return [TRAIN_SPLIT, EVAL_SPLIT]
         return list(SPLIT_NAMES)
 
-    def describe(self) -> str:
+    def describe(self, with_seed: bool = True) -> str:
         """One line for reports, e.g. 'random 8:1:1 per user, seed 0'."""
         if self.name == TIME:
             test = f", test: last {self.test_days} day(s)" if self.test_days else ""
             return f"time (eval: {self.eval_days} day(s) before the end{test})"
         if self.name == RANDOM:
             shares = ":".join(f"{r * 10:g}" for r in self.ratios)
-            return f"random {shares} per user, seed {self.seed}"
+            return f"random {shares} per user" + (f", seed {self.seed}" if with_seed else "")
         return self.name
 
     def to_dict(self) -> Dict[str, Any]:
@@ -131,7 +131,7 @@ def time_labels(ts: np.ndarray, eval_start: int, test_start: int) -> np.ndarray:
     return np.where(ts >= test_start, TEST, np.where(ts >= eval_start, EVAL, TRAIN))
 
 
-def _user_bounds(user_id: np.ndarray) -> np.ndarray:
+def user_bounds(user_id: np.ndarray) -> np.ndarray:
     """Start offsets of each user's run of rows (plus the end), for rows sorted by user."""
     changes = np.flatnonzero(user_id[1:] != user_id[:-1]) + 1
     return np.concatenate([[0], changes, [len(user_id)]])
@@ -140,7 +140,7 @@ def _user_bounds(user_id: np.ndarray) -> np.ndarray:
 def leave_last_out_labels(user_id: np.ndarray) -> np.ndarray:
     """Per user (rows sorted by user, then time): last -> test, second last -> eval."""
     labels = np.full(len(user_id), TRAIN, dtype=np.int64)
-    bounds = _user_bounds(user_id)
+    bounds = user_bounds(user_id)
     starts, ends = bounds[:-1], bounds[1:]
     enough = (ends - starts) >= 3
     labels[ends[enough] - 1] = TEST
@@ -175,7 +175,7 @@ def random_labels(user_id: np.ndarray, ratios: Tuple[float, float, float],
                   seed: int) -> np.ndarray:
     """Per user (rows grouped by user, in a deterministic order): a seeded 8:1:1-style split."""
     labels = np.empty(len(user_id), dtype=np.int64)
-    bounds = _user_bounds(user_id)
+    bounds = user_bounds(user_id)
     for start, end in zip(bounds[:-1], bounds[1:]):
         train, evaluation, _ = held_out_counts(int(end - start), ratios)
         order = np.random.default_rng(user_seed(user_id[start], seed)).permutation(end - start)
