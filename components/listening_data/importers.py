@@ -28,18 +28,18 @@ import json
 import os
 import shutil
 import uuid
-from typing import Any, Callable, Dict
+from typing import Dict
 
 import pandas as pd
 
-from components.listening_data import sources
+from crossfade.components.listening_data import lastfm_hetrec, layout, sources, spotify_history
+from crossfade.components.listening_data.conversion import Conversion, Converter
+from crossfade.components.listening_data.layout import MANIFEST_FILE
 
 LASTFM_HETREC = "lastfm-hetrec"
 SPOTIFY_HISTORY = "spotify-history"
 CSV = "csv"
 FORMATS = (LASTFM_HETREC, SPOTIFY_HISTORY, CSV)
-
-MANIFEST_FILE = "manifest.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,55 +56,36 @@ class ImportSummary:
     dropped: Dict[str, int]  # reason -> rows dropped (e.g. "podcast_episodes")
 
 
-@dataclasses.dataclass(frozen=True)
-class Conversion:
-    """What a converter wrote into its output folder; `import_dataset` adds the paths."""
-
-    layout: str  # sources.GENERIC or sources.SIMULATOR
-    users: int
-    items: int
-    interactions: int
-    has_timestamps: bool
-    dropped: Dict[str, int]
-    manifest_notes: Dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-Converter = Callable[[str, str], Conversion]  # (source_dir, empty out_dir) -> Conversion
-
-
 def convert_generic_csv(source_dir: str, out_dir: str) -> Conversion:
     """Validates a generic-layout folder with the pipeline's readers and copies it.
 
     Only ``interactions.csv`` and ``items.csv`` are copied: they are the whole layout. With
     ``items.csv`` every interaction's item must be in it, as the pipeline requires.
     """
-    interactions_path = os.path.join(source_dir, sources.INTERACTIONS_FILE)
-    items_path = os.path.join(source_dir, sources.ITEMS_FILE)
+    interactions_path = os.path.join(source_dir, layout.INTERACTIONS_FILE)
+    items_path = os.path.join(source_dir, layout.ITEMS_FILE)
     if not os.path.isfile(interactions_path):
         raise sources.InputDataError(interactions_path, "missing: the csv format needs "
-                                     f"{sources.INTERACTIONS_FILE} [+ {sources.ITEMS_FILE}]")
+                                     f"{layout.INTERACTIONS_FILE} [+ {layout.ITEMS_FILE}]")
     has_items = os.path.isfile(items_path)
     catalogue = sources.read_catalogue(items_path) if has_items else None
     plays = sources.read_generic_interactions(
         interactions_path, catalogue.track_id if catalogue is not None else None)
-    shutil.copyfile(interactions_path, os.path.join(out_dir, sources.INTERACTIONS_FILE))
+    shutil.copyfile(interactions_path, os.path.join(out_dir, layout.INTERACTIONS_FILE))
     if has_items:
-        shutil.copyfile(items_path, os.path.join(out_dir, sources.ITEMS_FILE))
+        shutil.copyfile(items_path, os.path.join(out_dir, layout.ITEMS_FILE))
     return Conversion(
-        layout=sources.GENERIC,
+        layout=layout.GENERIC,
         users=int(pd.Series(plays.user_id).nunique()),
         items=(len(catalogue) if catalogue is not None
                else int(pd.Series(plays.track_id).nunique())),
         interactions=len(plays),
-        has_timestamps=sources.has_timestamps(source_dir, sources.GENERIC),
+        has_timestamps=sources.has_timestamps(source_dir, layout.GENERIC),
         dropped={},
     )
 
 
 def _converters() -> Dict[str, Converter]:
-    # Imported here rather than at the top: the converter modules import `Conversion` from
-    # this module, and this keeps the import graph acyclic at load time.
-    from components.listening_data import lastfm_hetrec, spotify_history
     return {
         LASTFM_HETREC: lastfm_hetrec.convert,
         SPOTIFY_HISTORY: spotify_history.convert,

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from components import features
-from components.testing_data import file_tree
-from components.listening_data import importers, lastfm_hetrec, simulator, sources
+from crossfade.components import features
+from crossfade.components.listening_data import importers, layout, sources
+from crossfade.components.testing_data import file_tree
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 REAL_LASTFM_DIR = os.environ.get(
@@ -226,7 +226,7 @@ def test_real_lastfm_import(tmp_path):
     plays = sources.read_generic_interactions(os.path.join(out, "interactions.csv"),
                                               catalogue.track_id)
     assert len(plays) == 92834 and len(set(plays.user_id)) == 1892
-    with open(os.path.join(out, lastfm_hetrec.FRIENDS_OUTPUT_FILE)) as handle:
+    with open(os.path.join(out, "friends.csv")) as handle:
         assert sum(1 for _ in handle) == 25434 + 1
     assert seconds < 30, f"the real import took {seconds:.1f}s"
 
@@ -292,7 +292,7 @@ def test_spotify_output_files_are_exact(tmp_path):
     out = str(tmp_path / "out")
     summary = importers.import_dataset(importers.SPOTIFY_HISTORY,
                                        _spotify_folder(tmp_path / "src"), out)
-    header = ",".join(simulator.PLAY_COLUMNS) + "\n"
+    header = ",".join(layout.PLAY_COLUMNS) + "\n"
     assert _read(os.path.join(out, "plays", "span-202212", "plays.csv")) == header + (
         "2022-12-31T23:00:00Z,bob,android,180000,SE,Old title,Artist,Album,spotify:track:a,,"
         "trackdone,false,false,false\n")
@@ -306,9 +306,9 @@ def test_spotify_output_files_are_exact(tmp_path):
     assert _read(os.path.join(out, "plays", "span-202302", "plays.csv")) == header + (
         '2023-02-01T00:00:01Z,alice,android,180000,SE,"Song, ""quoted""",Artist,Album,'
         "spotify:track:b,clickrow,trackdone,true,true,false\n")
-    empty = "," * (len(simulator.CATALOGUE_COLUMNS) - 4)
+    empty = "," * (len(layout.CATALOGUE_COLUMNS) - 4)
     assert _read(os.path.join(out, "catalogue.csv")) == (
-        ",".join(simulator.CATALOGUE_COLUMNS) + "\n"
+        ",".join(layout.CATALOGUE_COLUMNS) + "\n"
         f"spotify:track:a,Song,Artist,Album{empty}\n"
         f'spotify:track:b,"Song, ""quoted""",Artist,Album{empty}\n'
         # a: bob's earlier play has another title. c: the latest play has no metadata, so the

@@ -36,15 +36,15 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from components import features
-from components.listening_data import importers, sources
+from crossfade.components import features
+from crossfade.components.listening_data import layout, sources
+from crossfade.components.listening_data.conversion import Conversion
 
 USER_ARTISTS_FILE = "user_artists.dat"
 ARTISTS_FILE = "artists.dat"
 TAGS_FILE = "tags.dat"
 TAGGED_ARTISTS_FILE = "user_taggedartists.dat"
-FRIENDS_FILE = "user_friends.dat"
-FRIENDS_OUTPUT_FILE = "friends.csv"
+FRIENDS_FILE = "user_friends.dat"  # written as layout.FRIENDS_FILE
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "weight", "plays")
 ITEM_COLUMNS = ("item_id", "artist", "tags")
@@ -215,8 +215,9 @@ def _top_tags(tags_path: str, assignments_path: str, artist_id: np.ndarray,
     artist, tag = top.artist.to_numpy(), top.tag.to_numpy(dtype=object)
     starts = np.flatnonzero(np.r_[True, artist[1:] != artist[:-1]])
     ends = np.r_[starts[1:], len(top)]
-    return pd.Series([sources.LIST_SEPARATOR.join(tag[start:end])
-                      for start, end in zip(starts, ends)], index=artist[starts], dtype=object)
+    return pd.Series([layout.LIST_SEPARATOR.join(tag[start:end])
+                      for start, end in zip(starts, ends, strict=True)],
+                     index=artist[starts], dtype=object)
 
 
 def _read_friends(path: str, users: np.ndarray,
@@ -240,7 +241,7 @@ def _write_csv(table: pd.DataFrame, path: str) -> None:
                  lineterminator="\n")
 
 
-def convert(source_dir: str, out_dir: str) -> importers.Conversion:
+def convert(source_dir: str, out_dir: str) -> Conversion:
     """Writes the generic layout of the HetRec Last.fm files in `source_dir` into `out_dir`."""
     def path_of(name: str) -> str:
         return os.path.join(source_dir, name)
@@ -274,18 +275,18 @@ def convert(source_dir: str, out_dir: str) -> importers.Conversion:
         "item_id": listens.artist.astype(str).to_numpy(),
         "weight": "1.0",
         "plays": listens.plays.to_numpy(),
-    }, columns=list(INTERACTION_COLUMNS)), os.path.join(out_dir, sources.INTERACTIONS_FILE))
+    }, columns=list(INTERACTION_COLUMNS)), os.path.join(out_dir, layout.INTERACTIONS_FILE))
     order = np.argsort(artist_id, kind="stable")
     _write_csv(pd.DataFrame({
         "item_id": artist_id[order].astype(str),
         "artist": artist_name[order],
         "tags": tags.reindex(artist_id[order]).fillna("").to_numpy(dtype=object),
-    }, columns=list(ITEM_COLUMNS)), os.path.join(out_dir, sources.ITEMS_FILE))
+    }, columns=list(ITEM_COLUMNS)), os.path.join(out_dir, layout.ITEMS_FILE))
     if friends is not None:
-        _write_csv(friends.astype(str), os.path.join(out_dir, FRIENDS_OUTPUT_FILE))
+        _write_csv(friends.astype(str), os.path.join(out_dir, layout.FRIENDS_FILE))
 
-    return importers.Conversion(
-        layout=sources.GENERIC,
+    return Conversion(
+        layout=layout.GENERIC,
         users=len(users),
         items=len(artist_id),
         interactions=len(listens),

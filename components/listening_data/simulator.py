@@ -52,42 +52,24 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-FORMAT = "crossfade-simulator/1"
+from crossfade.components.listening_data.layout import (
+    BOT_COLUMNS,
+    BOTS_FILE,
+    CATALOGUE_COLUMNS,
+    CATALOGUE_FILE,
+    LIST_SEPARATOR,
+    MANIFEST_FILE,
+    PLAY_COLUMNS,
+    PLAYS_DIR,
+    PLAYS_FILE,
+    SPAN_PREFIX,
+    TRUTH_DIR,
+    USER_COLUMNS,
+    USERS_FILE,
+    span_name,
+)
 
-PLAY_COLUMNS = (
-    "ts",
-    "username",
-    "platform",
-    "ms_played",
-    "conn_country",
-    "master_metadata_track_name",
-    "master_metadata_album_artist_name",
-    "master_metadata_album_album_name",
-    "spotify_track_uri",
-    "reason_start",
-    "reason_end",
-    "shuffle",
-    "skipped",
-    "offline",
-)
-CATALOGUE_COLUMNS = (
-    "track_id",
-    "title",
-    "artist",
-    "album",
-    "genres",
-    "tags",
-    "tempo",
-    "energy",
-    "danceability",
-    "valence",
-    "acousticness",
-    "loudness",
-    "duration_ms",
-    "release_date",
-)
-USER_COLUMNS = ("user_id", "country", "account_type", "platform_mix")
-BOT_COLUMNS = ("user_id",)
+FORMAT = "crossfade-simulator/1"  # the "format" of the manifest
 
 PLATFORMS = ("android", "ios", "desktop", "web", "smart_speaker")
 _ANDROID, _IOS, _DESKTOP, _WEB, _SPEAKER = range(len(PLATFORMS))
@@ -500,42 +482,44 @@ def _artist_names(rng: np.random.Generator, n: int) -> list[str]:
 
 def _build_catalogue(p: SimulatorPreset, seed: int, start: dt.date) -> _Catalogue:
     rng = _rng(seed, 1)
-    G, D, A, T = len(GENRES), p.latent_dim, p.num_artists, p.num_tracks
+    n_genres, dim, n_artists, n_tracks = len(GENRES), p.latent_dim, p.num_artists, p.num_tracks
 
-    centroids = rng.standard_normal((G, D))
+    centroids = rng.standard_normal((n_genres, dim))
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     related = np.argsort(-(centroids @ centroids.T), axis=1)[:, 1:4]
 
-    artist_genre = rng.choice(G, size=A, p=_GENRE_SHARE)
+    artist_genre = rng.choice(n_genres, size=n_artists, p=_GENRE_SHARE)
     artist_vec = centroids[artist_genre] + _orthogonal(
-        rng.normal(0.0, 0.16, (A, D)), centroids[artist_genre]
+        rng.normal(0.0, 0.16, (n_artists, dim)), centroids[artist_genre]
     )
-    artist_raw_pop = rng.normal(0.0, 1.0, A)
+    artist_raw_pop = rng.normal(0.0, 1.0, n_artists)
 
     # Every artist has at least one track; more popular artists tend to have more.
     w = np.exp(0.6 * artist_raw_pop)
-    counts = 1 + rng.multinomial(T - A, w / w.sum())
-    track_artist = np.repeat(np.arange(A), counts)
+    counts = 1 + rng.multinomial(n_tracks - n_artists, w / w.sum())
+    track_artist = np.repeat(np.arange(n_artists), counts)
     artist_start = np.r_[0, np.cumsum(counts)[:-1]]
-    pos_in_artist = np.arange(T) - artist_start[track_artist]
+    pos_in_artist = np.arange(n_tracks) - artist_start[track_artist]
     # Singles, EPs and LPs: an artist's tracks are cut into albums of one typical length.
     album_len = rng.choice(
-        np.array([1, 4, 6, 10, 12, 14]), size=A, p=[0.2, 0.15, 0.15, 0.2, 0.15, 0.15]
+        np.array([1, 4, 6, 10, 12, 14]), size=n_artists, p=[0.2, 0.15, 0.15, 0.2, 0.15, 0.15]
     )
     new_album = pos_in_artist % album_len[track_artist] == 0
     track_album = np.cumsum(new_album) - 1
     album_start = np.flatnonzero(new_album)
-    album_size = np.diff(np.r_[album_start, T])
+    album_size = np.diff(np.r_[album_start, n_tracks])
     n_albums = len(album_start)
 
     genre = artist_genre[track_artist]
-    vec = artist_vec[track_artist] + _orthogonal(rng.normal(0.0, 0.12, (T, D)), centroids[genre])
+    vec = artist_vec[track_artist] + _orthogonal(
+        rng.normal(0.0, 0.12, (n_tracks, dim)), centroids[genre]
+    )
     vec = vec.astype(np.float32)
 
     # Zipf by rank of a latent "buzz" that mixes artist fame and track-level luck.
-    raw = artist_raw_pop[track_artist] + rng.normal(0.0, 0.8, T)
-    rank = np.empty(T, dtype=np.int64)
-    rank[np.argsort(-raw, kind="stable")] = np.arange(T)
+    raw = artist_raw_pop[track_artist] + rng.normal(0.0, 0.8, n_tracks)
+    rank = np.empty(n_tracks, dtype=np.int64)
+    rank[np.argsort(-raw, kind="stable")] = np.arange(n_tracks)
     log_pop = -p.zipf_exponent * np.log(rank + 3.0)
     log_pop -= log_pop.max()
 
@@ -544,31 +528,32 @@ def _build_catalogue(p: SimulatorPreset, seed: int, start: dt.date) -> _Catalogu
     if p.num_days >= 2 and p.new_release_share > 0:
         order = rng.permutation(n_albums)
         covered = np.cumsum(album_size[order])
-        n_new = int(np.searchsorted(covered, p.new_release_share * T)) + 1
+        n_new = int(np.searchsorted(covered, p.new_release_share * n_tracks)) + 1
         n_new = min(n_new, n_albums - 1)
         new_albums = order[:n_new]
         album_day[new_albums] = rng.integers(1, p.num_days, size=n_new)
     release_day = album_day[track_album]
 
     # Genres are an artist property: primary plus up to two related genres.
-    n_extra = rng.choice(3, size=A, p=[0.45, 0.4, 0.15])
+    n_extra = rng.choice(3, size=n_artists, p=[0.45, 0.4, 0.15])
     extra = rng.permuted(related[artist_genre], axis=1)[:, :2]
     extra = np.where(np.arange(2)[None, :] < n_extra[:, None], extra, -1)
     artist_genres_str = [
-        "|".join(GENRES[g] for g in (artist_genre[a], *extra[a]) if g >= 0) for a in range(A)
+        LIST_SEPARATOR.join(GENRES[g] for g in (artist_genre[a], *extra[a]) if g >= 0)
+        for a in range(n_artists)
     ]
 
     # Tags: Gumbel top-k over logits that favour the track's genres and the mood keywords
     # aligned with its latent vector, so that content features predict taste.
     n_gt = sum(len(t) for t in _GENRE_TAGS)
-    tag_dir = rng.standard_normal((len(_MOOD_TAGS), D)).astype(np.float32)
+    tag_dir = rng.standard_normal((len(_MOOD_TAGS), dim)).astype(np.float32)
     tag_dir /= np.linalg.norm(tag_dir, axis=1, keepdims=True)
-    k_tags = rng.integers(2, 9, size=T)
+    k_tags = rng.integers(2, 9, size=n_tracks)
     tags_str: list[str] = []
     vocab = np.array(TAG_VOCABULARY, dtype=object)
     chunk = 20_000
-    for lo in range(0, T, chunk):
-        hi = min(T, lo + chunk)
+    for lo in range(0, n_tracks, chunk):
+        hi = min(n_tracks, lo + chunk)
         n = hi - lo
         logits = np.full((n, len(TAG_VOCABULARY)), -4.0, dtype=np.float32)
         gblock = (genre[lo:hi, None] * 8 + np.arange(8)[None, :])
@@ -585,14 +570,14 @@ def _build_catalogue(p: SimulatorPreset, seed: int, start: dt.date) -> _Catalogu
         logits += rng.gumbel(size=logits.shape).astype(np.float32)
         top = np.argsort(-logits, axis=1)[:, :8]
         for i in range(n):
-            tags_str.append("|".join(vocab[top[i, : k_tags[lo + i]]]))
+            tags_str.append(LIST_SEPARATOR.join(vocab[top[i, : k_tags[lo + i]]]))
 
     # Audio descriptors: genre profile + a within-genre latent direction + noise.
     prof = _GENRE_AUDIO[genre]
     resid = vec - centroids[genre]
-    proj = resid @ rng.standard_normal((D, 4)).astype(np.float32)
+    proj = resid @ rng.standard_normal((dim, 4)).astype(np.float32)
     proj /= proj.std(axis=0, keepdims=True) + 1e-9
-    noise = rng.standard_normal((T, 6))
+    noise = rng.standard_normal((n_tracks, 6))
     energy = np.clip(prof[:, 1] + 0.10 * proj[:, 0] + 0.07 * noise[:, 0], 0.0, 1.0)
     dance = np.clip(prof[:, 2] + 0.08 * proj[:, 1] + 0.07 * noise[:, 1], 0.0, 1.0)
     valence = np.clip(prof[:, 3] + 0.12 * proj[:, 2] + 0.10 * noise[:, 2], 0.0, 1.0)
@@ -602,16 +587,16 @@ def _build_catalogue(p: SimulatorPreset, seed: int, start: dt.date) -> _Catalogu
     tempo = np.clip(prof[:, 0] * np.exp(0.06 * proj[:, 3] + 0.08 * noise[:, 4]), 60.0, 200.0)
     loudness = np.clip(-16.0 + 13.0 * energy + 1.5 * noise[:, 5], -30.0, 0.0)
     duration_ms = np.clip(
-        prof[:, 5] * 1000.0 * np.exp(rng.normal(0.0, 0.22, T)), 60_000, 1_200_000
+        prof[:, 5] * 1000.0 * np.exp(rng.normal(0.0, 0.22, n_tracks)), 60_000, 1_200_000
     ).astype(np.int64)
 
-    track_id = "spotify:track:" + _random_ids(rng, T, 22, _BASE62)
-    titles = np.array(_make_names(rng, T, 4), dtype=object)
-    feat = rng.random(T) < 0.08
-    feat_artist = rng.integers(0, A, T)
-    artist_name = np.array(_artist_names(rng, A), dtype=object)
+    track_id = "spotify:track:" + _random_ids(rng, n_tracks, 22, _BASE62)
+    titles = np.array(_make_names(rng, n_tracks, 4), dtype=object)
+    feat = rng.random(n_tracks) < 0.08
+    feat_artist = rng.integers(0, n_artists, n_tracks)
+    artist_name = np.array(_artist_names(rng, n_artists), dtype=object)
     titles[feat] = titles[feat] + " (feat. " + artist_name[feat_artist[feat]] + ")"
-    part = rng.random(T) < 0.03
+    part = rng.random(n_tracks) < 0.03
     titles[part] = titles[part] + ", Pt. 2"
     album_name = np.array(_make_names(rng, n_albums, 3), dtype=object)
     single = album_size == 1
@@ -671,8 +656,8 @@ def _build_catalogue(p: SimulatorPreset, seed: int, start: dt.date) -> _Catalogu
 
 def _neighbours(cat: _Catalogue, m: int = 10) -> np.ndarray:
     """Each track's ``m`` nearest same-genre tracks by cosine similarity (self excluded)."""
-    T = len(cat.genre)
-    out = np.empty((T, m), dtype=np.int64)
+    n_tracks = len(cat.genre)
+    out = np.empty((n_tracks, m), dtype=np.int64)
     vn = cat.vec / np.linalg.norm(cat.vec, axis=1, keepdims=True)
     for g in range(len(GENRES)):
         members = np.flatnonzero(cat.genre == g)
@@ -718,34 +703,34 @@ class _Users:
 
 def _build_users(p: SimulatorPreset, seed: int, cat: _Catalogue) -> _Users:
     rng = _rng(seed, 2)
-    U, D, G = p.num_users, p.latent_dim, len(GENRES)
+    n_users, dim, n_genres = p.num_users, p.latent_dim, len(GENRES)
 
-    country = rng.choice(len(_COUNTRIES), size=U, p=_COUNTRY_SHARE)
-    premium = rng.random(U) < _COUNTRY_PREMIUM[country]
+    country = rng.choice(len(_COUNTRIES), size=n_users, p=_COUNTRY_SHARE)
+    premium = rng.random(n_users) < _COUNTRY_PREMIUM[country]
 
-    n_bots = int(round(p.bot_share * U))
-    bots = np.sort(rng.choice(U, size=n_bots, replace=False))
-    is_bot = np.zeros(U, dtype=bool)
+    n_bots = int(round(p.bot_share * n_users))
+    bots = np.sort(rng.choice(n_users, size=n_bots, replace=False))
+    is_bot = np.zeros(n_users, dtype=bool)
     is_bot[bots] = True
     humans = np.flatnonzero(~is_bot)
-    n_heavy = int(round(p.heavy_listener_share * U))
-    heavy = np.zeros(U, dtype=bool)
+    n_heavy = int(round(p.heavy_listener_share * n_users))
+    heavy = np.zeros(n_users, dtype=bool)
     heavy[rng.choice(humans, size=min(n_heavy, len(humans)), replace=False)] = True
 
     # Platform mix: a phone, often a second device, sometimes a third; bots and some humans
     # use exactly one platform, so the mix alone does not reveal a bot.
-    mix = np.zeros((U, len(PLATFORMS)))
-    phone = np.where(rng.random(U) < _COUNTRY_IOS[country], _IOS, _ANDROID)
-    second = rng.choice([_DESKTOP, _WEB, _SPEAKER], size=U, p=[0.55, 0.2, 0.25])
-    third = rng.choice([_DESKTOP, _WEB, _SPEAKER], size=U, p=[0.3, 0.4, 0.3])
-    n_plat = rng.choice([1, 2, 3], size=U, p=[0.35, 0.5, 0.15])
-    main = rng.choice([0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9], size=U)
-    mix[np.arange(U), phone] = np.where(n_plat == 1, 1.0, main)
+    mix = np.zeros((n_users, len(PLATFORMS)))
+    phone = np.where(rng.random(n_users) < _COUNTRY_IOS[country], _IOS, _ANDROID)
+    second = rng.choice([_DESKTOP, _WEB, _SPEAKER], size=n_users, p=[0.55, 0.2, 0.25])
+    third = rng.choice([_DESKTOP, _WEB, _SPEAKER], size=n_users, p=[0.3, 0.4, 0.3])
+    n_plat = rng.choice([1, 2, 3], size=n_users, p=[0.35, 0.5, 0.15])
+    main = rng.choice([0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9], size=n_users)
+    mix[np.arange(n_users), phone] = np.where(n_plat == 1, 1.0, main)
     rest = 1.0 - main
     two = n_plat == 2
     three = (n_plat == 3) & (third != second)
     mix[np.flatnonzero(two), second[two]] += rest[two]
-    r2 = np.round(rest * rng.choice([0.5, 0.6, 0.7], size=U) * 20) / 20
+    r2 = np.round(rest * rng.choice([0.5, 0.6, 0.7], size=n_users) * 20) / 20
     mix[np.flatnonzero(three), second[three]] += r2[three]
     mix[np.flatnonzero(three), third[three]] += (rest - r2)[three]
     same = (n_plat == 3) & (third == second)
@@ -755,8 +740,10 @@ def _build_users(p: SimulatorPreset, seed: int, cat: _Catalogue) -> _Users:
     mix[bots, bot_platform] = 1.0
     mix = np.round(mix, 2)
     mix_str = [
-        "|".join(f"{PLATFORMS[j]}:{_format_weight(mix[u, j])}" for j in np.flatnonzero(mix[u] > 0))
-        for u in range(U)
+        LIST_SEPARATOR.join(
+            f"{PLATFORMS[j]}:{_format_weight(mix[u, j])}" for j in np.flatnonzero(mix[u] > 0)
+        )
+        for u in range(n_users)
     ]
     platform_cdf = np.cumsum(mix, axis=1)
     platform_cdf /= platform_cdf[:, -1:]
@@ -764,19 +751,21 @@ def _build_users(p: SimulatorPreset, seed: int, cat: _Catalogue) -> _Users:
     # Taste: one to three genres with Dirichlet weights; slots are padded with the genres
     # nearest to the resulting vector.
     # Only genres with tracks can be liked, so that every pool has candidates.
-    has_tracks = np.bincount(cat.genre, minlength=G) > 0
-    n_g = np.minimum(rng.choice([1, 2, 3], size=U, p=[0.35, 0.45, 0.2]), has_tracks.sum())
+    has_tracks = np.bincount(cat.genre, minlength=n_genres) > 0
+    n_g = np.minimum(rng.choice([1, 2, 3], size=n_users, p=[0.35, 0.45, 0.2]), has_tracks.sum())
     logit = np.where(has_tracks, np.log(_GENRE_SHARE), -np.inf)
-    picked = np.argsort(rng.gumbel(size=(U, G)) + logit[None, :], axis=1)[:, ::-1][:, :3]
-    gw = rng.dirichlet(np.full(3, 2.0), size=U)
+    picked = np.argsort(
+        rng.gumbel(size=(n_users, n_genres)) + logit[None, :], axis=1
+    )[:, ::-1][:, :3]
+    gw = rng.dirichlet(np.full(3, 2.0), size=n_users)
     gw = np.where(np.arange(3)[None, :] < n_g[:, None], gw, 0.0)
     gw /= gw.sum(axis=1, keepdims=True)
     vec = np.einsum("uk,ukd->ud", gw, cat.centroids[picked]) + rng.normal(
-        0.0, p.taste_noise, (U, D)
+        0.0, p.taste_noise, (n_users, dim)
     )
     vec = vec.astype(np.float32)
-    rows = np.arange(U)[:, None]
-    genre_weight = np.zeros((U, G))
+    rows = np.arange(n_users)[:, None]
+    genre_weight = np.zeros((n_users, n_genres))
     genre_weight[rows, picked] = gw
     # Slots: the user's own genres by weight, then the genres nearest to the taste vector.
     sims = vec @ cat.centroids.T + np.where(genre_weight > 0, 1e6 + genre_weight, 0.0)
@@ -787,16 +776,20 @@ def _build_users(p: SimulatorPreset, seed: int, cat: _Catalogue) -> _Users:
 
     # Log-normal activity, clipped so that no human listens around the clock, then rescaled
     # to mean 1 so that the preset's session rate holds.
-    activity = np.minimum(rng.lognormal(0.0, 0.9, U), 4.0)
+    activity = np.minimum(rng.lognormal(0.0, 0.9, n_users), 4.0)
     activity /= activity.mean()
     rate = p.sessions_per_user_day * activity * np.where(heavy, 5.0, 1.0)
-    comp = rng.choice(5, size=U, p=[0.2, 0.1, 0.3, 0.3, 0.1])
-    peak_hour = (np.array([8.0, 12.5, 18.0, 21.0, 23.5])[comp] + rng.normal(0.0, 1.0, U)) % 24
-    hour_spread = np.where(heavy, 5.0, rng.uniform(1.0, 2.5, U))
-    session_len = p.plays_per_session * np.where(heavy, 1.8, 1.0) * rng.lognormal(-0.08, 0.4, U)
+    comp = rng.choice(5, size=n_users, p=[0.2, 0.1, 0.3, 0.3, 0.1])
+    peak_hour = (
+        np.array([8.0, 12.5, 18.0, 21.0, 23.5])[comp] + rng.normal(0.0, 1.0, n_users)
+    ) % 24
+    hour_spread = np.where(heavy, 5.0, rng.uniform(1.0, 2.5, n_users))
+    session_len = (
+        p.plays_per_session * np.where(heavy, 1.8, 1.0) * rng.lognormal(-0.08, 0.4, n_users)
+    )
 
     # A leading letter keeps ids from ever looking numeric to a CSV type inference.
-    user_id = _random_ids(rng, U, 12, _BASE36, first=_BASE36[10:])
+    user_id = _random_ids(rng, n_users, 12, _BASE36, first=_BASE36[10:])
     frame = pd.DataFrame(
         {
             "user_id": user_id,
@@ -830,12 +823,12 @@ class _Pools:
 
 def _build_pools(p: SimulatorPreset, seed: int, cat: _Catalogue, users: _Users) -> _Pools:
     rng = _rng(seed, 3)
-    U = p.num_users
+    n_users = p.num_users
     kg = p.pool_per_genre
     n_fav, ka = 6, 6
     width = 3 * kg + n_fav * ka
-    track = np.zeros((U, width), dtype=np.int64)
-    score = np.full((U, width), -np.inf, dtype=np.float32)
+    track = np.zeros((n_users, width), dtype=np.int64)
+    score = np.full((n_users, width), -np.inf, dtype=np.float32)
     prior = (p.popularity_weight * cat.log_pop).astype(np.float32)
     inv_t = np.float32(1.0 / p.taste_temperature)
 
@@ -862,35 +855,35 @@ def _build_pools(p: SimulatorPreset, seed: int, cat: _Catalogue, users: _Users) 
     # are artists the user already likes; their top tracks get a loyalty bonus.
     slot_w = np.exp(score[:, : 3 * kg] - score[:, : 3 * kg].max(axis=1, keepdims=True))
     slot_cdf = _row_cdf(slot_w)
-    n_f = np.minimum(1 + rng.poisson(max(p.favourite_artists - 1.0, 0.0), U), n_fav)
-    rows = np.repeat(np.arange(U), n_fav)
-    col = _sample_rows(slot_cdf, 3 * kg, rows, rng.random(U * n_fav))
-    fav = cat.track_artist[track[rows, col]].reshape(U, n_fav)
+    n_f = np.minimum(1 + rng.poisson(max(p.favourite_artists - 1.0, 0.0), n_users), n_fav)
+    rows = np.repeat(np.arange(n_users), n_fav)
+    col = _sample_rows(slot_cdf, 3 * kg, rows, rng.random(n_users * n_fav))
+    fav = cat.track_artist[track[rows, col]].reshape(n_users, n_fav)
     j = np.arange(ka)
     idx = cat.artist_start[fav][:, :, None] + j[None, None, :]
     ok = (j[None, None, :] < cat.artist_size[fav][:, :, None]) & (
         np.arange(n_fav)[None, :, None] < n_f[:, None, None]
     )
-    ftrack = cat.artist_by_pop[np.where(ok, idx, 0)].reshape(U, n_fav * ka)
+    ftrack = cat.artist_by_pop[np.where(ok, idx, 0)].reshape(n_users, n_fav * ka)
     fscore = (
         np.einsum("ud,ukd->uk", users.vec, cat.vec[ftrack]) * inv_t
         + prior[ftrack]
         + np.float32(p.favourite_bonus)
     )
-    fscore[~ok.reshape(U, n_fav * ka)] = -np.inf
+    fscore[~ok.reshape(n_users, n_fav * ka)] = -np.inf
     track[:, 3 * kg :] = ftrack
     score[:, 3 * kg :] = fscore
 
     weight = np.exp((score - score.max(axis=1, keepdims=True)).astype(np.float64))
     cdf = _row_cdf(weight)
     back = np.where(cat.release_day[track] < 0, weight, 0.0)
-    fallback = track[np.arange(U), np.argmax(back, axis=1)]
+    fallback = track[np.arange(n_users), np.argmax(back, axis=1)]
     # A pool of nothing but new releases is possible in tiny catalogues.
     catalogue_top = np.flatnonzero(cat.release_day < 0)[np.argmax(cat.log_pop[cat.release_day < 0])]
     fallback = np.where(back.max(axis=1) > 0, fallback, catalogue_top)
 
     # Population affinity statistics, used to turn an affinity into a skip propensity.
-    su = rng.integers(0, U, 20_000)
+    su = rng.integers(0, n_users, 20_000)
     st = rng.integers(0, len(cat.genre), 20_000)
     aff = np.einsum("ud,ud->u", users.vec[su], cat.vec[st])
     return _Pools(
@@ -978,26 +971,26 @@ def _human_day(
     hu = users.humans
     n_sess = rng.poisson(users.rate[hu] * _WEEKDAY_RATE[weekday])
     su = np.repeat(hu, n_sess)
-    S = len(su)
-    if S == 0:
+    n_sessions = len(su)
+    if n_sessions == 0:
         return _empty_day()
-    use_peak = rng.random(S) < 0.6
+    use_peak = rng.random(n_sessions) < 0.6
     peak = users.peak_hour[su] + (0.8 if weekend else 0.0)
-    h_peak = peak + rng.normal(0.0, 1.0, S) * users.hour_spread[su]
-    h_glob = rng.choice(24, size=S, p=_DIURNAL[int(weekend)]) + rng.random(S)
+    h_peak = peak + rng.normal(0.0, 1.0, n_sessions) * users.hour_spread[su]
+    h_glob = rng.choice(24, size=n_sessions, p=_DIURNAL[int(weekend)]) + rng.random(n_sessions)
     local_h = np.where(use_peak, h_peak, h_glob) % 24.0
     start_s = (local_h * 3600.0 - _COUNTRY_OFFSET_S[users.country[su]]) % 86400.0
 
-    platform = (rng.random(S)[:, None] > users.platform_cdf[su]).sum(axis=1)
+    platform = (rng.random(n_sessions)[:, None] > users.platform_cdf[su]).sum(axis=1)
     platform = np.minimum(platform, len(PLATFORMS) - 1)
     mobile = platform <= _IOS
     premium = users.premium[su]
     shuffle_p = np.where(~premium & mobile, 0.8, np.where(platform == _SPEAKER, 0.2, 0.35))
-    shuffle = rng.random(S) < shuffle_p
-    offline = premium & mobile & (rng.random(S) < 0.06)
+    shuffle = rng.random(n_sessions) < shuffle_p
+    offline = premium & mobile & (rng.random(n_sessions) < 0.06)
     country = np.where(
-        rng.random(S) < 0.015,
-        rng.choice(len(_COUNTRIES), size=S, p=_COUNTRY_SHARE),
+        rng.random(n_sessions) < 0.015,
+        rng.choice(len(_COUNTRIES), size=n_sessions, p=_COUNTRY_SHARE),
         users.country[su],
     )
     mean_len = users.session_len[su] * np.select(
@@ -1008,10 +1001,10 @@ def _human_day(
     e_target = _energy_target(local_h, weekday)
 
     # Plays, laid out session-major.
-    P = int(length.sum())
-    sess = np.repeat(np.arange(S), length)
+    n_plays = int(length.sum())
+    sess = np.repeat(np.arange(n_sessions), length)
     first = np.r_[0, np.cumsum(length)[:-1]]
-    pos = np.arange(P) - first[sess]
+    pos = np.arange(n_plays) - first[sess]
     user = su[sess]
 
     probs = np.where(
@@ -1022,7 +1015,7 @@ def _human_day(
     speaker = platform[sess] == _SPEAKER
     probs[speaker, _POP] *= 2.5
     probs /= probs.sum(axis=1, keepdims=True)
-    channel = (rng.random(P)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
+    channel = (rng.random(n_plays)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
     channel = np.minimum(channel, _NEIGH)
 
     # Pool draws, reweighted by how well a track's energy suits the local hour
@@ -1032,7 +1025,7 @@ def _human_day(
     flat = pools.track.ravel()
     cands = np.stack(
         [
-            flat[user * width + _sample_rows(pools.cdf, width, user, rng.random(P))]
+            flat[user * width + _sample_rows(pools.cdf, width, user, rng.random(n_plays))]
             for _ in range(4)
         ],
         axis=1,
@@ -1041,7 +1034,7 @@ def _human_day(
     fit = np.where(cat.release_day[cands] <= day, fit, -np.inf)
     pick = np.argmax(fit + rng.gumbel(size=fit.shape), axis=1)
     base = np.where(
-        np.isfinite(fit.max(axis=1)), cands[np.arange(P), pick], pools.fallback[user]
+        np.isfinite(fit.max(axis=1)), cands[np.arange(n_plays), pick], pools.fallback[user]
     )
 
     # New releases of one of the user's genres, weighted by popularity and recency.
@@ -1074,12 +1067,12 @@ def _human_day(
     # Coherent continuations depend on the previous track, so they are resolved position by
     # position (vectorised over all sessions of the day).
     track = base
-    u_seq = rng.random(P)
-    u_alb = rng.random(P)
+    u_seq = rng.random(n_plays)
+    u_alb = rng.random(n_plays)
     seq = np.flatnonzero(channel >= _ARTIST)
     seq = seq[np.argsort(pos[seq], kind="stable")]
     bounds = np.searchsorted(pos[seq], np.arange(1, int(pos.max(initial=0)) + 2))
-    T = len(cat.genre)
+    n_tracks = len(cat.genre)
     for k in range(len(bounds) - 1):
         i = seq[bounds[k] : bounds[k + 1]]
         if len(i) == 0:
@@ -1089,7 +1082,7 @@ def _human_day(
         by_artist = _sample_groups(
             cat.artist_cdf, cat.artist_start, cat.artist_size, cat.track_artist[prev], u_seq[i]
         )
-        nxt = np.minimum(prev + 1, T - 1)
+        nxt = np.minimum(prev + 1, n_tracks - 1)
         alb = cat.track_album[prev]
         in_order = (cat.track_album[nxt] == alb) & (u_alb[i] < 0.6)
         by_album = np.where(
@@ -1104,20 +1097,22 @@ def _human_day(
     aff = np.einsum("pd,pd->p", users.vec[user], cat.vec[track])
     z = (aff - pools.aff_mean) / pools.aff_std
     logit = p.skip_bias - 0.95 * z + 0.45 * shuffle[sess] - 0.8 * (pos == 0)
-    skipped = rng.random(P) < 1.0 / (1.0 + np.exp(-logit))
+    skipped = rng.random(n_plays) < 1.0 / (1.0 + np.exp(-logit))
 
     dur = cat.duration_ms[track]
     last = pos == length[sess] - 1
-    late_skip = skipped & (rng.random(P) < 0.06)
-    ms_skip = np.clip(np.exp(rng.normal(np.log(6000.0), 0.9, P)), 400, SKIP_THRESHOLD_MS - 1)
-    u_end = rng.random(P)
+    late_skip = skipped & (rng.random(n_plays) < 0.06)
+    ms_skip = np.clip(np.exp(rng.normal(np.log(6000.0), 0.9, n_plays)), 400, SKIP_THRESHOLD_MS - 1)
+    u_end = rng.random(n_plays)
     stop_early = ~skipped & ((u_end < 0.05) | (last & (u_end < 0.45)))
-    ms_late_skip = SKIP_THRESHOLD_MS + rng.random(P) * np.maximum(0.8 * dur - SKIP_THRESHOLD_MS, 1)
+    ms_late_skip = SKIP_THRESHOLD_MS + rng.random(n_plays) * np.maximum(
+        0.8 * dur - SKIP_THRESHOLD_MS, 1
+    )
     # Only a session's last play may stop before 30 s without being a skip (app closed).
-    ms_stop = np.where(last, 5_000, SKIP_THRESHOLD_MS) + rng.random(P) * np.maximum(
+    ms_stop = np.where(last, 5_000, SKIP_THRESHOLD_MS) + rng.random(n_plays) * np.maximum(
         dur - SKIP_THRESHOLD_MS, 1
     )
-    ms_done = dur - rng.integers(0, 800, P)
+    ms_done = dur - rng.integers(0, 800, n_plays)
     ms = np.where(
         skipped, np.where(late_skip, ms_late_skip, ms_skip), np.where(stop_early, ms_stop, ms_done)
     )
@@ -1126,12 +1121,12 @@ def _human_day(
         skipped, _RE["fwdbtn"],
         np.where(
             stop_early,
-            np.where(last & (rng.random(P) < 0.35), _RE["logout"], _RE["endplay"]),
+            np.where(last & (rng.random(n_plays) < 0.35), _RE["logout"], _RE["endplay"]),
             _RE["trackdone"],
         ),
     )
     prev_end = np.r_[-1, reason_end[:-1]]
-    u_rs = rng.random(P)
+    u_rs = rng.random(n_plays)
     first_reason = np.where(
         platform[sess] == _SPEAKER, _RS["remote"],
         np.select(
@@ -1151,13 +1146,15 @@ def _human_day(
     # cut, which keeps every row inside its span's day.
     # Picking a row by hand takes a while; automatic transitions are nearly gapless.
     gap = np.where(
-        reason_start == _RS["clickrow"], rng.uniform(2.0, 40.0, P), rng.uniform(0.05, 1.5, P)
+        reason_start == _RS["clickrow"],
+        rng.uniform(2.0, 40.0, n_plays),
+        rng.uniform(0.05, 1.5, n_plays),
     )
     step = gap + ms / 1000.0
     csum = np.cumsum(step)
     within = csum - (csum[first] - step[first])[sess]
     start_s = _serialise_sessions(
-        su, start_s, within[first + length - 1], rng.uniform(30.0, 900.0, S)
+        su, start_s, within[first + length - 1], rng.uniform(30.0, 900.0, n_sessions)
     )
     end = start_s[sess] + within
     keep = end < 86400.0
@@ -1209,12 +1206,12 @@ def _bot_day(seed: int, day: int, users: _Users, bots: _Bots) -> _DayPlays:
     b = np.repeat(active, 24)
     hour = np.tile(np.arange(24), len(active))
     k = 1 + rng.poisson(bots.rate[b])
-    P = int(k.sum())
+    n_plays = int(k.sum())
     burst = np.repeat(np.arange(len(b)), k)
     first = np.r_[0, np.cumsum(k)[:-1]]
-    j = np.arange(P) - first[burst]
-    ms = rng.integers(BOT_MS_RANGE[0], BOT_MS_RANGE[1] + 1, P)
-    step = ms / 1000.0 + rng.uniform(0.2, 2.0, P)
+    j = np.arange(n_plays) - first[burst]
+    ms = rng.integers(BOT_MS_RANGE[0], BOT_MS_RANGE[1] + 1, n_plays)
+    step = ms / 1000.0 + rng.uniform(0.2, 2.0, n_plays)
     csum = np.cumsum(step)
     rel = csum - (csum[first] - step[first])[burst]
     span = (csum[first + k - 1] - (csum[first] - step[first]))
@@ -1305,7 +1302,7 @@ def _resolve(preset: "str | SimulatorPreset") -> SimulatorPreset:
 
 def span_dir(out_dir: str, day: int) -> str:
     """Folder of the plays of 0-based ``day``: ``plays/span-NNNN`` with NNNN = day + 1."""
-    return os.path.join(out_dir, "plays", f"span-{day + 1:04d}")
+    return os.path.join(out_dir, PLAYS_DIR, span_name(day + 1))
 
 
 def generate(preset: "str | SimulatorPreset", out_dir: str, seed: int = 0) -> SimulationSummary:
@@ -1322,10 +1319,10 @@ def generate(preset: "str | SimulatorPreset", out_dir: str, seed: int = 0) -> Si
     seed = int(seed)
     start = dt.date.fromisoformat(p.start_date)
     os.makedirs(out_dir, exist_ok=True)
-    plays_root = os.path.join(out_dir, "plays")
+    plays_root = os.path.join(out_dir, PLAYS_DIR)
     if os.path.isdir(plays_root):
         for name in os.listdir(plays_root):
-            if re.fullmatch(r"span-\d{4}", name):
+            if re.fullmatch(re.escape(SPAN_PREFIX) + r"\d{4}", name):
                 shutil.rmtree(os.path.join(plays_root, name))
 
     cat = _build_catalogue(p, seed, start)
@@ -1337,11 +1334,11 @@ def generate(preset: "str | SimulatorPreset", out_dir: str, seed: int = 0) -> Si
     pop_w = np.exp(cat.log_pop[pop_tracks])
     pop_cdf = np.cumsum(pop_w) / pop_w.sum()
 
-    cat.frame.to_csv(os.path.join(out_dir, "catalogue.csv"), index=False, lineterminator="\n")
-    users.frame.to_csv(os.path.join(out_dir, "users.csv"), index=False, lineterminator="\n")
-    os.makedirs(os.path.join(out_dir, "truth"), exist_ok=True)
-    pd.DataFrame({"user_id": users.user_id[users.bots]}).to_csv(
-        os.path.join(out_dir, "truth", "bots.csv"), index=False, lineterminator="\n"
+    cat.frame.to_csv(os.path.join(out_dir, CATALOGUE_FILE), index=False, lineterminator="\n")
+    users.frame.to_csv(os.path.join(out_dir, USERS_FILE), index=False, lineterminator="\n")
+    os.makedirs(os.path.join(out_dir, TRUTH_DIR), exist_ok=True)
+    pd.DataFrame({"user_id": users.user_id[users.bots]}, columns=list(BOT_COLUMNS)).to_csv(
+        os.path.join(out_dir, TRUTH_DIR, BOTS_FILE), index=False, lineterminator="\n"
     )
 
     plays_per_day = []
@@ -1352,7 +1349,7 @@ def generate(preset: "str | SimulatorPreset", out_dir: str, seed: int = 0) -> Si
             p, seed, day, date.weekday(), cat, users, pools, neigh, pop_cdf, pop_tracks
         )
         bot = _bot_day(seed, day, users, bots)
-        path = os.path.join(span_dir(out_dir, day), "plays.csv")
+        path = os.path.join(span_dir(out_dir, day), PLAYS_FILE)
         n = _write_day(path, date, [human, bot], cat, users)
         plays_per_day.append(n)
         bot_plays += len(bot.user)
@@ -1378,14 +1375,17 @@ def generate(preset: "str | SimulatorPreset", out_dir: str, seed: int = 0) -> Si
         "plays_per_day": plays_per_day,
         "preset_parameters": dataclasses.asdict(p),
     }
-    with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, MANIFEST_FILE), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
         f.write("\n")
     return summary
 
 
 def main(argv: "list[str] | None" = None) -> None:
-    """Command line: ``python -m components.listening_data.simulator --preset default OUT``."""
+    """Command line: ``python -m crossfade.components.listening_data.simulator --preset NAME OUT``.
+
+    ``--preset`` defaults to ``default``.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("out_dir")
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS))

@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import json
 import os
-import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from components.listening_data import simulator
-from components.testing_data import file_tree
-from components.listening_data.simulator import (
-    CATALOGUE_COLUMNS,
+from crossfade.components.listening_data import simulator
+from crossfade.components.listening_data.layout import CATALOGUE_COLUMNS, PLAY_COLUMNS
+from crossfade.components.listening_data.simulator import (
     GENRES,
-    PLAY_COLUMNS,
     PRESETS,
+    TAG_VOCABULARY,
     SimulationSummary,
     SimulatorPreset,
-    TAG_VOCABULARY,
     generate,
 )
+from crossfade.components.testing_data import file_tree
 
 # Small enough to generate several times per test run.
 _MICRO = SimulatorPreset(

@@ -1,6 +1,6 @@
 """Readers for the listening-log folders crossfade accepts, with row-level validation.
 
-Two layouts are recognised (`detect_layout`):
+Two layouts are recognised (`detect_layout`; their file names and columns are in `layout`):
 
 * ``simulator`` (also what `crossfade generate` writes): ``catalogue.csv`` plus one folder per
   day, ``plays/span-NNNN/*.csv``, in the field names of Spotify's "Extended streaming history"
@@ -26,20 +26,22 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from components import features
-
-SIMULATOR = "simulator"
-GENERIC = "generic"
-
-CATALOGUE_FILE = "catalogue.csv"
-PLAYS_DIR = "plays"
-INTERACTIONS_FILE = "interactions.csv"
-ITEMS_FILE = "items.csv"
+from crossfade.components import features
+from crossfade.components.listening_data.layout import (
+    CATALOGUE_FILE,
+    GENERIC,
+    INTERACTIONS_FILE,
+    ITEMS_FILE,
+    LIST_SEPARATOR,
+    PLAYS_DIR,
+    PLAYS_PATTERN,
+    SIMULATOR,
+    SPAN_PREFIX,
+)
 
 SPOTIFY_REQUIRED_COLUMNS = ("ts", "username", "ms_played", "spotify_track_uri")
 GENERIC_REQUIRED_COLUMNS = ("user_id", "item_id")
 GENERIC_TIMESTAMP = "timestamp"
-LIST_SEPARATOR = "|"
 _TRUE = ("true", "1")
 _FALSE = ("false", "0", "", "null", "none")
 
@@ -118,12 +120,12 @@ def detect_layout(data_dir: str) -> str:
     if tf.io.gfile.isdir(os.path.join(data_dir, PLAYS_DIR)):
         if not tf.io.gfile.exists(os.path.join(data_dir, CATALOGUE_FILE)):
             raise InputDataError(os.path.join(data_dir, CATALOGUE_FILE),
-                                 "missing: a plays/ folder needs its catalogue.csv")
+                                 f"missing: a {PLAYS_DIR}/ folder needs its {CATALOGUE_FILE}")
         return SIMULATOR
     if tf.io.gfile.exists(os.path.join(data_dir, INTERACTIONS_FILE)):
         return GENERIC
     raise InputDataError(
-        data_dir, f"no listening data: expected {PLAYS_DIR}/span-NNNN/*.csv with "
+        data_dir, f"no listening data: expected {PLAYS_DIR}/{SPAN_PREFIX}NNNN/*.csv with "
         f"{CATALOGUE_FILE}, or {INTERACTIONS_FILE} [+ {ITEMS_FILE}]")
 
 
@@ -139,7 +141,7 @@ def has_timestamps(data_dir: str, layout: str) -> bool:
 
 def plays_pattern(layout: str) -> str:
     """The ExampleGen input pattern (relative to the data folder) for a layout's plays."""
-    return f"{PLAYS_DIR}/span-*/*.csv" if layout == SIMULATOR else INTERACTIONS_FILE
+    return PLAYS_PATTERN if layout == SIMULATOR else INTERACTIONS_FILE
 
 
 def catalogue_pattern(data_dir: str, layout: str) -> str:

@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from components import features
-from components.listening_data import sources
+from crossfade.components import features
+from crossfade.components.listening_data import sources
 
 SPOTIFY_HEADER = ("ts,username,platform,ms_played,conn_country,master_metadata_track_name,"
                   "master_metadata_album_artist_name,master_metadata_album_album_name,"

@@ -25,10 +25,10 @@ columns above are written, so personal data that the pipeline does not need stay
 
 Output:
 
-* ``catalogue.csv`` with `simulator.CATALOGUE_COLUMNS`, one row per distinct track URI (sorted):
+* ``catalogue.csv`` with `layout.CATALOGUE_COLUMNS`, one row per distinct track URI (sorted):
   ``track_id`` = the URI; ``title``, ``artist``, ``album`` from the ``master_metadata_*``
   fields of the track's latest play that has them; the other columns empty.
-* ``plays/span-YYYYMM/plays.csv`` with `simulator.PLAY_COLUMNS`, one folder per UTC calendar
+* ``plays/span-YYYYMM/plays.csv`` with `layout.PLAY_COLUMNS`, one folder per UTC calendar
   month, rows sorted by user and time; ``username`` is the resolved user, ``ts`` is written as
   ``YYYY-MM-DDTHH:MM:SSZ`` and booleans as ``true``/``false``.
 
@@ -44,7 +44,8 @@ from typing import List, Tuple
 import numpy as np
 import pandas as pd
 
-from components.listening_data import importers, simulator, sources
+from crossfade.components.listening_data import layout, sources
+from crossfade.components.listening_data.conversion import Conversion
 
 FILE_PREFIX = "Streaming_History_Audio_"
 FILE_SUFFIX = ".json"
@@ -124,15 +125,20 @@ def _types(values: pd.Series) -> np.ndarray:
     return values.map(type).to_numpy(dtype=object)
 
 
+def _of_type(types: np.ndarray, kind: type) -> np.ndarray:
+    """Which entries of `types` (from `_types`) are exactly `kind`, elementwise."""
+    return types == kind
+
+
 def _is_null(types: np.ndarray) -> np.ndarray:
-    return (types == type(None)) | (types == object)
+    return _of_type(types, type(None)) | _of_type(types, object)
 
 
 def _optional_text(path: str, records: List[dict], name: str) -> np.ndarray:
     """A string-or-null field as strings ("" for null or absent), one line each."""
     values = _field(records, name)
     types = _types(values)
-    is_text = types == str
+    is_text = _of_type(types, str)
     _raise_first(path, ~(is_text | _is_null(types)), values, name, "not a string")
     # Cleaned per distinct value: platforms, countries and titles repeat a lot.
     codes, distinct = pd.factorize(values.where(is_text, ""))
@@ -143,7 +149,7 @@ def _optional_text(path: str, records: List[dict], name: str) -> np.ndarray:
 def _booleans(path: str, records: List[dict], name: str) -> np.ndarray:
     values = _field(records, name)
     types = _types(values)
-    is_bool = types == bool
+    is_bool = _of_type(types, bool)
     _raise_first(path, ~(is_bool | _is_null(types)), values, name, "not a boolean")
     return np.where(is_bool, values.to_numpy(dtype=object), False).astype(bool)
 
@@ -159,7 +165,7 @@ def _has_any(records: List[dict], names: Tuple[str, ...]) -> np.ndarray:
 
 def _timestamps(path: str, records: List[dict]) -> pd.Series:
     values = _field(records, "ts")
-    _raise_first(path, _types(values) != str, values, "ts", "not a string")
+    _raise_first(path, ~_of_type(_types(values), str), values, "ts", "not a string")
     text = values.astype(str).str.strip()
     moments = pd.to_datetime(text.where(text.str.fullmatch(_ISO_8601), None), utc=True,
                              errors="coerce")
@@ -180,10 +186,10 @@ def _read_file(path: str, folder_user: str) -> pd.DataFrame:
 
     uri = _field(records, "spotify_track_uri")
     types = _types(uri)
-    _raise_first(path, types == object, uri, "spotify_track_uri", "field is missing")
-    track_id = uri.where(types == str, "").str.strip()
+    _raise_first(path, _of_type(types, object), uri, "spotify_track_uri", "field is missing")
+    track_id = uri.where(_of_type(types, str), "").str.strip()
     is_uri = track_id.to_numpy() != ""
-    _raise_first(path, ~(is_uri | (types == type(None))), uri, "spotify_track_uri",
+    _raise_first(path, ~(is_uri | _of_type(types, type(None))), uri, "spotify_track_uri",
                  "not a non-empty string or null")
 
     username = _optional_text(path, records, "username")
@@ -212,7 +218,7 @@ def _catalogue(plays: pd.DataFrame) -> pd.DataFrame:
     by_time = plays.sort_values("moment", kind="mergesort")
     metadata = by_time[["spotify_track_uri", *_METADATA.values()]].replace("", np.nan)
     latest = metadata.groupby("spotify_track_uri", sort=True).last().fillna("")
-    catalogue = pd.DataFrame("", index=range(len(latest)), columns=simulator.CATALOGUE_COLUMNS)
+    catalogue = pd.DataFrame("", index=range(len(latest)), columns=layout.CATALOGUE_COLUMNS)
     catalogue["track_id"] = latest.index.to_numpy(dtype=object)
     for column, field in _METADATA.items():
         catalogue[column] = latest[field].to_numpy(dtype=object)
@@ -226,7 +232,7 @@ def _write_csv(table: pd.DataFrame, path: str) -> None:
                  lineterminator="\n")
 
 
-def convert(source_dir: str, out_dir: str) -> importers.Conversion:
+def convert(source_dir: str, out_dir: str) -> Conversion:
     """Writes the simulator layout of the Spotify exports under `source_dir` into `out_dir`."""
     files = _history_files(source_dir)
     if not files:
@@ -251,7 +257,7 @@ def convert(source_dir: str, out_dir: str) -> importers.Conversion:
     # Stable, so plays at the same second keep their order in the export.
     plays = plays[~duplicated].sort_values(["username", "moment"], kind="mergesort")
 
-    _write_csv(_catalogue(plays), os.path.join(out_dir, sources.CATALOGUE_FILE))
+    _write_csv(_catalogue(plays), os.path.join(out_dir, layout.CATALOGUE_FILE))
     moments = plays.moment.to_numpy()
     # numpy formats datetimes ~10x faster than Series.dt.strftime.
     output = plays.assign(
@@ -259,12 +265,13 @@ def convert(source_dir: str, out_dir: str) -> importers.Conversion:
         **{name: np.where(plays[name].to_numpy(), "true", "false") for name in _BOOLEAN_FIELDS})
     months = moments.astype("datetime64[M]")
     for month in np.unique(months):
-        span = f"span-{str(month).replace('-', '')}"  # "2023-01" -> span-202301
-        _write_csv(output.loc[months == month, list(simulator.PLAY_COLUMNS)],
-                   os.path.join(out_dir, sources.PLAYS_DIR, span, "plays.csv"))
+        # "2023-01" -> span-202301
+        span = layout.span_name(int(str(month).replace("-", "")), digits=6)
+        _write_csv(output.loc[months == month, list(layout.PLAY_COLUMNS)],
+                   os.path.join(out_dir, layout.PLAYS_DIR, span, layout.PLAYS_FILE))
 
-    return importers.Conversion(
-        layout=sources.SIMULATOR,
+    return Conversion(
+        layout=layout.SIMULATOR,
         users=int(plays.username.nunique()),
         items=int(plays.spotify_track_uri.nunique()),
         interactions=len(plays),
