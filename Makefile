@@ -10,7 +10,7 @@ export PYTHONWARNINGS := ignore::FutureWarning
 .PHONY: run test bench clean-outputs
 
 # The environment is rebuilt when the pins or the package metadata change.
-$(STAMP): requirements.txt constraints.lock.txt setup.py .python-version
+$(STAMP): requirements.txt constraints.lock.txt setup.py pyproject.toml .python-version
 	@command -v pyenv >/dev/null && ! PYENV_VERSION=$(PYTHON_VERSION) pyenv exec python -V >/dev/null 2>&1 \
 	  && pyenv install $(PYTHON_VERSION) || true
 	@test -x $(PY) || PYENV_VERSION=$(PYTHON_VERSION) python3 -m venv $(VENV) \
@@ -25,7 +25,9 @@ $(STAMP): requirements.txt constraints.lock.txt setup.py .python-version
 run: $(STAMP)
 	$(VENV)/bin/crossfade run
 
+# Lint first (rules and their reasons: pyproject.toml), then every test.
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -36,10 +36,10 @@ def run_one(mode: str, data_dir: str, output_dir: str, workers: int) -> Dict[str
     from tfx.orchestration import pipeline as tfx_pipeline
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-    from pipeline import beam_args
-    from pipeline.configs import PipelineConfig
-    from pipeline.pipeline import create_pipeline
-    from pipeline.progress import ComponentProgress
+    from crossfade.pipeline import beam_args
+    from crossfade.pipeline.configs import PipelineConfig
+    from crossfade.pipeline.pipeline import create_pipeline
+    from crossfade.pipeline.progress import ComponentProgress
     args = beam_args.in_memory() if mode == "in_memory" else beam_args.multi_processing(workers)
     config = dataclasses.replace(PipelineConfig(data_dir=data_dir, output_dir=output_dir),
                                  beam_pipeline_args=args, enable_cache=False)
@@ -57,7 +57,7 @@ def _run_in_child(mode: str, data_dir: str, output_dir: str, workers: int) -> Di
     command = [sys.executable, "-m", "bench.beam_bench", "--child", mode, "--data", data_dir,
                "--output", output_dir, "--workers", str(workers)]
     result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
-    line = next(l for l in result.stdout.splitlines() if l.startswith(_RESULT_PREFIX))
+    line = next(text for text in result.stdout.splitlines() if text.startswith(_RESULT_PREFIX))
     return json.loads(line[len(_RESULT_PREFIX):])
 
 
@@ -98,13 +98,14 @@ def main() -> int:
         gc.collect()
         return 0
 
-    from pipeline import beam_args
+    from crossfade.components.listening_data.layout import MANIFEST_FILE
+    from crossfade.pipeline import beam_args
     workers = args.workers or beam_args.local_cores()
     output = args.output or tempfile.mkdtemp(prefix="crossfade-beam-bench-")
     data_dir = os.path.abspath(args.data or os.path.join(output, "data", args.preset))
-    if not os.path.exists(os.path.join(data_dir, "manifest.json")) and not args.data:
+    if not os.path.exists(os.path.join(data_dir, MANIFEST_FILE)) and not args.data:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pipeline.cli", "generate", "--preset",
+        subprocess.run([sys.executable, "-m", "crossfade.pipeline.cli", "generate", "--preset",
                         args.preset, "--out", data_dir], check=True)
         print(f"generated in {time.perf_counter() - started:.1f} s", flush=True)
     load_before = os.getloadavg()[0]
@@ -112,8 +113,8 @@ def main() -> int:
                for mode in MODES}
     _print_table(results, workers, args.preset if not args.data else "given", data_dir)
     # Other work on the machine skews both columns: say how busy it was.
-    print(f"{os.cpu_count()} cores; 1-minute load average {load_before:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after")
+    print(f"{workers} workers on {beam_args.local_cores()} cores; 1-minute load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     return 0
 
 

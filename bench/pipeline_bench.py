@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+from crossfade.pipeline.configs import PipelineConfig
+
 TARGET_RUN_SECONDS = 300.0
 TARGET_TRAINER_EXAMPLES_PER_SECOND = 30000.0
 
@@ -27,7 +29,7 @@ def main() -> int:
     args = parser.parse_args()
     output = args.output or tempfile.mkdtemp(prefix="crossfade-bench-")
     data = os.path.join(output, "data", args.preset)
-    cli = [sys.executable, "-m", "pipeline.cli"]
+    cli = [sys.executable, "-m", "crossfade.pipeline.cli"]
 
     started = time.perf_counter()
     subprocess.run(cli + ["generate", "--preset", args.preset, "--out", data], check=True)
@@ -37,7 +39,7 @@ def main() -> int:
     subprocess.run(cli + ["run", "--data", data, "--output", output, "--no-cache"], check=True)
     run_seconds = time.perf_counter() - started
 
-    with open(os.path.join(output, "last_run.json")) as handle:
+    with open(PipelineConfig(data_dir=data, output_dir=output).last_run_path) as handle:
         record = json.load(handle)
     training = record.get("training", {})
     print(f"\ncrossfade pipeline benchmark: preset '{args.preset}', output {output}")

@@ -3,19 +3,19 @@
     python -m bench.serving_bench [--catalogues 10000,100000] [--ks 10,100]
                                   [--clients 1,8] [--seconds 4] [--output DIR]
 
-For each catalogue size it exports a crossfade SavedModel with `components.trainer.export`
+For each catalogue size it exports a crossfade SavedModel with `crossfade.components.trainer.export`
 — the real serving graph: Transform layer, query tower, matmul + top-k over the catalogue,
 with its warmup requests — whose towers are untrained (a tiny tf.Transform run supplies the
 vocabularies) and whose catalogue holds N random unit embeddings of the model's dimension
 (64) under Spotify-style track URIs. Latency does not depend on what the weights are, only
 on their shapes.
 
-It starts the local model server (`python -m serving.commands serve`, batching on, its
-defaults) in its own process, as TF Serving would be, and drives `serving.client.GrpcClient`
-from 1 or 8 client threads, each sending one request after another for `--seconds`. It
-prints p50/p99 latency, requests per second, and the ratio to the floor: the bare
-`top_k(query @ catalogue^T)` of one query, timed in this process with TensorFlow on the same
-embeddings. Prints figures only; never fails on a slow result.
+It starts the local model server (`python -m crossfade.serving.commands serve`, batching on,
+its defaults) in its own process, as TF Serving would be, and drives
+`crossfade.serving.client.GrpcClient` from 1 or 8 client threads, each sending one request
+after another for `--seconds`. It prints p50/p99 latency, requests per second, and the ratio
+to the floor: the bare `top_k(query @ catalogue^T)` of one query, timed in this process with
+TensorFlow on the same embeddings. Prints figures only; never fails on a slow result.
 """
 import argparse
 import os
@@ -26,10 +26,9 @@ import threading
 import time
 from typing import Dict, List
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402 -- after the environment settings TensorFlow reads
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read when TensorFlow loads, below
 
 TARGET_P99_MS = 10.0  # single client, 100k tracks, K=100
 TARGET_QPS = 400.0  # 8 clients, 100k tracks, K=100
@@ -51,7 +50,7 @@ RECENT_POOL = track_ids(5000)  # the bench catalogues start with these tracks
 
 def _transform_output(work_dir: str):
     """A tf.Transform output over a few hand-made plays: vocabularies for the towers."""
-    from components.testing_data import analyze_and_transform, raw_play
+    from crossfade.components.testing_data import analyze_and_transform, raw_play
     rows = [raw_play(USERS[i % len(USERS)], RECENT_POOL[i % 300],
                      history=[RECENT_POOL[(i + j) % 300] for j in range(1, 4)],
                      ts=1_700_000_000 + 3600 * i, artist=f"artist-{i % 40}",
@@ -63,12 +62,13 @@ def _transform_output(work_dir: str):
 
 def export_model(export_dir: str, catalogue_size: int, transform_output, seed: int = 0) -> None:
     """A crossfade SavedModel with `catalogue_size` random catalogue embeddings."""
-    from components.trainer import export, train
-    from components.trainer import model as model_lib
-    from serving import warmup
+    from crossfade.components.trainer import export, train
+    from crossfade.components.trainer import model as model_lib
+    from crossfade.components.trainer.hyperparameters import Hyperparameters
+    from crossfade.serving import warmup
     rng = np.random.default_rng(seed)
     counts = train.track_play_counts(transform_output)
-    hp = model_lib.Hyperparameters()
+    hp = Hyperparameters()
     two_tower = model_lib.TwoTowerModel(
         train.vocabularies(transform_output), hp,
         train.sampling_probabilities(transform_output, counts))
@@ -113,7 +113,7 @@ def floor_ms(export_dir: str, k: int, seconds: float) -> Dict[str, float]:
 
 def load(target: str, model: str, k: int, clients: int, seconds: float) -> Dict[str, float]:
     """p50/p99 latency (ms) and requests/s of `clients` threads calling recommend."""
-    from serving.client import GrpcClient
+    from crossfade.serving.client import GrpcClient
     client = GrpcClient(target, model_name=model, timeout_s=10.0)
     for index in range(20):  # connection set-up and the server's first batches
         client.recommend(USERS[index], [RECENT_POOL[index]], k)
@@ -153,7 +153,7 @@ def load(target: str, model: str, k: int, clients: int, seconds: float) -> Dict[
 
 def _wait_ready(target: str, models: List[str], process: subprocess.Popen,
                 timeout: float = 300.0) -> None:
-    from serving.client import GrpcClient, ServingClientError
+    from crossfade.serving.client import GrpcClient, ServingClientError
     deadline = time.monotonic() + timeout
     for model in models:
         client = GrpcClient(target, model_name=model, timeout_s=2.0)
@@ -205,8 +205,9 @@ def main() -> int:
     log_path = os.path.join(work, "server.log")
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "serving.commands", "serve", "--model-config-file", config,
-             "--port", str(port), "--rest-port", "0"], stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", "crossfade.serving.commands", "serve",
+             "--model-config-file", config, "--port", str(port), "--rest-port", "0"],
+            stdout=log, stderr=subprocess.STDOUT)
     target = f"127.0.0.1:{port}"
     rows = []
     try:
@@ -227,7 +228,8 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
 
-    cores = os.cpu_count()
+    from crossfade.components.cpu import local_cores
+    cores = local_cores()
     print(f"\ncrossfade serving benchmark: local model server, gRPC on loopback, {cores} cores;"
           f"\nmodel: crossfade export (untrained towers, random {EMBEDDING_DIM}-d catalogue); "
           f"floor: top_k(query @ catalogue^T), one query, in process")

@@ -20,10 +20,10 @@ import tempfile
 
 import pandas as pd
 
-from components.listening_data import simulator
-from components.stream_qualification import executor
-from pipeline import local_runner, run_summary
-from pipeline.configs import PipelineConfig
+from crossfade.components.listening_data import layout, simulator
+from crossfade.components.stream_qualification import executor
+from crossfade.pipeline import local_runner, run_summary
+from crossfade.pipeline.configs import PipelineConfig
 
 METRICS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "popularity_recall@50")
 
@@ -68,7 +68,7 @@ def main() -> None:
     counts = results["weighted"].stream_counts
     print("counts: " + ", ".join(f"{k}={v:,}" for k, v in sorted(counts.items())))
 
-    truth = set(pd.read_csv(os.path.join(data_dir, "truth", "bots.csv"))["user_id"])
+    truth = set(pd.read_csv(os.path.join(data_dir, layout.TRUTH_DIR, layout.BOTS_FILE))["user_id"])
     detected = _detected_bots(dataclasses.replace(base, output_dir=os.path.join(root,
                                                                                 "weighted")))
     true_positives = len(truth & detected)

@@ -7,7 +7,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from components import features
+from crossfade.components import features
 
 
 def _padded(values: Sequence[str], length: int) -> List[bytes]:
@@ -41,7 +41,7 @@ def raw_play(user: str, track: str, history: Sequence[str] = (), ts: int = 0,
 
 def analyze_and_transform(rows: List[Dict[str, object]], output_dir: str):
     """Runs preprocessing_fn over `rows`; returns (transformed rows, TFTransformOutput)."""
-    from components.transform import preprocessing
+    from crossfade.components.transform import preprocessing
     metadata = dataset_metadata.DatasetMetadata(
         schema_utils.schema_from_feature_spec(features.RAW_FEATURE_SPEC))
     with tft_beam.Context(temp_dir=os.path.join(output_dir, "tmp")):

@@ -1,8 +1,4 @@
-"""Kubeflow Pipelines (v2) and Vertex AI Pipelines: compiler, cluster settings and image.
-
-TF_USE_LEGACY_KERAS must be set before TensorFlow is first imported (see components/__init__.py);
-this package is often imported first, e.g. by `python -m kubeflow.runner`.
-"""
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+"""Kubeflow Pipelines (v2) and Vertex AI Pipelines: compiler, cluster settings and image."""
+# TF_USE_LEGACY_KERAS must be set before TensorFlow is first imported (this package is often
+# imported first, e.g. by `python -m crossfade.kubeflow.runner`); crossfade.components sets it.
+import crossfade.components  # noqa: F401 -- imported for that side effect

@@ -33,7 +33,7 @@ Variables (default in brackets):
 The MLMD defaults are those of a standard Kubeflow Pipelines install, whose backend records
 every KFP v2 run in that database itself (the compiled spec carries no connection). The
 connection here is for tools outside the KFP backend that read or write the same lineage,
-e.g. `pipeline.beam_runner.run(config, metadata_connection_config())` from a pod in the
+e.g. `crossfade.pipeline.beam_runner.run(config, metadata_connection_config())` from a pod in the
 cluster. Vertex AI Pipelines uses Vertex ML Metadata instead; it needs none of these.
 
 `CROSSFADE_DATA_DIR` exists because `create_pipeline` detects the data layout with `os.path`
@@ -48,8 +48,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from pipeline import beam_args
-from pipeline.configs import PipelineConfig
+from crossfade.pipeline import beam_args
+from crossfade.pipeline.configs import PipelineConfig
 
 DEFAULT_REGION = "us-central1"
 DEFAULT_MLMD_HOST = "mysql.kubeflow.svc.cluster.local"
@@ -96,13 +96,16 @@ def data_root(env: Optional[Mapping[str, str]] = None) -> str:
 def dataflow_beam_args(env: Optional[Mapping[str, str]] = None) -> beam_args.BeamArgs:
     """Beam args for Dataflow, the cluster's data-processing service."""
     env = _env(env)
+    optional = {}  # unset: beam_args.dataflow's defaults
+    if env.get("CROSSFADE_DATAFLOW_MAX_WORKERS"):
+        optional["max_num_workers"] = int(env["CROSSFADE_DATAFLOW_MAX_WORKERS"])
+    if env.get("CROSSFADE_DATAFLOW_MACHINE_TYPE"):
+        optional["machine_type"] = env["CROSSFADE_DATAFLOW_MACHINE_TYPE"]
     return beam_args.dataflow(
         project=_required(env, "CROSSFADE_GCP_PROJECT"),
         region=env.get("CROSSFADE_GCP_REGION") or DEFAULT_REGION,
         temp_location=env.get("CROSSFADE_DATAFLOW_TEMP") or output_dir(env) + "/beam-tmp",
-        image=image(env),
-        max_num_workers=int(env.get("CROSSFADE_DATAFLOW_MAX_WORKERS") or 10),
-        machine_type=env.get("CROSSFADE_DATAFLOW_MACHINE_TYPE") or "n1-standard-4")
+        image=image(env), **optional)
 
 
 def cluster_beam_args(env: Optional[Mapping[str, str]] = None) -> beam_args.BeamArgs:

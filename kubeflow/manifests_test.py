@@ -4,7 +4,7 @@ import string
 
 import yaml
 
-from kubeflow import cluster_config
+from crossfade.kubeflow import cluster_config
 
 MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving",
                         "tf-serving.yaml")

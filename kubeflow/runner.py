@@ -1,9 +1,9 @@
 """Compiles the crossfade pipeline into a KFP v2 pipeline spec with KubeflowV2DagRunner.
 
-    python -m kubeflow.runner --out crossfade.yaml   # settings from kubeflow/cluster_config.py
+    python -m crossfade.kubeflow.runner --out crossfade.yaml  # settings: kubeflow/cluster_config.py
 
-The pipeline is `pipeline.pipeline.create_pipeline(config)` with its wiring unchanged; only
-what a container run needs is adjusted (see `prepare_for_containers`):
+The pipeline is `crossfade.pipeline.pipeline.create_pipeline(config)` with its wiring unchanged;
+only what a container run needs is adjusted (see `prepare_for_containers`):
 
 * the ExampleGens' `input_base` becomes the runtime parameter `data_root` (default:
   `config.data_dir`), so one compiled spec runs on any data folder of the same layout;
@@ -38,28 +38,28 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.orchestration import data_types
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.kubeflow.v2.kubeflow_v2_dag_runner import (
-    KubeflowV2DagRunner, KubeflowV2DagRunnerConfig)
+    KubeflowV2DagRunner,
+    KubeflowV2DagRunnerConfig,
+)
 from tfx.types import standard_component_specs
 
-import components
-from kubeflow import cluster_config
-from kubeflow.cluster_config import ResourceSpec
-from pipeline.configs import PipelineConfig
-from pipeline.pipeline import create_pipeline
+from crossfade.kubeflow import cluster_config
+from crossfade.kubeflow.cluster_config import ResourceSpec
+from crossfade.pipeline.code_version import PACKAGE_ROOT
+from crossfade.pipeline.configs import PipelineConfig
+from crossfade.pipeline.pipeline import create_pipeline
 
 # Where kubeflow/Dockerfile copies this checkout (its WORKDIR).
 IMAGE_SOURCE_DIR = "/crossfade"
 DATA_ROOT_PARAMETER = "data_root"
-# The checkout this module runs from: paths under it are rewritten to IMAGE_SOURCE_DIR.
-_CHECKOUT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(components.__file__)))
 
 
 def image_path(local_path: str) -> str:
-    """Where a file of this checkout is inside the pipeline image."""
-    relative = os.path.relpath(os.path.abspath(local_path), _CHECKOUT_DIR)
+    """Where a file of the crossfade package (PACKAGE_ROOT/...) is inside the pipeline image."""
+    relative = os.path.relpath(os.path.abspath(local_path), PACKAGE_ROOT)
     if relative.startswith(os.pardir):
-        raise ValueError(f"{local_path} is outside the checkout {_CHECKOUT_DIR}, so it is not "
-                         "in the pipeline image")
+        raise ValueError(f"{local_path} is outside the crossfade package {PACKAGE_ROOT}, so "
+                         "it is not in the pipeline image")
     return f"{IMAGE_SOURCE_DIR}/{relative.replace(os.sep, '/')}"
 
 

@@ -16,11 +16,11 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.dsl.components.common import resolver
 
-from components.listening_data import simulator
-from kubeflow import cluster_config, runner
-from pipeline import beam_args
-from pipeline.configs import PipelineConfig
-from pipeline.pipeline import PREPROCESSING_FN, RUN_FN, create_pipeline
+from crossfade.components.listening_data import simulator
+from crossfade.kubeflow import cluster_config, runner
+from crossfade.pipeline import beam_args
+from crossfade.pipeline.configs import PipelineConfig
+from crossfade.pipeline.pipeline import PREPROCESSING_FN, RUN_FN, create_pipeline
 
 IMAGE = "europe-docker.pkg.dev/crossfade-test/pipelines/crossfade:1.2.3"
 BUCKET = "gs://crossfade-test-bucket"
@@ -196,8 +196,8 @@ def test_module_paths_are_carried_and_importable(compiled):
     class_paths = {args[args.index("--executor_class_path") + 1]
                    for args in (e["container"]["args"] for e in executors.values()
                                 if "container" in e)}
-    assert "components.pusher.atomic_pusher.AtomicPushExecutor" in class_paths
-    assert "components.trainer.component.CatalogueTrainerExecutor" in class_paths
+    assert "crossfade.components.pusher.atomic_pusher.AtomicPushExecutor" in class_paths
+    assert "crossfade.components.trainer.component.CatalogueTrainerExecutor" in class_paths
     # Everything the image must import resolves in this checkout (which the image copies).
     for path in class_paths | {PREPROCESSING_FN, RUN_FN}:
         module, _, name = path.rpartition(".")
@@ -254,7 +254,7 @@ def test_compiling_twice_gives_identical_bytes(compiled, config, env, tmp_path):
     # Another process, another hash seed, through the command line and the environment.
     other = str(tmp_path / "other.json")
     result = subprocess.run(
-        [sys.executable, "-m", "kubeflow.runner", "--out", other],
+        [sys.executable, "-m", "crossfade.kubeflow.runner", "--out", other],
         env={**os.environ, **env, "PYTHONHASHSEED": "12345"}, capture_output=True, text=True,
         timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.abspath(runner.__file__))))
     assert result.returncode == 0, result.stderr[-3000:]

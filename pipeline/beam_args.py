@@ -6,7 +6,7 @@ Every Beam-based TFX component runs its own Beam pipeline with the `beam_pipelin
 * `multi_processing()` (the `crossfade run --runner beam` default): the DirectRunner on this
   machine with one worker process per core, for data that no longer fits one process's time.
 * `in_memory()`: the DirectRunner in this process, lowest start-up cost, for small data (what
-  `pipeline.configs.LOCAL_BEAM_ARGS` uses).
+  `crossfade.pipeline.configs.LOCAL_BEAM_ARGS` uses).
 * `dataflow(...)`, `flink(...)`, `spark(...)`: documented, ready-to-edit sets for clusters.
   Their code must reach the workers: the pipeline image (kubeflow/Dockerfile) is built on the
   TFX image, which carries the Beam SDK worker boot (`/opt/apache/beam/boot`) as entry point,
@@ -14,20 +14,13 @@ Every Beam-based TFX component runs its own Beam pipeline with the `beam_pipelin
 
 Pass a set with `dataclasses.replace(config, beam_pipeline_args=beam_args.dataflow(...))`.
 """
-import os
 from typing import Optional, Tuple
+
+from crossfade.components.cpu import local_cores
 
 BeamArgs = Tuple[str, ...]
 
 DIRECT_RUNNER = "--runner=DirectRunner"
-
-
-def local_cores() -> int:
-    """Cores this process may run on (honours CPU affinity, e.g. in containers with cpusets)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def multi_processing(num_workers: Optional[int] = None) -> BeamArgs:

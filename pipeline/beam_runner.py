@@ -2,8 +2,9 @@
 
 The orchestration itself is a small Beam pipeline in this process (one DoFn per component,
 ordered by signals from its upstream components); each Beam-based component then runs its
-own Beam pipeline with `config.beam_pipeline_args`: `pipeline.beam_args.multi_processing()`
-spreads the data components over this machine's cores, `pipeline.beam_args.dataflow(...)`
+own Beam pipeline with `config.beam_pipeline_args`:
+`crossfade.pipeline.beam_args.multi_processing()` spreads the data components over this
+machine's cores, `crossfade.pipeline.beam_args.dataflow(...)`
 over a cluster. Components write where `local_runner` writes, so `crossfade status` and the
 serving base path work the same after either runner.
 """
@@ -13,8 +14,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from pipeline.configs import PipelineConfig
-from pipeline.pipeline import create_pipeline
+from crossfade.pipeline.configs import PipelineConfig
+from crossfade.pipeline.pipeline import create_pipeline
 
 
 def run(config: PipelineConfig,
@@ -24,7 +25,7 @@ def run(config: PipelineConfig,
 
     ML Metadata is the SQLite file at `config.metadata_path` unless
     `metadata_connection_config` names another store, e.g. the cluster's MySQL
-    (`kubeflow.cluster_config.metadata_connection_config()`).
+    (`crossfade.kubeflow.cluster_config.metadata_connection_config()`).
     """
     connection = (metadata_connection_config
                   or metadata.sqlite_metadata_connection_config(config.metadata_path))

@@ -23,7 +23,7 @@ from typing import List, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Beam worker processes do not inherit the in-process warnings filter below.
-os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")  # TF C++ start-up noise (CUDA probes)
+os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
 # Google client libraries warn about Python 3.10 on import; TFX 1.16 supports 3.9-3.10 only.
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -42,46 +42,26 @@ def _parse_assignment(text: str):
 
 
 def _config(args: argparse.Namespace, data_dir: str):
-    from components.example_gen.split_protocols import SplitProtocol
-    from components.listening_data import sources
-    from components.trainer.model import Hyperparameters
-    from pipeline.configs import PipelineConfig, dataset_hyperparameters, fit_to_data
-    # Data imported by `crossfade import` trains with its dataset's tuned hyperparameters.
-    hyperparameters = dataset_hyperparameters(_imported_format(data_dir))
-    hyperparameters = Hyperparameters.from_dict({**dataclasses.asdict(hyperparameters),
-                                                 **dict(getattr(args, "set", None) or [])})
-    if data_dir and os.path.isdir(data_dir):
-        hyperparameters = fit_to_data(hyperparameters, sources.has_timestamps(
-            data_dir, sources.detect_layout(data_dir)))
-    options = {"data_dir": os.path.abspath(data_dir),
-               "output_dir": os.path.abspath(args.output),
-               "hyperparameters": hyperparameters}
-    split = {"name": getattr(args, "split", None) or "auto"}
+    from crossfade.components.example_gen.split_protocols import AUTO, SplitProtocol
+    from crossfade.pipeline.configs import PipelineConfig
+    split = {"name": getattr(args, "split", None) or AUTO}
     if getattr(args, "eval_days", None):
         split["eval_days"] = args.eval_days
     if getattr(args, "split_seed", None) is not None:
         split["seed"] = args.split_seed
-    options["split"] = SplitProtocol(**split)
+    settings = {"split": SplitProtocol(**split)}
     if getattr(args, "no_cache", False):
-        options["enable_cache"] = False
+        settings["enable_cache"] = False
     if getattr(args, "runner", "local") == "beam":
-        from pipeline import beam_args
-        options["beam_pipeline_args"] = beam_args.multi_processing(args.workers)
-    return PipelineConfig(**options)
-
-
-def _imported_format(data_dir: str) -> str:
-    """The format `crossfade import` recorded in the folder's manifest ("" if none)."""
-    from components.listening_data.importers import MANIFEST_FILE
-    try:
-        with open(os.path.join(data_dir, MANIFEST_FILE)) as handle:
-            return str(json.load(handle).get("format", ""))
-    except (OSError, ValueError, AttributeError):
-        return ""
+        from crossfade.pipeline import beam_args
+        settings["beam_pipeline_args"] = beam_args.multi_processing(args.workers)
+    return PipelineConfig.for_data(os.path.abspath(data_dir), os.path.abspath(args.output),
+                                   overrides=dict(getattr(args, "set", None) or []),
+                                   **settings)
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from components.listening_data import simulator
+    from crossfade.components.listening_data import simulator
     started = time.perf_counter()
     summary = simulator.generate(args.preset, args.out, seed=args.seed)
     print(f"Generated preset '{summary.preset}' (seed {summary.seed}) in "
@@ -93,8 +73,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from components.listening_data import importers
-    from components.listening_data.sources import InputDataError
+    from crossfade.components.listening_data import importers
+    from crossfade.components.listening_data.sources import InputDataError
     started = time.perf_counter()
     try:
         summary = importers.import_dataset(args.format, args.source, args.out)
@@ -113,8 +93,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _benchmark_quality(args: argparse.Namespace) -> int:
-    from bench.quality import benchmark
-    from components.listening_data.sources import InputDataError
+    from crossfade.components.listening_data.sources import InputDataError
+    from crossfade.pipeline.quality import benchmark
     overrides = dict(args.set or [])
     try:
         benchmark.run(args.dataset, args.data_dir, args.out, split=args.split,
@@ -132,9 +112,10 @@ def _benchmark_quality(args: argparse.Namespace) -> int:
 
 def _default_data(output: str) -> str:
     """The embedded default data set, generated on first use."""
-    from components.listening_data import simulator
+    from crossfade.components.listening_data import simulator
+    from crossfade.components.listening_data.layout import MANIFEST_FILE
     data_dir = os.path.join(output, "data", DEFAULT_PRESET)
-    if not os.path.exists(os.path.join(data_dir, "manifest.json")):
+    if not os.path.exists(os.path.join(data_dir, MANIFEST_FILE)):
         print(f"No --data given: generating the '{DEFAULT_PRESET}' simulator preset into "
               f"{data_dir}", flush=True)
         simulator.generate(DEFAULT_PRESET, data_dir, seed=0)
@@ -142,23 +123,23 @@ def _default_data(output: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from components.listening_data.sources import InputDataError, detect_layout
-    from pipeline import beam_runner, local_runner, run_summary
-    from pipeline.progress import ComponentProgress
+    from crossfade.components.listening_data.sources import InputDataError, detect_layout
+    from crossfade.pipeline import beam_runner, local_runner, run_summary
+    from crossfade.pipeline.progress import ComponentProgress
     data_dir = args.data or _default_data(args.output)
     try:
         detect_layout(data_dir)
-    except InputDataError as error:
+        config = _config(args, data_dir)
+    except (InputDataError, ValueError) as error:  # bad data, or a bad --set / --split
         print(f"error: {error}", file=sys.stderr)
         return 2
-    config = _config(args, data_dir)
     print(f"Running pipeline '{config.pipeline_name}' on {config.data_dir}\n"
           f"  outputs: {config.output_dir}", flush=True)
     started = time.perf_counter()
     with ComponentProgress(verbose=args.verbose) as progress:
         try:
             (beam_runner if args.runner == "beam" else local_runner).run(config)
-        except Exception as error:  # noqa: BLE001 -- reported below, nothing was pushed
+        except Exception as error:  # reported below, nothing was pushed
             message = _input_error_message(error)
             if message is None:
                 raise
@@ -168,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_summary.latest_run(config)
     print(f"\nPipeline finished in {time.perf_counter() - started:.1f} s")
     print(summary.render())
-    with open(os.path.join(config.output_dir, "last_run.json"), "w") as handle:
+    with open(config.last_run_path, "w") as handle:
         record = dataclasses.asdict(summary)
         record["component_seconds"] = progress.seconds
         json.dump(record, handle, indent=2, sort_keys=True)
@@ -177,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _input_error_message(error: BaseException) -> Optional[str]:
     """The InputDataError behind `error` (Beam may wrap it), or None."""
-    from components.listening_data.sources import InputDataError
+    from crossfade.components.listening_data.sources import InputDataError
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -189,22 +170,21 @@ def _input_error_message(error: BaseException) -> Optional[str]:
 
 def _compile(args: argparse.Namespace) -> int:
     """Compiles the cluster pipeline (settings: kubeflow/cluster_config.py) for KFP v2."""
-    from components.trainer.model import Hyperparameters
-    from kubeflow import cluster_config, runner
-    from pipeline.configs import PipelineConfig
+    from crossfade.kubeflow import cluster_config, runner
+    from crossfade.pipeline.configs import PipelineConfig
     env = dict(os.environ)
     if args.image:
         env["CROSSFADE_IMAGE"] = args.image
     if args.data:
         env["CROSSFADE_DATA_DIR"] = os.path.abspath(args.data)
     try:
-        hyperparameters = Hyperparameters.from_dict(dict(args.set or []))
-        base = PipelineConfig(data_dir="", output_dir="", hyperparameters=hyperparameters)
+        base = PipelineConfig.for_data(env.get("CROSSFADE_DATA_DIR", ""), "",
+                                       overrides=dict(args.set or []))
         config = cluster_config.pipeline_config(env, base)
         path = runner.compile_pipeline(config, args.out, cluster_config.image(env),
                                        cluster_config.data_root(env),
                                        cluster_config.step_resources(env))
-    except KeyError as error:
+    except (KeyError, ValueError) as error:  # a missing setting, a bad --set
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2
     print(f"Compiled the KFP v2 pipeline spec into {path} (image {cluster_config.image(env)}, "
@@ -213,8 +193,8 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from pipeline import run_summary
-    from pipeline.configs import PipelineConfig
+    from crossfade.pipeline import run_summary
+    from crossfade.pipeline.configs import PipelineConfig
     config = PipelineConfig(data_dir="", output_dir=os.path.abspath(args.output))
     try:
         summary = run_summary.latest_run(config)
@@ -226,7 +206,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _add_split_arguments(parser: argparse.ArgumentParser, with_seed: bool = True) -> None:
-    from components.example_gen import split_protocols
+    from crossfade.components.example_gen import split_protocols
     parser.add_argument("--split", choices=(split_protocols.AUTO,) + split_protocols.PROTOCOLS,
                         help="split protocol (default auto: time with timestamps, random "
                         "8:1:1 per user without)")
@@ -247,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     generate.set_defaults(handler=_generate)
 
-    from components.listening_data.importers import FORMATS
+    from crossfade.components.listening_data.importers import FORMATS
     import_ = commands.add_parser(
         "import", help="convert a real listening-data export into a folder `run` reads")
     import_.add_argument("--format", required=True, choices=FORMATS)
@@ -290,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         "quality", help="two-tower vs most-popular, item-kNN, EASE and iALS on real data",
         description="Imports the dataset, trains through the pipeline once per seed and "
         "compares full-ranking Recall@10, NDCG@10 and Hit@10 with the baselines on the same "
-        "split (bench/quality/benchmark.py).")
+        "split (pipeline/quality/benchmark.py).")
     quality.add_argument("--dataset", required=True, choices=FORMATS)
     quality.add_argument("--data-dir", required=True, help="the dataset's folder")
     _add_split_arguments(quality, with_seed=False)
@@ -304,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                          metavar="NAME=VALUE", help="override a two-tower hyperparameter")
     quality.set_defaults(handler=_benchmark_quality)
 
-    from serving import commands as serving_commands  # serve, recommend
+    from crossfade.serving import commands as serving_commands  # serve, recommend
     serving_commands.add_commands(commands)
 
     status = commands.add_parser("status", help="latest run's metrics, blessing and push")

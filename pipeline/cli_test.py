@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from pipeline import cli, configs
+from crossfade.pipeline import cli, configs
 
 
 def _untimed_folder(tmp_path, manifest_format=None):

@@ -1,25 +1,27 @@
 """Every setting of a crossfade pipeline run, in one place.
 
 `PipelineConfig` holds paths, the split protocol, serving limits, the blessing gate, Beam arguments
-and the model's hyperparameters (`components.trainer.model.Hyperparameters`); the defaults here
-are the product defaults used by `make run`.
+and the model's hyperparameters (`crossfade.components.trainer.hyperparameters`); the defaults
+here are the product defaults used by `make run`. Nothing here imports model code (TensorFlow
+Recommenders): the wiring, `crossfade compile` and the command line read settings cheaply.
 """
 import dataclasses
 import os
-from typing import Dict, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
-from components.example_gen.split_protocols import SplitProtocol
-from components.stream_qualification.rules import QualificationRules
-from components.trainer import distribution
-from components.trainer.model import Hyperparameters
+from crossfade.components.example_gen.split_protocols import SplitProtocol
+from crossfade.components.stream_qualification.rules import QualificationRules
+from crossfade.components.trainer import distribution, run_config
+from crossfade.components.trainer.hyperparameters import Hyperparameters
+from crossfade.pipeline import beam_args
+from crossfade.serving.model_base_path import MODEL_NAME
 
 PIPELINE_NAME = "crossfade"
-MODEL_NAME = "crossfade"
 
 # Beam for the data components of `crossfade run` (LocalDagRunner): the in-process DirectRunner
 # has the lowest start-up cost for data of this size. `--runner beam` uses multi_processing;
 # pipeline/beam_args.py has the Dataflow, Flink and Spark argument sets.
-LOCAL_BEAM_ARGS: Tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+LOCAL_BEAM_ARGS: Tuple[str, ...] = beam_args.in_memory()
 
 
 # Hyperparameters chosen per dataset by the search documented in README.md ("Quality
@@ -39,11 +41,26 @@ def dataset_hyperparameters(dataset: str) -> Hyperparameters:
     return DATASET_HYPERPARAMETERS.get(dataset, Hyperparameters())
 
 
-def fit_to_data(hyperparameters: Hyperparameters, has_timestamps: bool) -> Hyperparameters:
-    """`hyperparameters` with the time context off for data without timestamps."""
-    if has_timestamps:
-        return hyperparameters
-    return dataclasses.replace(hyperparameters, time_context=False)
+def hyperparameters_for_data(data_dir: str, dataset: str = "",
+                             overrides: Optional[Mapping[str, object]] = None
+                             ) -> Hyperparameters:
+    """The hyperparameters a pipeline on the local folder `data_dir` trains with.
+
+    In this order, each step over the one before: the product defaults; the tuned set of
+    `dataset` (default: the format `crossfade import` recorded in the folder's manifest); the
+    hour/weekday context off when the data has no timestamps (serving would fill them with
+    "now", a train/serve skew); `overrides` (`--set NAME=VALUE`: an explicit choice wins,
+    unknown names are a ValueError).
+    """
+    # Here, not at the top: settings load no data-reading code (sources imports TensorFlow).
+    from crossfade.components.listening_data import sources
+    from crossfade.components.listening_data.layout import imported_format
+    local = bool(data_dir) and os.path.isdir(data_dir)  # "" or gs://: nothing to read here
+    dataset = dataset or (imported_format(data_dir) if local else "")
+    chosen = dataclasses.asdict(dataset_hyperparameters(dataset))
+    if local and not sources.has_timestamps(data_dir, sources.detect_layout(data_dir)):
+        chosen["time_context"] = False
+    return Hyperparameters.from_dict({**chosen, **dict(overrides or {})})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,17 +110,31 @@ class PipelineConfig:
         return os.path.join(self.output_dir, "metadata.sqlite")
 
     @property
+    def last_run_path(self) -> str:
+        """`crossfade run`'s record of its latest run (summary and component wall times)."""
+        return os.path.join(self.output_dir, "last_run.json")
+
+    @property
     def serving_base_path(self) -> str:
         """TF Serving's --model_base_path: versions are pushed to <this>/<version>."""
         return os.path.join(self.output_dir, "serving", self.model_name)
 
     def trainer_custom_config(self) -> Dict[str, object]:
         return {
-            "hyperparameters": dataclasses.asdict(self.hyperparameters),
-            "default_k": self.default_k,
-            "max_k": self.max_k,
-            "distribution_strategy": self.distribution_strategy,
+            run_config.HYPERPARAMETERS_KEY: dataclasses.asdict(self.hyperparameters),
+            run_config.DEFAULT_K_KEY: self.default_k,
+            run_config.MAX_K_KEY: self.max_k,
+            run_config.DISTRIBUTION_STRATEGY_KEY: self.distribution_strategy,
         }
+
+    @classmethod
+    def for_data(cls, data_dir: str, output_dir: str, dataset: str = "",
+                 overrides: Optional[Mapping[str, object]] = None,
+                 **settings) -> "PipelineConfig":
+        """The config of a run on `data_dir`: `hyperparameters_for_data` and `settings`."""
+        return cls(data_dir=data_dir, output_dir=output_dir,
+                   hyperparameters=hyperparameters_for_data(data_dir, dataset, overrides),
+                   **settings)
 
     def with_hyperparameters(self, **overrides) -> "PipelineConfig":
         return dataclasses.replace(

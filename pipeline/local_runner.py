@@ -1,8 +1,8 @@
 """Runs the pipeline on this machine: LocalDagRunner, ML Metadata in SQLite, caching on."""
 from tfx import v1 as tfx
 
-from pipeline.configs import PipelineConfig
-from pipeline.pipeline import create_pipeline
+from crossfade.pipeline.configs import PipelineConfig
+from crossfade.pipeline.pipeline import create_pipeline
 
 
 def run(config: PipelineConfig) -> None:

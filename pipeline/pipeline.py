@@ -3,21 +3,23 @@ from typing import Optional
 
 from tfx import v1 as tfx
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
-    LatestBlessedModelStrategy)
+    LatestBlessedModelStrategy,
+)
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import transform_pb2
 
-from components.evaluator.eval_config import retrieval_eval_config
-from components.example_gen import listening_example_gen
-from components.example_gen.schema import PLAYS_SCHEMA_FILE
-from components.pusher.atomic_pusher import AtomicPusher
-from components.stream_qualification.component import StreamQualifier
-from components.trainer.component import CatalogueTrainer
-from pipeline.code_version import code_version
-from pipeline.configs import PipelineConfig
+from crossfade.components.evaluator.eval_config import retrieval_eval_config
+from crossfade.components.example_gen import listening_example_gen
+from crossfade.components.example_gen.schema import PLAYS_SCHEMA_FILE
+from crossfade.components.example_gen.split_protocols import EVAL_SPLIT, TRAIN_SPLIT
+from crossfade.components.pusher.atomic_pusher import AtomicPusher
+from crossfade.components.stream_qualification.component import StreamQualifier
+from crossfade.components.trainer.component import CatalogueTrainer
+from crossfade.pipeline.code_version import code_version
+from crossfade.pipeline.configs import PipelineConfig
 
-PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
-RUN_FN = "components.trainer.train.run_fn"
+PREPROCESSING_FN = "crossfade.components.transform.preprocessing.preprocessing_fn"
+RUN_FN = "crossfade.components.trainer.train.run_fn"
 
 
 def create_pipeline(config: PipelineConfig,
@@ -43,8 +45,8 @@ def create_pipeline(config: PipelineConfig,
         # Analyse and transform train only: evaluation feeds raw eval plays to the model's
         # own transform graph, exactly as serving does.
         splits_config=transform_pb2.SplitsConfig(
-            analyze=[listening_example_gen.TRAIN_SPLIT],
-            transform=[listening_example_gen.TRAIN_SPLIT]))
+            analyze=[TRAIN_SPLIT],
+            transform=[TRAIN_SPLIT]))
 
     trainer = CatalogueTrainer(
         examples=transform.outputs["transformed_examples"],
@@ -62,7 +64,7 @@ def create_pipeline(config: PipelineConfig,
 
     evaluator = tfx.components.Evaluator(
         examples=plays,
-        example_splits=[listening_example_gen.EVAL_SPLIT],
+        example_splits=[EVAL_SPLIT],
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
         eval_config=retrieval_eval_config(config.lift_floor, config.regression_tolerance))

@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-from components.example_gen import listening_example_gen
-from components.listening_data import simulator
-from pipeline.code_version import code_version
-from pipeline.configs import PipelineConfig
-from pipeline.pipeline import create_pipeline
+from crossfade.components.example_gen import listening_example_gen
+from crossfade.components.listening_data import simulator
+from crossfade.pipeline.code_version import code_version
+from crossfade.pipeline.configs import PipelineConfig
+from crossfade.pipeline.pipeline import create_pipeline
 
 
 @pytest.fixture(scope="module")

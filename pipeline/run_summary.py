@@ -11,8 +11,10 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
-from components.stream_qualification import executor
-from pipeline.configs import PipelineConfig
+from crossfade.components.stream_qualification import executor
+from crossfade.components.trainer.run_config import TRAINING_STATS_FILE
+from crossfade.pipeline.configs import PipelineConfig
+from crossfade.serving.model_base_path import served_versions
 
 PIPELINE_RUN_CONTEXT = "pipeline_run"
 STREAM_COUNT_NAMES = executor.COUNT_NAMES + ("bot_accounts",)
@@ -114,13 +116,6 @@ def _evaluation_metrics(uri: str) -> Dict[str, Dict[str, float]]:
     return result
 
 
-def served_versions(base_path: str) -> List[str]:
-    """Model versions TF Serving would see under `base_path`, oldest first."""
-    if not os.path.isdir(base_path):
-        return []
-    return sorted((name for name in os.listdir(base_path) if name.isdigit()), key=int)
-
-
 def latest_run(config: PipelineConfig) -> RunSummary:
     """Summary of the most recent pipeline run recorded in `config`'s metadata."""
     store = _store(config)
@@ -154,7 +149,7 @@ def latest_run(config: PipelineConfig) -> RunSummary:
                     summary.pushed_version = properties["pushed_version"].string_value
                     summary.pushed_path = properties["pushed_destination"].string_value
             elif artifact_type == "ModelRun":
-                stats = os.path.join(artifact.uri, "training_stats.json")
+                stats = os.path.join(artifact.uri, TRAINING_STATS_FILE)
                 if os.path.exists(stats):
                     with open(stats) as handle:
                         summary.training = json.load(handle)

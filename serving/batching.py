@@ -19,8 +19,16 @@ from typing import Callable, Deque, Dict, Hashable, List, Optional
 
 import numpy as np
 
+from crossfade.components.cpu import local_cores
+
 Tensors = Dict[str, np.ndarray]
 RunFn = Callable[[Hashable, Tensors], Tensors]
+
+
+def default_batch_threads() -> int:
+    """Model calls at once by default: one per core, at most 4 (past that, calls compete for
+    the cores TensorFlow's intra-op pool already uses within each call)."""
+    return min(4, local_cores())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +37,7 @@ class BatchingOptions:
     (about the number of cores: TensorFlow's own thread pool uses them within a call)."""
 
     max_batch_size: int = 64
-    max_concurrent_batches: int = 2
+    max_concurrent_batches: int = dataclasses.field(default_factory=default_batch_threads)
 
     def __post_init__(self):
         if self.max_batch_size < 1 or self.max_concurrent_batches < 1:

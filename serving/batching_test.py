@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import pytest
 
-from serving.batching import Batcher, BatchingOptions
+from crossfade.serving.batching import Batcher, BatchingOptions
 
 
 class _GatedModel:

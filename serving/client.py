@@ -18,7 +18,6 @@ gRPC uses the official `tensorflow-serving-api` stubs; REST sends TF Serving's r
 asked for: under TF Serving's batching a response can carry the batch's largest K.
 Clients are thread-safe.
 """
-import base64
 import dataclasses
 import http.client
 import json
@@ -26,18 +25,21 @@ import random
 import socket
 import threading
 import time
-from typing import (Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple,
-                    TypeVar)
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, TypeVar
 
 import grpc
 import numpy as np
-from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
-from serving import signatures, tensor_proto
-from serving.errors import code_from_number
+from crossfade.serving import json_tensors, signatures, tensor_proto
+from crossfade.serving.errors import ServingError, code_from_number
+from crossfade.serving.model_base_path import MODEL_NAME
 
-DEFAULT_MODEL = "crossfade"
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_RETRIES = 3
 T = TypeVar("T")
@@ -99,7 +101,7 @@ class ServingClient:
     """What both clients offer: request building, retries and typed results here; the
     subclasses (GrpcClient, RestClient) move the tensors."""
 
-    def __init__(self, model_name: str = DEFAULT_MODEL, version: Optional[int] = None,
+    def __init__(self, model_name: str = MODEL_NAME, version: Optional[int] = None,
                  label: Optional[str] = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  retries: int = DEFAULT_RETRIES, backoff_s: float = 0.05):
         _check_choice(version, label)
@@ -204,7 +206,7 @@ class ServingClient:
         scores = outputs["scores"][row]
         count = len(ids) if k <= 0 else min(k, len(ids))
         tracks = tuple(ScoredTrack(_text(track), score)
-                       for track, score in zip(ids[:count], scores[:count].tolist()))
+                       for track, score in zip(ids[:count], scores[:count].tolist(), strict=True))
         return Recommendations(tracks, self.model_name, answered)
 
     def _predict(self, signature_name, inputs, version, label, timeout_s):
@@ -226,7 +228,7 @@ def _text(value) -> str:
 class GrpcClient(ServingClient):
     """TF Serving's gRPC API at `target` ("host:port", default port 8500)."""
 
-    def __init__(self, target: str, model_name: str = DEFAULT_MODEL, **options):
+    def __init__(self, target: str, model_name: str = MODEL_NAME, **options):
         super().__init__(model_name, **options)
         self.target = target
         self._channel = grpc.insecure_channel(
@@ -279,7 +281,7 @@ class RestClient(ServingClient):
     """TF Serving's REST API at `server` ("host:port" or "http://host:port", default port
     8501). Keeps one keep-alive connection per calling thread."""
 
-    def __init__(self, server: str, model_name: str = DEFAULT_MODEL, **options):
+    def __init__(self, server: str, model_name: str = MODEL_NAME, **options):
         super().__init__(model_name, **options)
         address = server.split("://", 1)[-1].rstrip("/")
         host, _, port = address.rpartition(":")
@@ -339,7 +341,7 @@ class RestClient(ServingClient):
 
     def _predict(self, signature_name, inputs, version, label, timeout_s):
         rows = len(next(iter(inputs.values())))
-        instances = [{name: _json_value(value[row]) for name, value in inputs.items()}
+        instances = [{name: _json_value(name, value[row]) for name, value in inputs.items()}
                      for row in range(rows)]
         body = json.dumps({"signature_name": signature_name, "instances": instances}).encode()
         document = self._request("POST", self._path(version, label, ":predict"), body,
@@ -365,15 +367,12 @@ class RestClient(ServingClient):
         self._drop_connection()
 
 
-def _json_value(value):
-    """A numpy row as JSON: bytes as text (or {"b64": ...} if not UTF-8)."""
+def _json_value(name: str, value):
+    """A numpy row of input `name` as JSON, strings as the REST API encodes them."""
     if isinstance(value, np.ndarray):
-        return [_json_value(item) for item in value]
+        return [_json_value(name, item) for item in value]
     if isinstance(value, bytes):
-        try:
-            return value.decode()
-        except UnicodeDecodeError:
-            return {"b64": base64.b64encode(value).decode()}
+        return json_tensors.json_string(name, value)
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -386,8 +385,11 @@ def _is_text(value) -> bool:
 def _from_json(value):
     if isinstance(value, list):
         return [_from_json(item) for item in value]
-    if isinstance(value, dict) and "b64" in value:
-        return base64.b64decode(value["b64"])
+    if isinstance(value, dict):
+        try:
+            return json_tensors.decode_b64(value, "response")
+        except ServingError as error:  # the server's answer is malformed, not the request
+            raise ServingClientError(grpc.StatusCode.INTERNAL, str(error)) from None
     return value
 
 

@@ -1,6 +1,6 @@
 """The clients against a model server serving a pipeline-pushed model.
 
-Every server test runs against the local server (`python -m serving.commands serve`) and,
+Every server test runs against the local server (`python -m crossfade.serving.commands serve`) and,
 when the environment variable TF_SERVING_BIN names a `tensorflow_model_server` binary,
 against the real TF Serving started the same way on the same base path; otherwise those
 runs skip. Both get the same model config (version label `stable`), so the tests hold for
@@ -25,12 +25,15 @@ import numpy as np
 import portpicker
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    prediction_service_pb2_grpc,
+)
 
-from components.pusher import atomic_pusher
-from serving import commands, signatures
-from serving.client import GrpcClient, RestClient, ServingClientError, connect
+from crossfade.components.pusher import atomic_pusher
+from crossfade.serving import commands, signatures
+from crossfade.serving.client import GrpcClient, RestClient, ServingClientError, connect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCAL, REAL = "local", "tensorflow_model_server"
@@ -70,7 +73,7 @@ def _config_file(path: str, base_path: str, labels: Dict[str, int]) -> str:
 
 def _command(kind: str, config: str, grpc_port: int, rest_port: int) -> List[str]:
     if kind == LOCAL:
-        return [sys.executable, "-m", "serving.commands", "serve", "--model-config-file",
+        return [sys.executable, "-m", "crossfade.serving.commands", "serve", "--model-config-file",
                 config, "--port", str(grpc_port), "--rest-port", str(rest_port),
                 "--poll-seconds", "0.5"]
     return [os.environ["TF_SERVING_BIN"], f"--port={grpc_port}", f"--rest_api_port={rest_port}",

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import List, Optional
 
-DEFAULT_MODEL = "crossfade"
+from crossfade.serving.model_base_path import MODEL_NAME
 
 
 def add_commands(subparsers) -> None:
@@ -32,7 +32,7 @@ def add_commands(subparsers) -> None:
     serve.add_argument("--model-base-path",
                        help="folder of numbered versions (the Pusher's "
                             "<output>/serving/crossfade)")
-    serve.add_argument("--model-name", default=DEFAULT_MODEL)
+    serve.add_argument("--model-name", default=MODEL_NAME)
     serve.add_argument("--model-config-file",
                        help="TF Serving ModelServerConfig (text); --model-base-path, if "
                             "given, replaces the base path of --model-name's entry")
@@ -63,7 +63,7 @@ def add_commands(subparsers) -> None:
         "recommend", help="ask a model server for recommendations or similar tracks")
     recommend.add_argument("--server", default="127.0.0.1:8500", help="HOST:PORT")
     recommend.add_argument("--protocol", choices=("grpc", "rest"), default="grpc")
-    recommend.add_argument("--model-name", default=DEFAULT_MODEL)
+    recommend.add_argument("--model-name", default=MODEL_NAME)
     what = recommend.add_mutually_exclusive_group(required=True)
     what.add_argument("--user", help="user id to recommend for")
     what.add_argument("--similar", metavar="TRACK_ID", help="tracks similar to this one")
@@ -84,7 +84,7 @@ def add_commands(subparsers) -> None:
 # Handlers import TensorFlow-heavy modules when they run, so `crossfade --help` stays fast.
 
 def _models(args: argparse.Namespace):
-    from serving import model_config
+    from crossfade.serving import model_config
     labels = model_config.parse_labels(args.label)
     if args.model_config_file:
         overrides = {args.model_name: os.path.abspath(args.model_base_path)} \
@@ -105,9 +105,9 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ start-up noise (CUDA probes)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    from serving.batching import BatchingOptions
-    from serving.model_server import ModelServer, ServerOptions
-    from serving.servable import RequestLimits
+    from crossfade.serving.batching import BatchingOptions, default_batch_threads
+    from crossfade.serving.model_server import ModelServer, ServerOptions
+    from crossfade.serving.servable import RequestLimits
     try:
         models = _models(args)
     except (ValueError, OSError) as error:
@@ -115,9 +115,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     batching = None
     if not args.no_batching:
-        threads = args.batch_threads or max(1, min(4, os.cpu_count() or 1))
         batching = BatchingOptions(max_batch_size=args.max_batch_size,
-                                   max_concurrent_batches=threads)
+                                   max_concurrent_batches=args.batch_threads
+                                   or default_batch_threads())
     options = ServerOptions(
         host=args.host, grpc_port=args.port, rest_port=args.rest_port or None,
         poll_seconds=args.poll_seconds,
@@ -157,7 +157,7 @@ def _recent(values: List[str]) -> List[str]:
 
 def _recommend(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from serving.client import ServingClientError, connect
+    from crossfade.serving.client import ServingClientError, connect
     started = time.perf_counter()
     try:
         with connect(args.server, args.protocol, model_name=args.model_name,
@@ -207,7 +207,8 @@ def render_table(result, args: argparse.Namespace, elapsed_ms: float) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.commands", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m crossfade.serving.commands",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

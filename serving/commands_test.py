@@ -1,8 +1,8 @@
 """`crossfade serve` and `crossfade recommend` argument handling and output."""
 import argparse
 
-from serving import commands
-from serving.client import Recommendations, ScoredTrack
+from crossfade.serving import commands
+from crossfade.serving.client import Recommendations, ScoredTrack
 
 
 def _parser():

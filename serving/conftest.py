@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import warmup
+from crossfade.serving import model_base_path, warmup
 
 TOY_TRACKS = [f"spotify:track:toy{i:04d}" for i in range(50)]
 TOY_MAX_K = 100
@@ -33,16 +33,16 @@ class PushedModel:
 
 @pytest.fixture(scope="session")
 def pushed_model(tmp_path_factory) -> PushedModel:
-    from components.listening_data import simulator
-    from pipeline import local_runner, run_summary
-    from pipeline.configs import PipelineConfig
+    from crossfade.components.listening_data import simulator
+    from crossfade.pipeline import local_runner
+    from crossfade.pipeline.configs import PipelineConfig
     root = tmp_path_factory.mktemp("pipeline")
     data_dir = str(root / "data")
     simulator.generate("tiny", data_dir, seed=0)
     config = PipelineConfig(data_dir=data_dir, output_dir=str(root / "output")
                             ).with_hyperparameters(batch_size=1024, epochs=3)
     local_runner.run(config)
-    versions = run_summary.served_versions(config.serving_base_path)
+    versions = model_base_path.served_versions(config.serving_base_path)
     assert versions, "the pipeline pushed no model (not blessed?)"
     return PushedModel(config.serving_base_path, int(versions[-1]), data_dir)
 

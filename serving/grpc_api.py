@@ -13,13 +13,17 @@ import functools
 import logging
 
 import grpc
-from tensorflow_serving.apis import (get_model_metadata_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
-from serving import tensor_proto
-from serving.errors import ServingError, invalid_argument
-from serving.servable import DEFAULT_SIGNATURE
-from serving.versions import ModelRegistry, status_response
+from crossfade.serving import tensor_proto
+from crossfade.serving.errors import ServingError, invalid_argument
+from crossfade.serving.signatures import SERVING_DEFAULT
+from crossfade.serving.versions import ModelRegistry, status_response
 
 LOG = logging.getLogger("crossfade.serving")
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -45,7 +49,7 @@ def _answering_errors(method):
             return method(self, request)
         except ServingError as error:
             context.abort(error.code, error.message)
-        except Exception as error:  # noqa: BLE001 -- a server bug is INTERNAL, never a crash
+        except Exception as error:  # a server bug is INTERNAL, never a crash
             LOG.exception("%s failed", method.__name__)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error: {error}")
 
@@ -66,13 +70,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._registry = registry
 
     @_answering_errors
-    def Predict(self, request) -> predict_pb2.PredictResponse:  # noqa: N802 -- gRPC names
+    def Predict(self, request) -> predict_pb2.PredictResponse:
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         spec = request.model_spec
         version, label = _version_choice(spec)
         servable = self._registry.servable(spec.name, version, label)
-        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        signature_name = spec.signature_name or SERVING_DEFAULT
         signature = servable.signature(signature_name)
         inputs = {name: tensor_proto.to_ndarray(value)
                   for name, value in request.inputs.items()}
@@ -87,7 +91,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     @_answering_errors
-    def GetModelMetadata(self, request):  # noqa: N802
+    def GetModelMetadata(self, request):
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         if not request.metadata_field:
@@ -105,15 +109,15 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     @_answering_errors
-    def Classify(self, request):  # noqa: N802
+    def Classify(self, request):
         raise _unimplemented("Classify")
 
     @_answering_errors
-    def Regress(self, request):  # noqa: N802
+    def Regress(self, request):
         raise _unimplemented("Regress")
 
     @_answering_errors
-    def MultiInference(self, request):  # noqa: N802
+    def MultiInference(self, request):
         raise _unimplemented("MultiInference")
 
 
@@ -124,14 +128,14 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self._registry = registry
 
     @_answering_errors
-    def GetModelStatus(self, request):  # noqa: N802
+    def GetModelStatus(self, request):
         if not request.HasField("model_spec"):
             raise invalid_argument("Missing ModelSpec")
         version, label = _version_choice(request.model_spec)
         return status_response(self._registry.states(request.model_spec.name, version, label))
 
     @_answering_errors
-    def HandleReloadConfigRequest(self, request):  # noqa: N802
+    def HandleReloadConfigRequest(self, request):
         raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
                            "HandleReloadConfigRequest is not implemented by crossfade's local "
                            "model server: restart it with the new --model-config-file")

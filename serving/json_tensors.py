@@ -18,12 +18,12 @@ Mistakes are INVALID_ARGUMENT.
 import base64
 import binascii
 import json
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Tuple, Union
 
 import numpy as np
 from tensorflow.core.framework import types_pb2
 
-from serving.errors import invalid_argument
+from crossfade.serving.errors import invalid_argument
 
 ROW_KEY, COLUMNAR_KEY = "instances", "inputs"
 _INT_RANGES = {
@@ -74,15 +74,22 @@ def _is_b64(value) -> bool:
     return isinstance(value, dict) and len(value) == 1 and "b64" in value
 
 
+def decode_b64(value: Dict[str, Any], where: str) -> bytes:
+    """The bytes of a `{"b64": "..."}` value; anything else is INVALID_ARGUMENT at `where`."""
+    if not (_is_b64(value) and isinstance(value["b64"], str)):
+        raise invalid_argument(f"{where}: expected {{\"b64\": <base64 string>}}, got {value!r}")
+    try:
+        return base64.b64decode(value["b64"], validate=True)
+    except binascii.Error as error:
+        raise invalid_argument(f"{where}: invalid base64 value: {error}") from None
+
+
 def _leaf(value, dtype: int, where: str):
     if dtype == types_pb2.DT_STRING:
         if isinstance(value, str):
             return value.encode()
         if _is_b64(value) and isinstance(value["b64"], str):
-            try:
-                return base64.b64decode(value["b64"], validate=True)
-            except binascii.Error as error:
-                raise invalid_argument(f"{where}: invalid base64 value: {error}") from None
+            return decode_b64(value, where)
     elif dtype in _INT_RANGES:
         _, low, high = _INT_RANGES[dtype]
         if isinstance(value, int) and not isinstance(value, bool):
@@ -191,7 +198,7 @@ def _columns(inputs, names: List[str], dtypes: Mapping[str, int]) -> Dict[str, n
 def _json_values(name: str, value: np.ndarray):
     """Nested lists of JSON-ready values."""
     if value.dtype.kind in "OSU":
-        flat = [_json_string(name, item) for item in value.ravel()]
+        flat = [json_string(name, item) for item in value.ravel()]
     elif value.dtype == np.float32:
         # float32 -> its shortest decimal (0.1, not 0.10000000149011612), as TF Serving prints.
         flat = [float(repr(item)) for item in value.ravel()]
@@ -202,7 +209,9 @@ def _json_values(name: str, value: np.ndarray):
     return holder.reshape(value.shape).tolist()
 
 
-def _json_string(name: str, item):
+def json_string(name: str, item: Union[str, bytes]) -> Union[str, Dict[str, str]]:
+    """A string tensor element as TF Serving's REST API writes it: text, or `{"b64": ...}`
+    when the tensor's name ends in `_bytes` or the bytes are not UTF-8."""
     if isinstance(item, str):
         item = item.encode()
     if not name.endswith("_bytes"):

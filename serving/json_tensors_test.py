@@ -7,8 +7,8 @@ import pytest
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from serving import json_tensors
-from serving.errors import ServingError
+from crossfade.serving import json_tensors
+from crossfade.serving.errors import ServingError
 
 
 def _signature(**dtypes) -> meta_graph_pb2.SignatureDef:

@@ -1,10 +1,10 @@
 """A local stand-in for `tensorflow_model_server`: the same APIs over the same base path.
 
-`ModelServer` loads each model's versions (`serving.versions`), replays their warmup
-requests, and serves TF Serving's gRPC API (`serving.grpc_api`, default port 8500) and REST
-API (`serving.rest_api`, default 8501). Like TF Serving it binds its ports only once every
-model has a version loaded, then polls the base paths every `poll_seconds` and rolls new
-versions in without failing a request.
+`ModelServer` loads each model's versions (`crossfade.serving.versions`), replays their
+warmup requests, and serves TF Serving's gRPC API (`crossfade.serving.grpc_api`, default port
+8500) and REST API (`crossfade.serving.rest_api`, default 8501). Like TF Serving it binds its
+ports only once every model has a version loaded, then polls the base paths every
+`poll_seconds` and rolls new versions in without failing a request.
 
 Differences from TF Serving, on purpose: it binds 127.0.0.1 by default (it is a development
 and CI server, not an exposed service); request size and `k` are capped (`RequestLimits`,
@@ -13,7 +13,6 @@ columns; Classify/Regress/MultiInference and config reloads are UNIMPLEMENTED.
 """
 import dataclasses
 import logging
-import os
 import threading
 import time
 from concurrent import futures
@@ -22,11 +21,11 @@ from typing import List, Optional
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from serving import grpc_api, rest_api, warmup
-from serving.batching import BatchingOptions
-from serving.model_config import ModelConfig
-from serving.servable import RequestLimits, Servable
-from serving.versions import ModelRegistry, VersionManager
+from crossfade.serving import grpc_api, rest_api, warmup
+from crossfade.serving.batching import BatchingOptions
+from crossfade.serving.model_config import ModelConfig
+from crossfade.serving.servable import RequestLimits, Servable
+from crossfade.serving.versions import ModelRegistry, VersionManager
 
 LOG = logging.getLogger("crossfade.serving")
 DEFAULT_GRPC_PORT = 8500
@@ -43,9 +42,7 @@ class ServerOptions:
     poll_seconds: float = 1.0
     limits: RequestLimits = RequestLimits()
     max_request_bytes: int = 4 * 1024 * 1024  # gRPC message and REST body
-    batching: Optional[BatchingOptions] = dataclasses.field(
-        default_factory=lambda: BatchingOptions(
-            max_concurrent_batches=max(1, min(4, os.cpu_count() or 1))))
+    batching: Optional[BatchingOptions] = dataclasses.field(default_factory=BatchingOptions)
     grpc_threads: int = 32
     enable_warmup: bool = True
 
@@ -126,7 +123,7 @@ class ModelServer:
         while not self._stop.wait(self.options.poll_seconds):
             try:
                 self.registry.poll()
-            except Exception:  # noqa: BLE001 -- keep serving what is loaded
+            except Exception:  # keep serving what is loaded
                 LOG.exception("Polling the model base paths failed")
 
     def stop(self, grace_seconds: float = 1.0) -> None:

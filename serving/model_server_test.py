@@ -10,17 +10,24 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
-                                     get_model_status_pb2, inference_pb2,
-                                     model_management_pb2, model_service_pb2_grpc, predict_pb2,
-                                     prediction_log_pb2, prediction_service_pb2_grpc,
-                                     regression_pb2)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_log_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
 
-from serving import signatures, tensor_proto, warmup
-from serving.conftest import TOY_TRACKS
-from serving.model_config import ModelConfig, VersionPolicy
-from serving.model_server import ModelServer, ServerOptions
-from serving.servable import RequestLimits
+from crossfade.serving import signatures, tensor_proto, warmup
+from crossfade.serving.conftest import TOY_TRACKS
+from crossfade.serving.model_config import ModelConfig, VersionPolicy
+from crossfade.serving.model_server import ModelServer, ServerOptions
+from crossfade.serving.servable import RequestLimits
 
 
 @pytest.fixture
@@ -198,13 +205,13 @@ def test_grpc_errors_and_unimplemented_methods(server):
              grpc.StatusCode.RESOURCE_EXHAUSTED),
         ]
         for request, code in cases:
-            assert _code(lambda: predictions.Predict(request, timeout=30))[0] == code
+            assert _code(lambda r=request: predictions.Predict(r, timeout=30))[0] == code
         for call, message in (
                 (predictions.Classify, classification_pb2.ClassificationRequest()),
                 (predictions.Regress, regression_pb2.RegressionRequest()),
                 (predictions.MultiInference, inference_pb2.MultiInferenceRequest()),
                 (models.HandleReloadConfigRequest, model_management_pb2.ReloadConfigRequest())):
-            code, details = _code(lambda: call(message, timeout=30))
+            code, details = _code(lambda c=call, m=message: c(m, timeout=30))
             assert code == grpc.StatusCode.UNIMPLEMENTED and "not implemented" in details
 
 

@@ -22,10 +22,10 @@ import grpc
 from google.protobuf import json_format
 from tensorflow_serving.apis import model_pb2
 
-from serving import json_tensors
-from serving.errors import ServingError, invalid_argument
-from serving.servable import DEFAULT_SIGNATURE
-from serving.versions import ModelRegistry, status_response
+from crossfade.serving import json_tensors
+from crossfade.serving.errors import ServingError, invalid_argument
+from crossfade.serving.signatures import SERVING_DEFAULT
+from crossfade.serving.versions import ModelRegistry, status_response
 
 LOG = logging.getLogger("crossfade.serving")
 
@@ -51,7 +51,7 @@ class RestApi:
             return 200, self._dispatch(method, path, body)
         except ServingError as error:
             return error.http_status, {"error": error.message}
-        except Exception as error:  # noqa: BLE001 -- a server bug answers 500, never crashes
+        except Exception as error:  # a server bug answers 500, never crashes
             LOG.exception("REST %s %s failed", method, path)
             return 500, {"error": f"internal error: {error}"}
 
@@ -83,7 +83,7 @@ class RestApi:
     def _predict(self, name: str, version: Optional[int], label: Optional[str],
                  body: bytes) -> Dict[str, Any]:
         document = json_tensors.parse_body(body)
-        signature_name = json_tensors.signature_name(document) or DEFAULT_SIGNATURE
+        signature_name = json_tensors.signature_name(document) or SERVING_DEFAULT
         servable = self._registry.servable(name, version, label)
         if signature_name not in servable.signature_defs:
             raise invalid_argument(
@@ -114,10 +114,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
     server_version = "crossfade-model-server"
 
-    def do_GET(self):  # noqa: N802 -- http.server's naming
+    def do_GET(self):
         self._answer(b"")
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():
             self._reply(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
@@ -158,8 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, format, *args):  # noqa: A002 -- http.server's signature
-        LOG.debug("REST %s - %s", self.address_string(), format % args)
+    def log_message(self, fmt, *args):
+        LOG.debug("REST %s - %s", self.address_string(), fmt % args)
 
 
 class RestServer(ThreadingHTTPServer):

@@ -12,7 +12,7 @@ in TF Serving's order and with its status codes before they reach the model:
 
 Signature metadata is read from `saved_model.pb`, exactly what TF Serving returns from
 GetModelMetadata. With `BatchingOptions`, concurrent calls to one signature share model calls
-(`serving.batching`); validation happens per request first, so a bad request never joins a
+(`crossfade.serving.batching`); validation happens per request first, so a bad request never joins a
 batch.
 """
 import dataclasses
@@ -24,11 +24,11 @@ import numpy as np
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from serving import tensor_proto
-from serving.batching import Batcher, BatchingOptions
-from serving.errors import ServingError, code_from_number, invalid_argument
+from crossfade.serving import tensor_proto
+from crossfade.serving.batching import Batcher, BatchingOptions
+from crossfade.serving.errors import ServingError, code_from_number, invalid_argument
+from crossfade.serving.signatures import SERVING_DEFAULT
 
-DEFAULT_SIGNATURE = "serving_default"
 SERVE_TAG = "serve"
 K_INPUT = "k"  # crossfade's result count: capped by RequestLimits.max_k
 
@@ -93,7 +93,7 @@ class Servable:
 
     def signature(self, signature_name: str) -> meta_graph_pb2.SignatureDef:
         """The SignatureDef called `signature_name` ("" = serving_default)."""
-        key = signature_name or DEFAULT_SIGNATURE
+        key = signature_name or SERVING_DEFAULT
         if key not in self._functions:
             raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
                                f"Serving signature key \"{key}\" not found.")
@@ -104,7 +104,7 @@ class Servable:
     def run(self, signature_name: str, inputs: Mapping[str, np.ndarray],
             output_filter: Sequence[str] = ()) -> Dict[str, np.ndarray]:
         """Outputs (all, or `output_filter`'s) of signature `signature_name` on `inputs`."""
-        key = signature_name or DEFAULT_SIGNATURE
+        key = signature_name or SERVING_DEFAULT
         signature = self.signature(key)
         inputs = dict(inputs)
         self._validate(key, signature, inputs)
@@ -135,7 +135,8 @@ class Servable:
                     f"{tensor_proto.dtype_name(info.dtype)}, got {tensor_proto.dtype_name(got)}")
             shape = _expected_shape(info)
             if shape is not None and (len(shape) != value.ndim or any(
-                    want >= 0 and want != have for want, have in zip(shape, value.shape))):
+                    want >= 0 and want != have
+                    for want, have in zip(shape, value.shape, strict=True))):
                 raise invalid_argument(
                     f"input '{name}' of signature '{key}' has shape {list(value.shape)}, "
                     f"the signature expects {[d if d >= 0 else None for d in shape]}")

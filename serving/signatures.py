@@ -1,8 +1,9 @@
-"""The request side of crossfade's serving signatures: input tensors from plain values.
+"""crossfade's serving signatures: their names, and request tensors from plain values.
 
-Used by the clients and by the warmup-request writer, so what warms a model up is exactly
-what clients send. Names mirror `components.trainer.export` (kept free of its heavy imports;
-a test checks they agree):
+The names are the contract between the export (`crossfade.components.trainer.export`, which
+documents every signature's inputs and outputs) and every client. The request builders are used
+by the clients and by the warmup-request writer, so what warms a model up is exactly what
+clients send (a test checks them against the exported input signature):
 
 * ``serving_default``: ``user_id`` [B] string, ``recent_track_ids`` [B, n] string (most
   recent first), ``timestamp`` [B] int64 (<= 0: the server's now), ``platform`` [B] string,
@@ -18,10 +19,17 @@ from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
+from crossfade.components import features
+
+# TF Serving's default signature key (tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY).
 SERVING_DEFAULT = "serving_default"
 SIMILAR_TRACKS = "similar_tracks"
-RECENT_TRACKS_WIDTH = 40  # components.features.HISTORY_LENGTH
-PAD = ""
+QUERY_EMBEDDING = "query_embedding"
+CANDIDATE_EMBEDDING = "candidate_embedding"
+EVALUATE_EXAMPLES = "evaluate_examples"  # for the Evaluator, not for clients
+
+RECENT_TRACKS_WIDTH = features.HISTORY_LENGTH
+PAD = features.PAD_TOKEN
 
 
 def _strings(values: Sequence[str]) -> np.ndarray:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from serving import signatures
+from crossfade.serving import signatures
 
 
 def test_recommend_inputs_pad_recent_tracks_to_one_rectangle():
@@ -30,8 +30,8 @@ def test_bad_shapes_are_rejected():
 
 
 def test_names_agree_with_the_exported_model():
-    from components import features
-    from components.trainer import export
+    from crossfade.components import features
+    from crossfade.components.trainer import export
     assert signatures.SERVING_DEFAULT == export.SERVING_DEFAULT
     assert signatures.SIMILAR_TRACKS == export.SIMILAR_TRACKS
     assert signatures.RECENT_TRACKS_WIDTH == features.HISTORY_LENGTH

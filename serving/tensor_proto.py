@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
-from serving.errors import invalid_argument
+from crossfade.serving.errors import invalid_argument
 
 # dtype enum -> (numpy dtype, TensorProto value field)
 _FIELDS = {
@@ -86,7 +86,8 @@ def _slow_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     try:
         return tf.make_ndarray(proto)
     except (TypeError, ValueError) as error:
-        raise invalid_argument(f"cannot decode a {dtype_name(proto.dtype)} tensor: {error}")
+        raise invalid_argument(
+            f"cannot decode a {dtype_name(proto.dtype)} tensor: {error}") from None
 
 
 def from_ndarray(value: np.ndarray, dtype: Optional[int] = None) -> tensor_pb2.TensorProto:

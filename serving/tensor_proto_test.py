@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from serving import tensor_proto
-from serving.errors import ServingError
+from crossfade.serving import tensor_proto
+from crossfade.serving.errors import ServingError
 
 
 @pytest.mark.parametrize("value", [

@@ -22,11 +22,13 @@ import time
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import grpc
+import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
 
-from serving.errors import ServingError, invalid_argument, not_found
-from serving.model_config import ModelConfig
-from serving.servable import Servable
+from crossfade.serving import model_base_path
+from crossfade.serving.errors import ServingError, invalid_argument, not_found
+from crossfade.serving.model_config import ModelConfig
+from crossfade.serving.servable import Servable
 
 LOG = logging.getLogger("crossfade.serving")
 
@@ -48,14 +50,9 @@ def versions_on_disk(base_path: str) -> Optional[Dict[int, str]]:
     """{version: folder name} of the all-digit subfolders of `base_path` ("00000123" is
     version 123); None if it cannot be listed."""
     try:
-        names = sorted(os.listdir(base_path))
-    except OSError:
+        return model_base_path.versions(base_path)
+    except tf.errors.OpError:
         return None
-    versions: Dict[int, str] = {}
-    for name in names:
-        if name.isdigit() and os.path.isdir(os.path.join(base_path, name)):
-            versions.setdefault(int(name), name)
-    return versions
 
 
 def status_response(states: List[VersionState]) -> get_model_status_pb2.GetModelStatusResponse:

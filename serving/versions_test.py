@@ -4,14 +4,22 @@ import os
 import grpc
 import pytest
 
-from serving import signatures
-from serving.errors import ServingError
-from serving.model_config import ModelConfig, VersionPolicy
-from serving.servable import Servable
-from serving.versions import AVAILABLE, END, ModelRegistry, VersionManager, versions_on_disk
+from crossfade.serving import signatures
+from crossfade.serving.errors import ServingError
+from crossfade.serving.model_config import ModelConfig, VersionPolicy
+from crossfade.serving.servable import Servable
+from crossfade.serving.versions import (
+    AVAILABLE,
+    END,
+    ModelRegistry,
+    VersionManager,
+    versions_on_disk,
+)
+
+LATEST = VersionPolicy()
 
 
-def _manager(base: str, policy: VersionPolicy = VersionPolicy(), labels=None,
+def _manager(base: str, policy: VersionPolicy = LATEST, labels=None,
              loads=None) -> VersionManager:
     def load(config, version, path):
         if loads is not None:

@@ -16,7 +16,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from serving import signatures, tensor_proto
+from crossfade.serving import signatures, tensor_proto
+from crossfade.serving.model_base_path import MODEL_NAME
 
 WARMUP_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -42,7 +43,7 @@ def _log(signature_name: str, inputs, model_name: str) -> prediction_log_pb2.Pre
 
 def warmup_logs(user_ids: Sequence[str], recent_tracks: Sequence[Sequence[str]],
                 track_ids: Sequence[str], platforms: Optional[Sequence[str]] = None,
-                model_name: str = "crossfade") -> List[prediction_log_pb2.PredictionLog]:
+                model_name: str = MODEL_NAME) -> List[prediction_log_pb2.PredictionLog]:
     """The PredictionLogs `write_warmup_requests` writes; see the module docstring."""
     if len(recent_tracks) != len(user_ids):
         raise ValueError(f"recent_tracks has {len(recent_tracks)} rows for "

@@ -7,9 +7,9 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from serving import signatures, warmup
-from serving.conftest import TOY_TRACKS
-from serving.servable import Servable
+from crossfade.serving import signatures, warmup
+from crossfade.serving.conftest import TOY_TRACKS
+from crossfade.serving.servable import Servable
 
 
 def _logs(path: str):

@@ -16,9 +16,10 @@ import os
 
 import pytest
 
-from components.listening_data import simulator
-from pipeline import beam_args, beam_runner, local_runner, run_summary
-from pipeline.configs import PipelineConfig
+from crossfade.components.listening_data import simulator
+from crossfade.pipeline import beam_args, beam_runner, local_runner, run_summary
+from crossfade.pipeline.configs import PipelineConfig
+from crossfade.serving import model_base_path
 
 TINY_TRAINING = {"batch_size": 1024, "epochs": 10}
 BEAM_WORKERS = 2
@@ -67,7 +68,7 @@ def test_every_component_completes_and_a_blessed_model_is_pushed(beam_run):
     config, summary = beam_run
     assert set(summary.component_states.values()) == {"COMPLETE"}, summary.component_states
     assert summary.blessed and summary.pushed
-    assert run_summary.served_versions(config.serving_base_path) == [summary.pushed_version]
+    assert model_base_path.served_versions(config.serving_base_path) == [summary.pushed_version]
     version_dir = os.path.join(config.serving_base_path, summary.pushed_version)
     assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
 

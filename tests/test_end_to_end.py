@@ -15,18 +15,19 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from components import features
-from components.listening_data import simulator
-from components.trainer import export
-from pipeline import local_runner, run_summary
-from pipeline.configs import PipelineConfig
+from crossfade.components import features
+from crossfade.components.listening_data import simulator
+from crossfade.components.trainer import export
+from crossfade.pipeline import local_runner, run_summary
+from crossfade.pipeline.configs import PipelineConfig
+from crossfade.serving import model_base_path
 
 # Tiny data has ~20k training plays: smaller batches and more epochs than the product default.
 TINY_TRAINING = {"batch_size": 1024, "epochs": 10}
 
 
 def _versions(config: PipelineConfig):
-    return run_summary.served_versions(config.serving_base_path)
+    return model_base_path.served_versions(config.serving_base_path)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def test_bad_input_is_reported_by_file_row_and_field_and_nothing_is_lost(first_r
     table.loc[6, "ms_played"] = "abc"
     table.to_csv(span_file, index=False)
 
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--data", bad_data,
+    command = [sys.executable, "-m", "crossfade.pipeline.cli", "run", "--data", bad_data,
                "--output", config.output_dir, *sum((["--set", f"{name}={value}"]
                                                      for name, value in TINY_TRAINING.items()),
                                                     [])]
@@ -136,7 +137,7 @@ def test_bad_input_is_reported_by_file_row_and_field_and_nothing_is_lost(first_r
     assert f"{span_file}, row 7, field 'ms_played': not a number: 'abc'" in result.stderr
     assert _versions(config) == [summary.pushed_version]
 
-    status = subprocess.run([sys.executable, "-m", "pipeline.cli", "status", "--output",
+    status = subprocess.run([sys.executable, "-m", "crossfade.pipeline.cli", "status", "--output",
                              config.output_dir], capture_output=True, text=True, timeout=300)
     assert status.returncode == 0, status.stderr[-3000:]
     assert "PlaysExampleGen              FAILED" in status.stdout

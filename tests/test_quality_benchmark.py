@@ -14,8 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from bench.quality import benchmark
-from pipeline import configs, run_summary
+from crossfade.pipeline import configs, run_summary
+from crossfade.pipeline.quality import benchmark
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 LASTFM_DIR = os.environ.get(
@@ -24,8 +24,8 @@ SLICE_USERS = 120
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
-                          text=True, cwd=REPO, timeout=900)
+    return subprocess.run([sys.executable, "-m", "crossfade.pipeline.cli", *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_benchmark_on_a_spotify_export_uses_the_time_split(tmp_path):
 
     import pandas as pd
 
-    from components.listening_data import simulator
+    from crossfade.components.listening_data import simulator
     simulated = tmp_path / "simulated"
     simulator.generate("tiny", str(simulated), seed=1)
     export = tmp_path / "export"

@@ -9,8 +9,8 @@ A model is blessed when both hold on the eval (later-span) split:
 """
 import tensorflow_model_analysis as tfma
 
-from components.evaluator import retrieval_metrics
-from components.trainer import export
+from crossfade.components.evaluator import retrieval_metrics
+from crossfade.serving.signatures import EVALUATE_EXAMPLES
 
 GATED_METRIC = retrieval_metrics.RECALL.format(retrieval_metrics.LIFT_CUTOFF)
 LIFT_METRIC = retrieval_metrics.LIFT.format(retrieval_metrics.LIFT_CUTOFF)
@@ -19,7 +19,7 @@ LIFT_METRIC = retrieval_metrics.LIFT.format(retrieval_metrics.LIFT_CUTOFF)
 def retrieval_eval_config(lift_floor: float, regression_tolerance: float) -> tfma.EvalConfig:
     """EvalConfig for the `evaluate_examples` signature with the gate described above."""
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=export.EVALUATE_EXAMPLES)],
+        model_specs=[tfma.ModelSpec(signature_name=EVALUATE_EXAMPLES)],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(
             metrics=[tfma.MetricConfig(class_name=retrieval_metrics.RetrievalMetrics.__name__,

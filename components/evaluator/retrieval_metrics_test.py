@@ -1,12 +1,10 @@
 """RetrievalMetrics against hand-computed values, and its gate in the eval config."""
-import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow_model_analysis as tfma
-from apache_beam.testing import util as beam_testing
-from tensorflow_model_analysis.metrics import metric_types, metric_specs
+from tensorflow_model_analysis.metrics import metric_specs, metric_types
 
-from components.evaluator import eval_config, retrieval_metrics
+from crossfade.components.evaluator import eval_config, retrieval_metrics
 
 
 def _combiner():

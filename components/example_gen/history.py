@@ -16,8 +16,8 @@ Both return [n, length] object arrays padded with `features.PAD_TOKEN`.
 """
 import numpy as np
 
-from components import features
-from components.example_gen import split_protocols
+from crossfade.components import features
+from crossfade.components.example_gen import split_protocols
 
 # Rows of one user whose draws are made together: bounds the [rows, tracks] key matrix.
 _DRAW_BLOCK = 512
@@ -61,7 +61,7 @@ def sampled_train_tracks(user_id: np.ndarray, track_id: np.ndarray, labels: np.n
     """
     history = np.full((len(track_id), length), features.PAD_TOKEN, dtype=object)
     bounds = split_protocols.user_bounds(user_id)
-    for start, end in zip(bounds[:-1], bounds[1:]):
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
         user_tracks = track_id[start:end]
         is_train = labels[start:end] == split_protocols.TRAIN
         pool = np.array(sorted(set(user_tracks[is_train])), dtype=object)

@@ -1,8 +1,8 @@
 """History features: sequential history, and draws from the user's training tracks."""
 import numpy as np
 
-from components.example_gen import history
-from components.example_gen import split_protocols as protocols
+from crossfade.components.example_gen import history
+from crossfade.components.example_gen import split_protocols as protocols
 
 T, E, X = protocols.TRAIN, protocols.EVAL, protocols.TEST
 

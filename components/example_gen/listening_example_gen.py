@@ -29,11 +29,10 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
 
-from components import features
-from components.example_gen import history, split_protocols
-# Split names, re-exported for the pipeline wiring.
-from components.example_gen.split_protocols import EVAL_SPLIT, TEST_SPLIT, TRAIN_SPLIT  # noqa: F401
-from components.listening_data import sources
+from crossfade.components import features
+from crossfade.components.example_gen import history, split_protocols
+from crossfade.components.listening_data import sources
+from crossfade.components.listening_data.layout import INTERACTIONS_FILE
 
 CATALOGUE_SPLIT = "catalogue"
 # Plays are grouped into user shards, each processed as columns: enough shards to spread work
@@ -121,7 +120,7 @@ def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]],
         features.REASON_END: plays.reason_end,
         features.WEIGHT: plays.weight,
     })
-    for example, label in zip(encode_examples(columns), labels):
+    for example, label in zip(encode_examples(columns), labels, strict=True):
         yield beam.pvalue.TaggedOutput(split_protocols.SPLIT_NAMES[label], example)
 
 
@@ -173,7 +172,7 @@ class PlaysExecutor(base_example_gen_executor.BaseExampleGenExecutor):
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         play_files = _input_files(exec_properties)
         catalogue_file = os.path.join(input_base, sources.catalogue_pattern(input_base, layout))
-        has_catalogue = os.path.basename(catalogue_file) != sources.INTERACTIONS_FILE
+        has_catalogue = os.path.basename(catalogue_file) != INTERACTIONS_FILE
 
         catalogue = (
             pipeline

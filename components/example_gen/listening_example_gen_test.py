@@ -9,10 +9,10 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import features
-from components.example_gen import listening_example_gen as gen
-from components.example_gen import schema, split_protocols
-from components.listening_data import sources
+from crossfade.components import features
+from crossfade.components.example_gen import listening_example_gen as gen
+from crossfade.components.example_gen import schema, split_protocols
+from crossfade.components.listening_data import sources
 
 DAY = 86400
 
@@ -28,7 +28,7 @@ def test_encoded_examples_parse_with_the_raw_feature_spec():
         weight=np.array([2.0], np.float32))
     outputs = list(gen.shard_examples((0, [plays]), periods=(10, 20), catalogue=catalogue,
                                       protocol=split_protocols.SplitProtocol(name="time")))
-    assert [output.tag for output in outputs] == [gen.TRAIN_SPLIT]
+    assert [output.tag for output in outputs] == [split_protocols.TRAIN_SPLIT]
     parsed = tf.io.parse_example([outputs[0].value], features.RAW_FEATURE_SPEC)
     assert parsed[features.USER_ID].numpy().tolist() == [b"u"]
     assert parsed[features.GENRES].numpy().tolist() == [[b"rock", b"", b""]]
@@ -98,13 +98,14 @@ def generic_folder(tmp_path):
 
 
 def test_plays_executor_splits_by_time_with_history(generic_folder, tmp_path):
-    component = gen.plays_example_gen(str(generic_folder), split_protocols.SplitProtocol(eval_days=1))
+    component = gen.plays_example_gen(str(generic_folder),
+                                      split_protocols.SplitProtocol(eval_days=1))
     properties = component.exec_properties
     examples = _run_executor(
         gen.PlaysExecutor, generic_folder, properties["input_config"],
         properties["output_config"], properties["custom_config"], tmp_path / "out")
-    train = _read_split(examples, gen.TRAIN_SPLIT)
-    evaluation = _read_split(examples, gen.EVAL_SPLIT)
+    train = _read_split(examples, split_protocols.TRAIN_SPLIT)
+    evaluation = _read_split(examples, split_protocols.EVAL_SPLIT)
     assert len(train) == 3 and len(evaluation) == 2
     assert all(int(e[features.TIMESTAMP]) >= 2 * DAY for e in evaluation)
     by_user = {e[features.USER_ID].numpy(): e for e in evaluation}
@@ -115,7 +116,8 @@ def test_plays_executor_splits_by_time_with_history(generic_folder, tmp_path):
 
 def test_plays_executor_rejects_data_without_an_eval_period(generic_folder, tmp_path):
     (generic_folder / "interactions.csv").write_text("user_id,item_id,timestamp\nu1,i1,5\n")
-    component = gen.plays_example_gen(str(generic_folder), split_protocols.SplitProtocol(eval_days=1))
+    component = gen.plays_example_gen(str(generic_folder),
+                                      split_protocols.SplitProtocol(eval_days=1))
     properties = component.exec_properties
     with pytest.raises(Exception, match="train split is empty"):
         _run_executor(gen.PlaysExecutor, generic_folder, properties["input_config"],

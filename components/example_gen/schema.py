@@ -1,14 +1,14 @@
 """The schema of the plays examples, shipped as a file for ImportSchemaGen.
 
-`plays_schema.pbtxt` is generated from `components.features.RAW_FEATURE_SPEC` by
-`python -m components.example_gen.schema`; a test keeps the two in sync.
+`plays_schema.pbtxt` is generated from `crossfade.components.features.RAW_FEATURE_SPEC` by
+`python -m crossfade.components.example_gen.schema`; a test keeps the two in sync.
 """
 import os
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import schema_utils
 
-from components import features
+from crossfade.components import features
 
 PLAYS_SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                  "plays_schema.pbtxt")

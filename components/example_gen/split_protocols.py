@@ -176,7 +176,7 @@ def random_labels(user_id: np.ndarray, ratios: Tuple[float, float, float],
     """Per user (rows grouped by user, in a deterministic order): a seeded 8:1:1-style split."""
     labels = np.empty(len(user_id), dtype=np.int64)
     bounds = user_bounds(user_id)
-    for start, end in zip(bounds[:-1], bounds[1:]):
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
         train, evaluation, _ = held_out_counts(int(end - start), ratios)
         order = np.random.default_rng(user_seed(user_id[start], seed)).permutation(end - start)
         user_labels = np.full(end - start, TEST, dtype=np.int64)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from components.example_gen import split_protocols as protocols
+from crossfade.components.example_gen import split_protocols as protocols
 
 DAY = 86400
 
@@ -23,8 +23,8 @@ def test_time_labels():
 
 def test_leave_last_out_holds_out_the_last_two_plays_of_users_with_three_or_more():
     users = np.array(["a", "a", "a", "a", "b", "b", "c", "c", "c"], dtype=object)
-    T, E, X = protocols.TRAIN, protocols.EVAL, protocols.TEST
-    assert protocols.leave_last_out_labels(users).tolist() == [T, T, E, X, T, T, T, E, X]
+    t, e, x = protocols.TRAIN, protocols.EVAL, protocols.TEST
+    assert protocols.leave_last_out_labels(users).tolist() == [t, t, e, x, t, t, t, e, x]
 
 
 @pytest.mark.parametrize("size, expected", [

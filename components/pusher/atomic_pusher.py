@@ -22,13 +22,14 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from crossfade.serving import model_base_path
+
 STAGING_PREFIX = ".staging-"
 
 
 def next_version(base_directory: str) -> int:
     """A version number above every existing one, normally the current Unix time."""
-    existing = [int(name) for name in fileio.listdir(base_directory) if name.isdigit()] \
-        if fileio.exists(base_directory) else []
+    existing = model_base_path.versions(base_directory) if fileio.exists(base_directory) else {}
     return max([int(time.time())] + [version + 1 for version in existing])
 
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from components.pusher import atomic_pusher
+from crossfade.components.pusher import atomic_pusher
 
 
 def _saved_model(path):

@@ -8,8 +8,8 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components.stream_qualification import executor
-from components.stream_qualification.rules import QualificationRules
+from crossfade.components.stream_qualification import executor
+from crossfade.components.stream_qualification.rules import QualificationRules
 
 
 class TopChart(types.Artifact):

@@ -11,9 +11,9 @@ from typing import Any, Dict, Iterable, Iterator, List, Set, Tuple
 
 import apache_beam as beam
 import numpy as np
-import tensorflow as tf
 import pandas as pd
 import pyarrow as pa
+import tensorflow as tf
 from tfx import types
 from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
@@ -22,8 +22,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx_bsl.coders import example_coder
 
-from components import features
-from components.stream_qualification import rules as rules_lib
+from crossfade.components import features
+from crossfade.components.example_gen.split_protocols import TRAIN_SPLIT
+from crossfade.components.stream_qualification import rules as rules_lib
 
 EXAMPLES_KEY = "examples"
 QUALIFIED_EXAMPLES_KEY = "qualified_examples"
@@ -34,7 +35,6 @@ COUNTS_FILE = "qualification_counts.json"
 BOTS_FILE = "bot_accounts.txt"  # one account id per line, for audit and evaluation
 CHART_CSV = "top_chart.csv"
 CHART_JSON = "top_chart.json"
-TRAIN_SPLIT = "train"
 SECONDS_PER_DAY = 86400
 COUNT_NAMES = ("plays_in", "streams", "short_plays", "skips", "unknown_duration",
                "bot_plays_removed", "examples_out")
@@ -102,14 +102,14 @@ def account_activity(batch: PlayBatch, rules: rules_lib.QualificationRules
     """(account, summed activity vector) for each account in the batch."""
     rows = rules_lib.activity(batch.ms_played, batch.skipped, batch.reason_end, batch.ts, rules)
     summed = pd.DataFrame(rows).groupby(batch.user_id).sum()
-    for user, vector in zip(summed.index, summed.to_numpy()):
+    for user, vector in zip(summed.index, summed.to_numpy(), strict=True):
         yield user, vector
 
 
 def account_tracks(batch: PlayBatch) -> Iterator[Tuple[str, str]]:
     """Distinct (account, track) pairs of the batch."""
     pairs = pd.DataFrame({"user": batch.user_id, "track": batch.track_id}).drop_duplicates()
-    return zip(pairs["user"], pairs["track"])
+    return zip(pairs["user"], pairs["track"], strict=True)
 
 
 def find_bot(account: Tuple[str, Dict[str, Iterable[Any]]],

@@ -8,10 +8,10 @@ import tensorflow as tf
 from tfx import types
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import features
-from components.example_gen.listening_example_gen import encode_examples
-from components.stream_qualification import executor
-from components.stream_qualification.component import StreamQualifier, TopChart
+from crossfade.components import features
+from crossfade.components.example_gen.listening_example_gen import encode_examples
+from crossfade.components.stream_qualification import executor
+from crossfade.components.stream_qualification.component import StreamQualifier, TopChart
 
 DAY = 86400
 
@@ -19,7 +19,10 @@ DAY = 86400
 def _plays(rows):
     """rows: (user, track, ts, ms_played, skipped, reason_end)."""
     n = len(rows)
-    column = lambda index, dtype: np.array([row[index] for row in rows], dtype=dtype)
+
+    def column(index, dtype):
+        return np.array([row[index] for row in rows], dtype=dtype)
+
     return {
         features.USER_ID: column(0, object), features.TRACK_ID: column(1, object),
         features.RECENT_TRACK_IDS: np.full((n, features.HISTORY_LENGTH), "", dtype=object),

@@ -64,7 +64,8 @@ ACTIVITY_SIZE = 27
 
 def play_kinds(ms_played: np.ndarray, skipped: np.ndarray, reason_end: np.ndarray,
                rules: QualificationRules) -> Dict[str, np.ndarray]:
-    """Boolean masks `stream`, `skip`, `short`, `unknown_duration` (disjoint but unknown ⊂ stream)."""
+    """Boolean masks `stream`, `skip`, `short`, `unknown_duration` (disjoint, except that
+    unknown ⊂ stream)."""
     unknown = (ms_played == 0) & (reason_end == "")
     stream = (ms_played >= rules.min_stream_ms) | unknown
     moved_on = (skipped == 1) | np.isin(reason_end, SKIP_REASONS)

@@ -1,7 +1,7 @@
 """The 30-second rule, play weights and the two-of-four bot rule."""
 import numpy as np
 
-from components.stream_qualification import rules as rules_lib
+from crossfade.components.stream_qualification import rules as rules_lib
 
 RULES = rules_lib.QualificationRules()
 

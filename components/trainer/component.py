@@ -16,9 +16,10 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import json_utils
 
-from components.example_gen.listening_example_gen import CATALOGUE_SPLIT
-from components.stream_qualification.component import TopChart
-from components.trainer.train import CATALOGUE_URIS_KEY, CHART_URI_KEY
+from crossfade.components.example_gen.listening_example_gen import CATALOGUE_SPLIT
+from crossfade.components.example_gen.split_protocols import TRAIN_SPLIT
+from crossfade.components.stream_qualification.component import TopChart
+from crossfade.components.trainer.run_config import CATALOGUE_URIS_KEY, CHART_URI_KEY
 
 CATALOGUE_KEY = "catalogue"
 CHART_KEY = "chart"
@@ -67,9 +68,9 @@ class CatalogueTrainer(base_component.BaseComponent):
             transform_graph=transform_graph,
             catalogue=catalogue,
             chart=chart,
-            train_args=train_args or trainer_pb2.TrainArgs(splits=["train"]),
+            train_args=train_args or trainer_pb2.TrainArgs(splits=[TRAIN_SPLIT]),
             # Evaluation is the Evaluator's job (on raw eval plays); only train is transformed.
-            eval_args=eval_args or trainer_pb2.EvalArgs(splits=["train"], num_steps=0),
+            eval_args=eval_args or trainer_pb2.EvalArgs(splits=[TRAIN_SPLIT], num_steps=0),
             run_fn=run_fn,
             custom_config=json_utils.dumps(custom_config or {}),
             model=types.Channel(type=standard_artifacts.Model),

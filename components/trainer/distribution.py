@@ -26,27 +26,31 @@ With any strategy, build the model and its optimizer inside `strategy.scope()` a
 its in-batch softmax over ``batch_size / num_replicas_in_sync`` candidates. Scale
 ``batch_size`` with the number of replicas to keep the same negatives per example.
 """
-from typing import Callable, Dict, Tuple
+from typing import TYPE_CHECKING, Dict, Tuple
 
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 DEFAULT = "default"
 MIRRORED = "mirrored"
 MULTI_WORKER_MIRRORED = "multi_worker_mirrored"
 
-_FACTORIES: Dict[str, Callable[[], tf.distribute.Strategy]] = {
-    DEFAULT: tf.distribute.get_strategy,
-    MIRRORED: tf.distribute.MirroredStrategy,
-    MULTI_WORKER_MIRRORED: tf.distribute.MultiWorkerMirroredStrategy,
+# Names of the `tf.distribute` factories; TensorFlow is imported only when a strategy is made,
+# so settings (`crossfade.pipeline.configs`) validate names without it.
+_FACTORIES: Dict[str, str] = {
+    DEFAULT: "get_strategy",
+    MIRRORED: "MirroredStrategy",
+    MULTI_WORKER_MIRRORED: "MultiWorkerMirroredStrategy",
 }
 STRATEGY_NAMES: Tuple[str, ...] = tuple(_FACTORIES)
 
 
-def strategy_from_name(name: str) -> tf.distribute.Strategy:
+def strategy_from_name(name: str) -> "tf.distribute.Strategy":
     """The strategy called `name` (one of `STRATEGY_NAMES`); see the module docstring."""
     try:
         factory = _FACTORIES[name]
     except KeyError:
         raise ValueError(f"unknown distribution strategy {name!r}; expected one of "
                          f"{list(STRATEGY_NAMES)}") from None
-    return factory()
+    import tensorflow as tf  # here, not at the top: see _FACTORIES
+    return getattr(tf.distribute, factory)()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.trainer import distribution
+from crossfade.components.trainer import distribution
 
 
 def _fit_in_scope(strategy: tf.distribute.Strategy) -> float:
@@ -54,7 +54,7 @@ def _free_port() -> int:
 _WORKER = textwrap.dedent("""
     import json
     import tensorflow as tf
-    from components.trainer import distribution
+    from crossfade.components.trainer import distribution
     strategy = distribution.strategy_from_name("multi_worker_mirrored")
     resolver = strategy.cluster_resolver
     print(json.dumps({

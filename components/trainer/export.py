@@ -30,14 +30,16 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import features
-from components.trainer import model as model_lib
+from crossfade.components import features
+from crossfade.components.trainer import model as model_lib
+from crossfade.serving.signatures import (
+    CANDIDATE_EMBEDDING,
+    EVALUATE_EXAMPLES,
+    QUERY_EMBEDDING,
+    SERVING_DEFAULT,
+    SIMILAR_TRACKS,
+)
 
-SERVING_DEFAULT = "serving_default"
-SIMILAR_TRACKS = "similar_tracks"
-QUERY_EMBEDDING = "query_embedding"
-CANDIDATE_EMBEDDING = "candidate_embedding"
-EVALUATE_EXAMPLES = "evaluate_examples"
 EVAL_TOP_K = 100
 
 QUERY_INPUT_SIGNATURE = (

@@ -3,14 +3,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features
-from components.testing_data import analyze_and_transform, raw_play, serialize
-from components.trainer import export, train
-from components.trainer import model as model_lib
+from crossfade.components import features
+from crossfade.components.testing_data import analyze_and_transform, raw_play, serialize
+from crossfade.components.trainer import export, train
+from crossfade.components.trainer import model as model_lib
+from crossfade.components.trainer.hyperparameters import Hyperparameters
 
 CATALOGUE = ["t1", "t2", "t3", "t4", "t5"]  # t5 is never played
 PLAYS = {"t1": 4, "t2": 2, "t3": 1, "t4": 1}
-HP = model_lib.Hyperparameters(embedding_dim=8, id_embedding_dim=8, content_embedding_dim=4,
+HP = Hyperparameters(embedding_dim=8, id_embedding_dim=8, content_embedding_dim=4,
                                hidden_units=16)
 
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from components.trainer.losses import CatalogueSoftmax, InBatchSoftmax
+from crossfade.components.trainer.losses import CatalogueSoftmax, InBatchSoftmax
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.05])

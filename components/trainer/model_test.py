@@ -3,12 +3,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features
-from components.trainer import model as model_lib
+from crossfade.components import features
+from crossfade.components.trainer import model as model_lib
+from crossfade.components.trainer.hyperparameters import CATALOGUE, Hyperparameters
 
 VOCABULARIES = model_lib.Vocabularies(users=5, tracks=7, artists=3, genres=4, tags=6,
                                       platforms=2)
-HP = model_lib.Hyperparameters(embedding_dim=8, id_embedding_dim=8, content_embedding_dim=4,
+HP = Hyperparameters(embedding_dim=8, id_embedding_dim=8, content_embedding_dim=4,
                                hidden_units=16, batch_size=4, id_dropout=0.0)
 
 
@@ -77,7 +78,7 @@ def test_shared_track_table_between_history_and_candidates():
 
 
 def test_training_reduces_the_loss():
-    model = _model(model_lib.Hyperparameters(**{**HP.__dict__, "learning_rate": 0.5}))
+    model = _model(Hyperparameters(**{**HP.__dict__, "learning_rate": 0.5}))
     model.compile(optimizer=tf.keras.optimizers.Adagrad(0.5))
     batch = _batch(size=16, seed=1)
     dataset = tf.data.Dataset.from_tensors(batch).repeat(40)
@@ -89,7 +90,7 @@ def test_training_reduces_the_loss():
 
 
 def test_catalogue_negatives_score_the_positive_against_every_track():
-    hp = model_lib.Hyperparameters(**{**HP.__dict__, "negatives": model_lib.CATALOGUE})
+    hp = Hyperparameters(**{**HP.__dict__, "negatives": CATALOGUE})
     catalogue = {name: values[:7] for name, values in _batch(size=7, seed=2).items()
                  if name in (features.TRACK_INDEX, features.ARTIST_INDEX,
                              features.GENRE_INDICES, features.TAG_INDICES, features.AUDIO)}
@@ -108,11 +109,11 @@ def test_catalogue_negatives_score_the_positive_against_every_track():
     model.fit(tf.data.Dataset.from_tensors(batch).repeat(40), epochs=1, verbose=0)
     assert float(model.compute_loss(batch)) < expected
     with pytest.raises(ValueError, match="negatives must be one of"):
-        model_lib.Hyperparameters(negatives="sampled")
+        Hyperparameters(negatives="sampled")
 
 
 def test_without_user_id_and_time_context_a_query_depends_only_on_history_and_platform():
-    model = _model(model_lib.Hyperparameters(**{**HP.__dict__, "use_user_id": False,
+    model = _model(Hyperparameters(**{**HP.__dict__, "use_user_id": False,
                                                 "time_context": False}))
     batch = _batch()
     others = dict(batch, **{features.USER_INDEX: tf.constant([4, 3, 2, 1], tf.int64),

@@ -17,19 +17,22 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from components import features
-from components.trainer import distribution, export
-from components.trainer import model as model_lib
-from serving import warmup
+from crossfade.components import features
+from crossfade.components.stream_qualification.executor import CHART_JSON
+from crossfade.components.trainer import distribution, export
+from crossfade.components.trainer import model as model_lib
+from crossfade.components.trainer.hyperparameters import Hyperparameters
+from crossfade.components.trainer.run_config import (
+    CATALOGUE_URIS_KEY,
+    CHART_URI_KEY,
+    DEFAULT_K_KEY,
+    DISTRIBUTION_STRATEGY_KEY,
+    HYPERPARAMETERS_KEY,
+    MAX_K_KEY,
+    TRAINING_STATS_FILE,
+)
+from crossfade.serving import warmup
 
-HYPERPARAMETERS_KEY = "hyperparameters"
-CATALOGUE_URIS_KEY = "catalogue_uris"
-CHART_URI_KEY = "chart_uri"
-CHART_FILE = "top_chart.json"  # written by the StreamQualifier
-DEFAULT_K_KEY = "default_k"
-MAX_K_KEY = "max_k"
-DISTRIBUTION_STRATEGY_KEY = "distribution_strategy"
-TRAINING_STATS_FILE = "training_stats.json"
 _READ_BATCH = 16384
 
 
@@ -175,7 +178,7 @@ def cold_start_scores(catalogue_ids: np.ndarray, play_counts: np.ndarray,
     Charted tracks rank first, by their streams on the chart's day; the rest follow by
     training plays, scaled below every charted track.
     """
-    with tf.io.gfile.GFile(os.path.join(chart_dir, CHART_FILE)) as handle:
+    with tf.io.gfile.GFile(os.path.join(chart_dir, CHART_JSON)) as handle:
         chart = json.load(handle)
     streams = {row["track_id"].encode(): row["streams"] for row in chart["tracks"]}
     charted = np.array([streams.get(track_id, 0) for track_id in catalogue_ids], np.float64)
@@ -209,7 +212,7 @@ def run_fn(fn_args: FnArgs) -> None:
     # First: a multi-worker strategy must exist before any other TensorFlow operation.
     strategy = distribution.strategy_from_name(
         config.get(DISTRIBUTION_STRATEGY_KEY, distribution.DEFAULT))
-    hp = model_lib.Hyperparameters.from_dict(config.get(HYPERPARAMETERS_KEY, {}))
+    hp = Hyperparameters.from_dict(config.get(HYPERPARAMETERS_KEY, {}))
     tf.keras.utils.set_random_seed(hp.seed)
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
     counts = track_play_counts(transform_output)
@@ -247,14 +250,14 @@ def run_fn(fn_args: FnArgs) -> None:
         cold_scores, chart = cold_start_scores(catalogue_ids, play_counts, config[CHART_URI_KEY])
     module = export.RecommenderModule(
         two_tower, transform_output, catalogue_ids, catalogue_embeddings, play_counts,
-        default_k=int(config.get(DEFAULT_K_KEY, 10)), max_k=int(config.get(MAX_K_KEY, 100)),
+        default_k=int(config[DEFAULT_K_KEY]), max_k=int(config[MAX_K_KEY]),
         cold_start_scores=cold_scores)
     export.save(module, fn_args.serving_model_dir)
     write_warmup_requests(fn_args.serving_model_dir, transform_output, hp.seed)
     if chart is not None:  # ships with every pushed version, beside the SavedModel
-        extra = os.path.join(fn_args.serving_model_dir, "assets.extra")
+        extra = os.path.join(fn_args.serving_model_dir, warmup.WARMUP_DIR)
         tf.io.gfile.makedirs(extra)
-        with tf.io.gfile.GFile(os.path.join(extra, CHART_FILE), "w") as handle:
+        with tf.io.gfile.GFile(os.path.join(extra, CHART_JSON), "w") as handle:
             json.dump(chart, handle, indent=1)
 
     stats = {

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import features
+from crossfade.components import features
 
 SECONDS_PER_HOUR = 3600
 SECONDS_PER_DAY = 86400

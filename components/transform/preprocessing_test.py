@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features
-from components.testing_data import analyze_and_transform, raw_play
+from crossfade.components import features
+from crossfade.components.testing_data import analyze_and_transform, raw_play
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from bench.quality import ranking_metrics
+from crossfade.pipeline.quality import ranking_metrics
 
 try:
     import threadpoolctl

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bench.quality import baselines
+from crossfade.pipeline.quality import baselines
 
 
 def _csr(rows, num_items):

@@ -11,13 +11,13 @@ Trainer's SavedModel. On those same splits:
 * the two-tower model ranks the whole catalogue through its `query_embedding` and
   `candidate_embedding` signatures (the model TF Serving serves); each user's query is their
   first test play's query features (the user id and the history the ExampleGen gave it);
-* most-popular, item-kNN, EASE and implicit ALS (bench/quality/baselines.py) are fit on the
+* most-popular, item-kNN, EASE and implicit ALS (pipeline/quality/baselines.py) are fit on the
   train split, their hyperparameter tuned on the eval split.
 
 Ranking is full (every catalogue item) and excludes what the user has in train and eval; a
 user's relevant items are their test items outside that set, and users with none, or with
 no train items, are left out (as in RecBole's full-sort evaluation). Metrics
-(bench/quality/ranking_metrics.py): Recall@10, NDCG@10, Hit@10, and Recall@K for K = 1..100.
+(pipeline/quality/ranking_metrics.py): Recall@10, NDCG@10, Hit@10, and Recall@K for K = 1..100.
 """
 import dataclasses
 import glob
@@ -30,8 +30,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from tfx.utils import path_utils
 
-from bench.quality import baselines, ranking_metrics, report
+from crossfade.components.example_gen.listening_example_gen import CATALOGUE_SPLIT
+from crossfade.components.example_gen.split_protocols import (
+    EVAL_SPLIT,
+    SPLIT_NAMES,
+    TEST_SPLIT,
+    TRAIN_SPLIT,
+)
+from crossfade.pipeline.quality import baselines, ranking_metrics, report
+from crossfade.serving import signatures
 
 TWO_TOWER = "two-tower"
 METHODS = (TWO_TOWER, "most-popular", "item-knn", "ease", "ials")
@@ -56,7 +65,8 @@ class SplitMatrices:
 
 def _read_examples(pattern: str, names: Sequence[str]) -> Dict[str, np.ndarray]:
     import tensorflow as tf
-    from components import features
+
+    from crossfade.components import features
     files = sorted(glob.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no examples match {pattern}")
@@ -79,31 +89,36 @@ def _matrix(user_rows: np.ndarray, item_rows: np.ndarray, shape) -> sp.csr_matri
 
 def split_matrices(examples_uri: str, catalogue_uri: str) -> SplitMatrices:
     """The user x item matrices of a run's qualified splits, over the run's catalogue."""
-    from components import features
-    catalogue = _read_examples(os.path.join(catalogue_uri, "Split-catalogue", "*"),
+    from crossfade.components import features
+    catalogue = _read_examples(_split_files(catalogue_uri, CATALOGUE_SPLIT),
                                [features.TRACK_ID])[features.TRACK_ID]
     query_names = [features.USER_ID, features.TRACK_ID, features.TIMESTAMP,
                    features.RECENT_TRACK_IDS, features.PLATFORM]
-    splits = {split: _read_examples(os.path.join(examples_uri, f"Split-{split}", "*"),
-                                    query_names if split != "train"
+    splits = {split: _read_examples(_split_files(examples_uri, split),
+                                    query_names if split != TRAIN_SPLIT
                                     else [features.USER_ID, features.TRACK_ID])
-              for split in ("train", "eval", "test")}
-    users = np.array(sorted(set(splits["train"][features.USER_ID])), dtype=object)
+              for split in SPLIT_NAMES}
+    users = np.array(sorted(set(splits[TRAIN_SPLIT][features.USER_ID])), dtype=object)
     user_index, item_index = pd.Index(users), pd.Index(catalogue)
     shape = (len(users), len(catalogue))
     matrices = {split: _matrix(user_index.get_indexer(values[features.USER_ID]),
                                item_index.get_indexer(values[features.TRACK_ID]), shape)
                 for split, values in splits.items()}
     queries = {split: _first_play_queries(splits[split], user_index)
-               for split in ("eval", "test")}
-    return SplitMatrices(users=users, items=catalogue, train=matrices["train"],
-                         eval=matrices["eval"], test=matrices["test"], queries=queries)
+               for split in (EVAL_SPLIT, TEST_SPLIT)}
+    return SplitMatrices(users=users, items=catalogue, train=matrices[TRAIN_SPLIT],
+                         eval=matrices[EVAL_SPLIT], test=matrices[TEST_SPLIT], queries=queries)
+
+
+def _split_files(examples_uri: str, split: str) -> str:
+    """The file pattern of one split of an Examples artifact (TFX's `Split-<name>` folders)."""
+    return os.path.join(examples_uri, f"Split-{split}", "*")
 
 
 def _first_play_queries(plays: Dict[str, np.ndarray],
                         user_index: pd.Index) -> Dict[str, np.ndarray]:
     """Query features of each user's first play (earliest, then by track) in `plays`."""
-    from components import features
+    from crossfade.components import features
     users = plays[features.USER_ID]
     order = np.lexsort((plays[features.TRACK_ID], plays[features.TIMESTAMP], users))
     first = order[np.r_[True, users[order][1:] != users[order][:-1]]]
@@ -121,8 +136,8 @@ def two_tower_scores(model_dir: str, matrices: SplitMatrices, split: str) -> np.
     users without a query there are 0)."""
     import tensorflow as tf
     model = tf.saved_model.load(model_dir)
-    candidate = model.signatures["candidate_embedding"]
-    query = model.signatures["query_embedding"]
+    candidate = model.signatures[signatures.CANDIDATE_EMBEDDING]
+    query = model.signatures[signatures.QUERY_EMBEDDING]
     item_embeddings = np.concatenate([
         candidate(track_id=tf.constant(matrices.items[start:start + 8192]))["embedding"].numpy()
         for start in range(0, len(matrices.items), 8192)])
@@ -168,14 +183,14 @@ def evaluate_seed(matrices: SplitMatrices, model_dir: str, seed: int,
                            & (np.diff(matrices.train.indptr) > 0))
     results: Dict[str, Dict[str, Any]] = {}
     started = time.perf_counter()
-    scores = two_tower_scores(model_dir, matrices, "test")
+    scores = two_tower_scores(model_dir, matrices, TEST_SPLIT)
     results[TWO_TOWER] = _evaluate(scores[users], seen, relevant, users)
     results[TWO_TOWER]["seconds"] = time.perf_counter() - started
     # The same measure on the eval split (train items excluded): what a hyperparameter
     # search of the two-tower model should compare, keeping test untouched.
     eval_users = np.flatnonzero((np.diff(matrices.eval.indptr) > 0)
                                 & (np.diff(matrices.train.indptr) > 0))
-    eval_scores = two_tower_scores(model_dir, matrices, "eval")[eval_users]
+    eval_scores = two_tower_scores(model_dir, matrices, EVAL_SPLIT)[eval_users]
     top = ranking_metrics.top_k(eval_scores, matrices.train[eval_users], 10)
     results[TWO_TOWER]["validation_recall"] = ranking_metrics.ranking_metrics(
         top, matrices.eval[eval_users], k=10)["recall@10"]
@@ -227,9 +242,9 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
         log: Callable[[str], None] = print) -> BenchmarkResult:
     """Imports `data_dir`, runs the pipeline and every method for `seeds` seeds, writes
     `out_dir`/{results.json, quality.md, recall_at_k.png} (and `json_path`)."""
-    from components.example_gen.split_protocols import SplitProtocol
-    from components.listening_data import importers, sources
-    from pipeline import configs, local_runner, run_summary
+    from crossfade.components.example_gen.split_protocols import AUTO, TIME, SplitProtocol
+    from crossfade.components.listening_data import importers, sources
+    from crossfade.pipeline import configs, local_runner, run_summary
 
     os.makedirs(out_dir, exist_ok=True)
     imported = os.path.join(out_dir, "data")
@@ -241,14 +256,12 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
                                 max_users)
         log(f"Using the first {max_users} users only ({imported})")
     layout = sources.detect_layout(imported)
-    base_protocol = SplitProtocol(name=split or "auto", eval_days=eval_days)
+    base_protocol = SplitProtocol(name=split or AUTO, eval_days=eval_days)
     base_protocol = base_protocol.resolve(sources.has_timestamps(imported, layout))
-    if base_protocol.name == "time":  # the benchmark needs a test period after eval
+    if base_protocol.name == TIME:  # the benchmark needs a test period after eval
         base_protocol = dataclasses.replace(base_protocol, test_days=eval_days)
-    hyperparameters = configs.fit_to_data(configs.dataset_hyperparameters(dataset),
-                                          sources.has_timestamps(imported, layout))
-    if hyperparameter_overrides:
-        hyperparameters = dataclasses.replace(hyperparameters, **hyperparameter_overrides)
+    hyperparameters = configs.hyperparameters_for_data(imported, dataset,
+                                                       hyperparameter_overrides)
 
     per_seed, curves_per_seed, validation = [], [], []
     for seed in range(seeds):
@@ -263,7 +276,7 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
         run = run_summary.latest_run(config)
         log(f"  pipeline finished in {time.perf_counter() - started:.0f} s; Evaluator "
             f"recall@10 on eval (unfiltered ranking) {run.metrics.get('recall@10', 0):.4f}")
-        model_dir = os.path.join(run.artifact_uris["CatalogueTrainer/Model"], "Format-Serving")
+        model_dir = path_utils.serving_model_dir(run.artifact_uris["CatalogueTrainer/Model"])
         matrices = split_matrices(run.artifact_uris["StreamQualifier/Examples"],
                                   run.artifact_uris["CatalogueExampleGen/Examples"])
         results = evaluate_seed(matrices, model_dir, seed, log)
@@ -285,22 +298,22 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
 
 def _first_users(imported: str, out: str, max_users: int) -> str:
     """A generic-layout copy of `imported` holding only its first `max_users` users."""
-    from components.listening_data import sources
-    if sources.detect_layout(imported) != sources.GENERIC:
+    from crossfade.components.listening_data import layout, sources
+    if sources.detect_layout(imported) != layout.GENERIC:
         raise ValueError("--max-users needs a dataset imported to the generic layout")
-    interactions = pd.read_csv(os.path.join(imported, sources.INTERACTIONS_FILE), dtype=str,
+    interactions = pd.read_csv(os.path.join(imported, layout.INTERACTIONS_FILE), dtype=str,
                                keep_default_na=False)
     keep = sorted(interactions["user_id"].unique(), key=lambda u: (len(u), u))[:max_users]
     interactions = interactions[interactions["user_id"].isin(keep)]
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
-    interactions.to_csv(os.path.join(out, sources.INTERACTIONS_FILE), index=False)
-    items_path = os.path.join(imported, sources.ITEMS_FILE)
+    interactions.to_csv(os.path.join(out, layout.INTERACTIONS_FILE), index=False)
+    items_path = os.path.join(imported, layout.ITEMS_FILE)
     if os.path.exists(items_path):
         items = pd.read_csv(items_path, dtype=str, keep_default_na=False)
         items[items["item_id"].isin(set(interactions["item_id"]))].to_csv(
-            os.path.join(out, sources.ITEMS_FILE), index=False)
+            os.path.join(out, layout.ITEMS_FILE), index=False)
     return out
 
 

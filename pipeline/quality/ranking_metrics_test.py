@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bench.quality import ranking_metrics
+from crossfade.pipeline.quality import ranking_metrics
 
 LOG2_3 = np.log2(3.0)
 

@@ -1,7 +1,7 @@
 """Markdown table text and the recall-curve PNG."""
 import numpy as np
 
-from bench.quality import report
+from crossfade.pipeline.quality import report
 
 
 def _entry(*per_seed):
