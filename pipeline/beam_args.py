@@ -21,6 +21,13 @@ from crossfade.components.cpu import local_cores
 BeamArgs = Tuple[str, ...]
 
 DIRECT_RUNNER = "--runner=DirectRunner"
+# Every Beam-based TFX executor packages the installed TFX into a `tfx_ephemeral` sdist (about
+# 49 MB, left in the temp folder, a few seconds each) unless the args already name a way to
+# ship dependencies (tfx/utils/dependency_utils.py: --extra_packages, --setup_file,
+# --requirements_file, --sdk_container_image). The DirectRunner's workers run in this very
+# environment (in this process, or subprocesses of this interpreter) and need no package, and
+# the DirectRunner never reads this flag: it only tells TFX not to build one.
+DIRECT_RUNNER_NEEDS_NO_PACKAGE = "--sdk_container_image=none:direct-runner-uses-this-environment"
 
 
 def multi_processing(num_workers: Optional[int] = None) -> BeamArgs:
@@ -34,12 +41,13 @@ def multi_processing(num_workers: Optional[int] = None) -> BeamArgs:
     if workers < 1:
         raise ValueError(f"num_workers must be at least 1, got {workers}")
     return (DIRECT_RUNNER, "--direct_running_mode=multi_processing",
-            f"--direct_num_workers={workers}")
+            f"--direct_num_workers={workers}", DIRECT_RUNNER_NEEDS_NO_PACKAGE)
 
 
 def in_memory() -> BeamArgs:
     """DirectRunner in this process, one worker: the cheapest start-up, for small data."""
-    return (DIRECT_RUNNER, "--direct_running_mode=in_memory", "--direct_num_workers=1")
+    return (DIRECT_RUNNER, "--direct_running_mode=in_memory", "--direct_num_workers=1",
+            DIRECT_RUNNER_NEEDS_NO_PACKAGE)
 
 
 def dataflow(project: str, region: str, temp_location: str, image: str,
@@ -88,6 +96,8 @@ def flink(flink_master: str, image: str, parallelism: int = 8) -> BeamArgs:
         f"--parallelism={parallelism}",
         "--environment_type=DOCKER",
         f"--environment_config={image}",
+        # The same image by its newer name: tells TFX the code ships in it (no package build).
+        f"--sdk_container_image={image}",
         # Submit one self-contained jar instead of keeping a job server running.
         "--flink_submit_uber_jar",
     )
@@ -108,6 +118,7 @@ def spark(spark_master_url: str, image: str, spark_rest_url: Optional[str] = Non
         f"--spark_master_url={spark_master_url}",
         "--environment_type=DOCKER",
         f"--environment_config={image}",
+        f"--sdk_container_image={image}",  # as in flink(): no TFX package build
     )
     if spark_rest_url:
         args += ("--spark_submit_uber_jar", f"--spark_rest_url={spark_rest_url}")

@@ -7,6 +7,8 @@ Dataflow, parallelism -1, a job server instead of an uber jar). So each set is p
 own `PipelineOptions`, every flag must be one Beam defines under its full name, and the values
 are read back through the option views the runners read them from.
 """
+import tempfile
+
 import pytest
 from apache_beam.options.pipeline_options import (
     DebugOptions,
@@ -70,6 +72,21 @@ def test_multi_processing():
 def test_multi_processing_defaults_to_one_worker_per_core():
     options = _parsed(beam_args.multi_processing())
     assert options.view_as(DirectOptions).direct_num_workers == beam_args.local_cores()
+
+
+@pytest.mark.parametrize("args", [
+    beam_args.in_memory(), beam_args.multi_processing(2),
+    beam_args.dataflow(PROJECT, REGION, TEMP_LOCATION, IMAGE),
+    beam_args.flink(FLINK_MASTER, IMAGE), beam_args.spark(SPARK_MASTER, IMAGE)],
+    ids=["in_memory", "multi_processing", "dataflow", "flink", "spark"])
+def test_no_set_makes_tfx_build_a_package(args, tmp_path, monkeypatch):
+    """TFX's Beam executors would build (and leave in the temp folder) a 49 MB tfx_ephemeral
+    sdist on every component run: the local sets say there is nothing to ship, the cluster
+    sets ship the pipeline image."""
+    from tfx.utils import dependency_utils
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert dependency_utils.make_beam_dependency_flags(list(args)) == list(args)
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("workers", [0, -1])
