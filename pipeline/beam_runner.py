@@ -14,6 +14,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
+from crossfade.pipeline import run_lock
 from crossfade.pipeline.configs import PipelineConfig
 from crossfade.pipeline.pipeline import create_pipeline
 
@@ -29,4 +30,8 @@ def run(config: PipelineConfig,
     """
     connection = (metadata_connection_config
                   or metadata.sqlite_metadata_connection_config(config.metadata_path))
-    BeamDagRunner().run(create_pipeline(config, connection))
+    if "://" in config.output_dir:  # object storage: the orchestrator tracks the run
+        BeamDagRunner().run(create_pipeline(config, connection))
+        return
+    with run_lock.hold(config.output_dir):
+        BeamDagRunner().run(create_pipeline(config, connection))

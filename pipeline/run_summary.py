@@ -13,12 +13,14 @@ from tfx.orchestration import metadata as tfx_metadata
 
 from crossfade.components.stream_qualification import executor
 from crossfade.components.trainer.run_config import TRAINING_STATS_FILE
+from crossfade.pipeline import run_lock
 from crossfade.pipeline.configs import PipelineConfig
 from crossfade.serving.model_base_path import served_versions
 
 PIPELINE_RUN_CONTEXT = "pipeline_run"
 STREAM_COUNT_NAMES = executor.COUNT_NAMES + ("bot_accounts",)
 NODE_CONTEXT = "node"
+INTERRUPTED = "INTERRUPTED"  # RUNNING in ML Metadata, but no process runs it any more
 _STATE_NAMES = {value: name for name, value in
                 metadata_store_pb2.Execution.State.items()}
 
@@ -88,6 +90,14 @@ def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
         tfx_metadata.sqlite_metadata_connection_config(config.metadata_path))
 
 
+def state_name(execution: metadata_store_pb2.Execution, run_alive: bool) -> str:
+    """The execution's state name; RUNNING of a run whose process is gone is INTERRUPTED."""
+    state = _STATE_NAMES.get(execution.last_known_state, "UNKNOWN")
+    if state in ("NEW", "RUNNING") and not run_alive:
+        return INTERRUPTED
+    return state
+
+
 def _component_id(store, execution) -> str:
     for context in store.get_contexts_by_execution(execution.id):
         if context.type_id == store.get_context_type(NODE_CONTEXT).id:
@@ -123,13 +133,14 @@ def latest_run(config: PipelineConfig) -> RunSummary:
     if not runs:
         raise LookupError(f"no pipeline run recorded in {config.metadata_path}")
     run = max(runs, key=lambda context: (context.create_time_since_epoch, context.id))
+    # ML Metadata keeps RUNNING after a killed run; the run lock says whether one is alive.
+    running = run_lock.in_progress(config.output_dir)
     summary = RunSummary(run_id=run.name, component_states={},
                          serving_base_path=config.serving_base_path,
                          served_versions=served_versions(config.serving_base_path))
     for execution in store.get_executions_by_context(run.id):
         component = _component_id(store, execution)
-        summary.component_states[component] = _STATE_NAMES.get(
-            execution.last_known_state, "UNKNOWN")
+        summary.component_states[component] = state_name(execution, running)
         for artifact in _outputs(store, execution.id):
             artifact_type = store.get_artifact_types_by_id([artifact.type_id])[0].name
             summary.artifact_uris[f"{component}/{artifact_type}"] = artifact.uri

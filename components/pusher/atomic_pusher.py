@@ -10,7 +10,7 @@ greater than every existing one (TF Serving serves the highest).
 import os
 import shutil
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from absl import logging
 from tfx import types
@@ -25,6 +25,9 @@ from tfx.utils import io_utils, proto_utils
 from crossfade.serving import model_base_path
 
 STAGING_PREFIX = ".staging-"
+# A staging folder nothing has written to for this long belongs to a push that was killed
+# (a live copy keeps writing files); the next push removes it. Far above any copy's pauses.
+STALE_STAGING_SECONDS = 3600
 
 
 def next_version(base_directory: str) -> int:
@@ -44,6 +47,7 @@ def publish(model_path: str, base_directory: str) -> str:
     version = str(next_version(base_directory))
     if "://" in base_directory:
         return _publish_saved_model_last(model_path, base_directory, version)
+    remove_stale_staging(base_directory)
     staging = os.path.join(base_directory, STAGING_PREFIX + version)
     if fileio.exists(staging):
         shutil.rmtree(staging)
@@ -51,6 +55,28 @@ def publish(model_path: str, base_directory: str) -> str:
     destination = os.path.join(base_directory, version)
     os.rename(staging, destination)  # atomic on one filesystem; fails if the version exists
     return version
+
+
+def remove_stale_staging(base_directory: str, now: Optional[float] = None) -> List[str]:
+    """Removes staging folders of killed pushes (see STALE_STAGING_SECONDS); returns them."""
+    now = time.time() if now is None else now
+    removed = []
+    for name in os.listdir(base_directory):
+        path = os.path.join(base_directory, name)
+        if name.startswith(STAGING_PREFIX) and os.path.isdir(path) \
+                and now - _last_write(path) > STALE_STAGING_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+            logging.info("Removed %s, left by an interrupted push", path)
+    return removed
+
+
+def _last_write(folder: str) -> float:
+    """The newest modification time in the tree under `folder`."""
+    times = [os.path.getmtime(folder)]
+    for parent, _, files in os.walk(folder):
+        times += [os.path.getmtime(os.path.join(parent, name)) for name in files]
+    return max(times)
 
 
 def _publish_saved_model_last(model_path: str, base_directory: str, version: str) -> str:

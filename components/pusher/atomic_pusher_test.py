@@ -45,3 +45,16 @@ def test_a_failed_copy_leaves_no_visible_version(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         atomic_pusher.publish(model, base)
     assert [name for name in os.listdir(base) if name.isdigit()] == []
+
+
+def test_the_next_push_removes_staging_folders_of_killed_pushes(tmp_path):
+    model = _saved_model(tmp_path / "model")
+    base = tmp_path / "serving"
+    killed = _saved_model(base / (atomic_pusher.STAGING_PREFIX + "1700000000"))
+    old = os.path.getmtime(killed) - atomic_pusher.STALE_STAGING_SECONDS - 60
+    for parent, _, files in os.walk(killed):
+        for name in files + [""]:
+            os.utime(os.path.join(parent, name), (old, old))
+    live = _saved_model(base / (atomic_pusher.STAGING_PREFIX + "1800000000"))  # still copying
+    version = atomic_pusher.publish(model, str(base))
+    assert sorted(os.listdir(base)) == sorted([version, os.path.basename(live)])
