@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+from package_sources import product_folders
 
 from crossfade.components.listening_data import simulator
 from crossfade.pipeline import code_version
@@ -37,7 +38,7 @@ print(json.dumps({"package_root": code_version.PACKAGE_ROOT,
 def _copy_package(site: str) -> str:
     """Copies the installed product folders to `site`/crossfade/; returns that folder."""
     package = os.path.join(site, "crossfade")
-    for folder in ("pipeline", "components", "serving", "kubeflow"):
+    for folder in product_folders():
         shutil.copytree(os.path.join(code_version.PACKAGE_ROOT, folder),
                         os.path.join(package, folder),
                         ignore=shutil.ignore_patterns("__pycache__", "*_test.py"))

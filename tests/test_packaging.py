@@ -13,7 +13,6 @@ The package `__init__` files import nothing outside the standard library, so imp
 needs no dependency; the environment has none. Downloading the SDK needs the package index:
 without it the tests that install it are skipped.
 """
-import ast
 import base64
 import configparser
 import csv
@@ -27,25 +26,13 @@ import sys
 import zipfile
 
 import pytest
+from package_sources import REPO_ROOT, product_folders
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "crossfade"
 SUBPACKAGES = ("pipeline", "components", "serving", "kubeflow")
 # Bare names crossfade must not install (`kubeflow` is the Kubeflow SDK's to own).
 GENERIC_NAMES = ("pipeline", "components", "serving")
 SCRIPT = "crossfade = crossfade.pipeline.cli:main"
-
-
-def _product_folders():
-    """setup.py's PRODUCT_FOLDERS, read without running setup.py."""
-    with open(os.path.join(REPO_ROOT, "setup.py"), encoding="utf-8") as handle:
-        tree = ast.parse(handle.read())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-                isinstance(target, ast.Name) and target.id == "PRODUCT_FOLDERS"
-                for target in node.targets):
-            return tuple(ast.literal_eval(node.value))
-    raise AssertionError("setup.py assigns no PRODUCT_FOLDERS")
 
 
 def _env(tmp):
@@ -78,7 +65,7 @@ def wheel(tmp_path_factory):
     source.mkdir()
     for name in ("setup.py", "pyproject.toml"):
         shutil.copy2(os.path.join(REPO_ROOT, name), source / name)
-    for folder in _product_folders():
+    for folder in product_folders():
         shutil.copytree(os.path.join(REPO_ROOT, folder), source / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
     _check([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",

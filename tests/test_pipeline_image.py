@@ -15,9 +15,10 @@ import json
 import os
 import re
 
+from package_sources import REPO_ROOT, product_folders
+
 from crossfade.pipeline import code_version
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKERFILE = os.path.join(REPO_ROOT, "kubeflow", "Dockerfile")
 # BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile in place of the context's own.
 DOCKERIGNORE = DOCKERFILE + ".dockerignore"
@@ -28,17 +29,6 @@ CLI = "crossfade.pipeline.cli"
 def _read(path):
     with open(path, encoding="utf-8") as handle:
         return handle.read()
-
-
-def _product_folders():
-    """setup.py's PRODUCT_FOLDERS, read without running setup.py."""
-    tree = ast.parse(_read(os.path.join(REPO_ROOT, "setup.py")))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-                isinstance(target, ast.Name) and target.id == "PRODUCT_FOLDERS"
-                for target in node.targets):
-            return tuple(ast.literal_eval(node.value))
-    raise AssertionError("setup.py assigns no PRODUCT_FOLDERS")
 
 
 def _copy_sources():
@@ -111,7 +101,7 @@ def _imports_not_installed(path):
 
 
 def test_the_dockerfile_copies_the_package_sources():
-    missing = {"setup.py", "pyproject.toml", *_product_folders()} - set(_copy_sources())
+    missing = {"setup.py", "pyproject.toml", *product_folders()} - set(_copy_sources())
     assert not missing, f"kubeflow/Dockerfile copies none of {sorted(missing)}"
 
 
@@ -131,7 +121,7 @@ def test_the_ignore_file_keeps_out_what_is_not_installed():
 
 
 def test_every_module_the_command_line_reaches_is_in_the_image():
-    folders = _product_folders()
+    folders = product_folders()
     rules = _ignore_rules()
     for path in _cli_closure():
         parts = path.split(os.sep)
