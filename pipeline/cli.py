@@ -77,18 +77,23 @@ def _import(args: argparse.Namespace) -> int:
     from crossfade.components.listening_data.sources import InputDataError
     started = time.perf_counter()
     try:
-        summary = importers.import_dataset(args.format, args.source, args.out)
-    except InputDataError as error:
+        summary = importers.import_dataset(
+            args.format, args.source, args.out, keep_incognito=args.keep_incognito,
+            keep_usernames=args.keep_usernames, pseudonym_key=args.pseudonym_key)
+    except (InputDataError, ValueError) as error:
         print(f"error: {error}\nNothing was written to {args.out}.", file=sys.stderr)
         return 2
     dropped = ", ".join(f"{count:,} {reason.replace('_', ' ')}"
                         for reason, count in summary.dropped.items() if count)
-    print(f"Imported {summary.format} from {summary.source_dir} into {summary.out_dir} in "
+    print(f"Imported {summary.format} from {args.source} into {summary.out_dir} in "
           f"{time.perf_counter() - started:.1f} s: {summary.interactions:,} interactions, "
           f"{summary.users:,} users, {summary.items:,} items"
           + (f"; dropped {dropped}" if dropped else "")
           + ("" if summary.has_timestamps else
-             "; no timestamps (`crossfade run` splits it at random, 8:1:1 per user)"))
+             "; no timestamps (`crossfade run` splits it at random, 8:1:1 per user)")
+          + (f"; user names pseudonymised with the key {summary.pseudonym_key} (keep it "
+             "private, outside the data; `recommend --pseudonym-key` needs it)"
+             if summary.pseudonym_key else ""))
     return 0
 
 
@@ -124,7 +129,7 @@ def _default_data(output: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from crossfade.components.listening_data.sources import InputDataError, detect_layout
-    from crossfade.pipeline import beam_runner, local_runner, run_summary
+    from crossfade.pipeline import beam_runner, local_runner, run_lock, run_summary
     from crossfade.pipeline.progress import ComponentProgress
     data_dir = args.data or _default_data(args.output)
     try:
@@ -139,6 +144,9 @@ def _run(args: argparse.Namespace) -> int:
     with ComponentProgress(verbose=args.verbose) as progress:
         try:
             (beam_runner if args.runner == "beam" else local_runner).run(config)
+        except run_lock.RunInProgressError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         except Exception as error:  # reported below, nothing was pushed
             message = _input_error_message(error)
             if message is None:
@@ -233,6 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     import_.add_argument("--format", required=True, choices=FORMATS)
     import_.add_argument("--source", required=True, help="the export's folder")
     import_.add_argument("--out", required=True, help="folder to write (replaced atomically)")
+    import_.add_argument("--keep-incognito", action="store_true",
+                         help="spotify-history: keep plays made in incognito mode (dropped "
+                              "by default)")
+    names = import_.add_mutually_exclusive_group()
+    names.add_argument("--pseudonym-key", metavar="FILE",
+                       help="spotify-history: key file of the user-name pseudonyms, reused if "
+                            "it exists, else created (default: <out>.pseudonym-key)")
+    names.add_argument("--keep-usernames", action="store_true",
+                       help="spotify-history: write user names verbatim, not pseudonymised "
+                            "(e.g. your own single-user export)")
     import_.set_defaults(handler=_import)
 
     run = commands.add_parser("run", help="run the pipeline locally")

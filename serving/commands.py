@@ -67,6 +67,9 @@ def add_commands(subparsers) -> None:
     what = recommend.add_mutually_exclusive_group(required=True)
     what.add_argument("--user", help="user id to recommend for")
     what.add_argument("--similar", metavar="TRACK_ID", help="tracks similar to this one")
+    recommend.add_argument("--pseudonym-key", metavar="FILE",
+                           help="map --user NAME to its pseudonym under this key file "
+                                "(from `crossfade import --format spotify-history`)")
     recommend.add_argument("--recent", action="append", default=[],
                            help="recently played track ids, most recent first "
                                 "(comma-separated or repeated)")
@@ -160,6 +163,9 @@ def _recommend(args: argparse.Namespace) -> int:
     from crossfade.serving.client import ServingClientError, connect
     started = time.perf_counter()
     try:
+        if args.pseudonym_key and args.user:
+            from crossfade.components.listening_data.pseudonyms import pseudonym_for
+            args.user = pseudonym_for(args.pseudonym_key, args.user)
         with connect(args.server, args.protocol, model_name=args.model_name,
                      version=args.version, label=args.label,
                      timeout_s=args.timeout) as client:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from crossfade.components import features
-from crossfade.components.listening_data import importers, layout, sources
+from crossfade.components.listening_data import importers, layout, pseudonyms, sources
 from crossfade.components.testing_data import file_tree
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -88,11 +88,13 @@ def test_lastfm_output_files_are_exact(tmp_path):
                "tags_with_empty_names": 0, "friends_of_unknown_users": 1,
                "duplicate_friend_pairs": 0}
     assert summary == importers.ImportSummary(
-        format="lastfm-hetrec", source_dir=str(tmp_path / "src"), out_dir=out, users=2, items=4,
+        format="lastfm-hetrec", source_name="src", out_dir=out, users=2, items=4,
         interactions=3, has_timestamps=False, dropped=dropped)
     manifest = json.loads(_read(os.path.join(out, "manifest.json")))
     assert manifest["format"] == "lastfm-hetrec" and manifest["layout"] == sources.GENERIC
-    assert manifest["source_dir"] == str(tmp_path / "src")
+    # The base name only: an absolute path names the machine's folders (and often its user).
+    assert manifest["source_name"] == "src" and "source_dir" not in manifest
+    assert str(tmp_path) not in _read(os.path.join(out, "manifest.json"))
     assert (manifest["users"], manifest["items"], manifest["interactions"]) == (2, 4, 3)
     assert manifest["has_timestamps"] is False and manifest["dropped"] == dropped
     assert "non-commercial" in manifest["licence"] and "readme.txt" in manifest["licence"]
@@ -272,6 +274,9 @@ def _spotify_folder(folder):
         _play(ts="2023-01-31T23:59:59Z"),
         _play(ts="2023-02-02T10:00:00Z", **_EPISODE),
         _play(ts="2023-02-02T11:00:00Z", **_AUDIOBOOK),
+        # A private session: dropped, and its track is in no output file.
+        _play(ts="2023-01-20T12:00:00Z", uri="spotify:track:private", title="Guilty pleasure",
+              incognito_mode=True),
         # +01:00: 23:30 UTC on 31 January, so it belongs to the January span.
         _play(ts="2023-02-01T00:30:00+01:00", uri="spotify:track:c", title=None, artist=None,
               album=None, reason_end="fwdbtn", ms=0, offline=True),
@@ -282,7 +287,7 @@ def _spotify_folder(folder):
     ]))
     _write(os.path.join(folder, "bob", "more", "Streaming_History_Audio_2023_1.json"),
            json.dumps([_play(ts="2022-12-31T23:00:00Z", username="", reason_start=None,
-                             title="Old title")]))
+                             title="Old title", incognito_mode=None)]))
     # Not audio history: never read, so its content does not matter.
     _write(os.path.join(folder, "alice", "Streaming_History_Video_2023.json"), "not json")
     return str(folder)
@@ -291,7 +296,8 @@ def _spotify_folder(folder):
 def test_spotify_output_files_are_exact(tmp_path):
     out = str(tmp_path / "out")
     summary = importers.import_dataset(importers.SPOTIFY_HISTORY,
-                                       _spotify_folder(tmp_path / "src"), out)
+                                       _spotify_folder(tmp_path / "src"), out,
+                                       keep_usernames=True)
     header = ",".join(layout.PLAY_COLUMNS) + "\n"
     assert _read(os.path.join(out, "plays", "span-202212", "plays.csv")) == header + (
         "2022-12-31T23:00:00Z,bob,android,180000,SE,Old title,Artist,Album,spotify:track:a,,"
@@ -318,19 +324,22 @@ def test_spotify_output_files_are_exact(tmp_path):
         "catalogue.csv", "manifest.json", os.path.join("plays", "span-202212", "plays.csv"),
         os.path.join("plays", "span-202301", "plays.csv"),
         os.path.join("plays", "span-202302", "plays.csv")])
-    dropped = {"podcast_episodes": 1, "audiobooks": 1, "plays_without_track_uri": 0,
-               "duplicate_plays": 0}
+    dropped = {"incognito_plays": 1, "podcast_episodes": 1, "audiobooks": 1,
+               "plays_without_track_uri": 0, "duplicate_plays": 0}
     assert summary == importers.ImportSummary(
-        format="spotify-history", source_dir=str(tmp_path / "src"), out_dir=out, users=3,
+        format="spotify-history", source_name="src", out_dir=out, users=3,
         items=3, interactions=5, has_timestamps=True, dropped=dropped)
     manifest = json.loads(_read(os.path.join(out, "manifest.json")))
     assert manifest["layout"] == sources.SIMULATOR and manifest["dropped"] == dropped
     assert manifest["has_timestamps"] is True and "licence" not in manifest
+    assert (manifest["incognito_plays"], manifest["usernames"]) == ("dropped", "verbatim")
+    assert not os.path.exists(out + ".pseudonym-key")
 
 
 def test_spotify_outputs_are_read_back_by_the_pipeline(tmp_path):
     out = str(tmp_path / "out")
-    importers.import_dataset(importers.SPOTIFY_HISTORY, _spotify_folder(tmp_path / "src"), out)
+    importers.import_dataset(importers.SPOTIFY_HISTORY, _spotify_folder(tmp_path / "src"), out,
+                             keep_usernames=True)
     assert sources.detect_layout(out) == sources.SIMULATOR
     catalogue = sources.read_catalogue(os.path.join(out, "catalogue.csv"))
     assert list(catalogue.track_id) == ["spotify:track:a", "spotify:track:b", "spotify:track:c"]
@@ -348,10 +357,136 @@ def test_spotify_personal_fields_reach_no_output_file(tmp_path):
     out = str(tmp_path / "out")
     importers.import_dataset(importers.SPOTIFY_HISTORY, _spotify_folder(tmp_path / "src"), out)
     files = file_tree(out)
-    assert len(files) == 5
+    assert len(files) == 5  # the pseudonym key is not among them
+    # User names (pseudonymised by default), incognito plays and the source's path neither.
     for name, content in files.items():
-        for secret in (IP_ADDRESS, USER_AGENT, "SecretPhone", "1672942931", "incognito"):
+        for secret in (IP_ADDRESS, USER_AGENT, "SecretPhone", "1672942931", "incognito_mode",
+                       "alice", "bob", "Guilty pleasure", "spotify:track:private",
+                       str(tmp_path)):
             assert secret.encode() not in content, (name, secret)
+
+
+def _users(out):
+    """The user column of every plays file under `out`, in file order."""
+    rows = []
+    for span in sorted(os.listdir(os.path.join(out, "plays"))):
+        lines = _read(os.path.join(out, "plays", span, "plays.csv")).splitlines()[1:]
+        rows.extend(line.split(",")[1] for line in lines)
+    return rows
+
+
+def test_spotify_usernames_are_pseudonymised_with_a_private_key_beside_the_data(tmp_path):
+    out = str(tmp_path / "out")
+    summary = importers.import_dataset(importers.SPOTIFY_HISTORY,
+                                       _spotify_folder(tmp_path / "src"), out)
+    key_path = str(tmp_path / "out.pseudonym-key")
+    assert summary.pseudonym_key == key_path
+    assert os.stat(key_path).st_mode & 0o777 == 0o600
+    assert len(_read(key_path).strip()) == 64
+    key = pseudonyms.read_key(key_path)
+    alice, bob, bob_spotify = (pseudonyms.pseudonym(key, name)
+                               for name in ("alice", "bob", "bob_spotify"))
+    assert sorted(set(_users(out))) == sorted({alice, bob, bob_spotify})
+    assert summary.users == 3 and summary.interactions == 5
+    manifest = json.loads(_read(os.path.join(out, "manifest.json")))
+    assert manifest["usernames"] == "pseudonymised" and manifest["source_name"] is None
+    assert manifest["pseudonym_key_id"] == pseudonyms.key_id(key)
+    assert key.hex() not in json.dumps(manifest)
+    assert sorted(os.listdir(tmp_path)) == ["out", "out.pseudonym-key", "src"]
+
+
+def test_spotify_pseudonyms_are_stable_across_imports(tmp_path):
+    out = str(tmp_path / "out")
+    source = _spotify_folder(tmp_path / "src")
+    importers.import_dataset(importers.SPOTIFY_HISTORY, source, out)
+    key, first = _read(out + ".pseudonym-key"), file_tree(out)
+    importers.import_dataset(importers.SPOTIFY_HISTORY, source, out)
+    assert _read(out + ".pseudonym-key") == key and file_tree(out) == first
+    # A chosen key file: created when missing, then reused.
+    chosen = str(tmp_path / "keys" / "spotify.key")
+    os.makedirs(tmp_path / "keys")
+    summary = importers.import_dataset(importers.SPOTIFY_HISTORY, source, str(tmp_path / "b"),
+                                       pseudonym_key=chosen)
+    assert summary.pseudonym_key == chosen and not os.path.exists(tmp_path / "b.pseudonym-key")
+    assert set(_users(str(tmp_path / "b"))) != set(_users(out))  # another key
+    again = importers.import_dataset(importers.SPOTIFY_HISTORY, source, str(tmp_path / "c"),
+                                     pseudonym_key=out + ".pseudonym-key")
+    assert again.pseudonym_key == out + ".pseudonym-key"
+    assert _users(str(tmp_path / "c")) == _users(out)
+
+
+@pytest.mark.parametrize("key_file, content, message", [
+    ("out/the.key", None, "must not be inside the output folder"),
+    ("missing/the.key", None, "folder does not exist"),
+    ("bad.key", "not hex\n", "not a pseudonym key"),
+    ("short.key", "ab" * 16 + "\n", "not a pseudonym key"),
+])
+def test_unusable_pseudonym_keys_are_refused_and_nothing_is_written(tmp_path, key_file,
+                                                                     content, message):
+    out = str(tmp_path / "out")
+    importers.import_dataset(importers.SPOTIFY_HISTORY, _spotify_folder(tmp_path / "src"), out,
+                             keep_usernames=True)
+    before = file_tree(out)
+    key_path = str(tmp_path / key_file)
+    if content is not None:
+        _write(key_path, content)
+    with pytest.raises(sources.InputDataError, match=message) as error:
+        importers.import_dataset(importers.SPOTIFY_HISTORY, str(tmp_path / "src"), out,
+                                 pseudonym_key=key_path)
+    assert error.value.path == key_path
+    assert file_tree(out) == before
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["out", "src"] + ([key_file] if content is not None else []))
+
+
+def test_pseudonym_collisions_fail_rather_than_merge_users(tmp_path, monkeypatch):
+    monkeypatch.setattr(pseudonyms, "pseudonym", lambda key, name: "u_0000000000000000")
+    with pytest.raises(sources.InputDataError, match="same pseudonym"):
+        importers.import_dataset(importers.SPOTIFY_HISTORY, _spotify_folder(tmp_path / "src"),
+                                 str(tmp_path / "out"))
+    assert os.listdir(tmp_path) == ["src"]  # no key file either
+
+
+def test_spotify_incognito_plays_are_dropped_unless_kept(tmp_path):
+    _write(tmp_path / "dana" / "Streaming_History_Audio_2023.json", json.dumps([
+        _play(), _play(ts="2023-01-06T10:00:00Z", uri="spotify:track:x", incognito_mode=True),
+        _play(ts="2023-01-07T10:00:00Z", incognito_mode=None),
+        _play(ts="2023-01-08T10:00:00Z", incognito_mode=True, **_EPISODE)]))
+    out = str(tmp_path / "out")
+    summary = importers.import_dataset(importers.SPOTIFY_HISTORY, str(tmp_path / "dana"), out)
+    assert summary.dropped["incognito_plays"] == 2 and summary.dropped["podcast_episodes"] == 0
+    assert (summary.interactions, summary.items) == (2, 1)
+    manifest = json.loads(_read(os.path.join(out, "manifest.json")))
+    assert manifest["dropped"]["incognito_plays"] == 2
+    assert manifest["incognito_plays"] == "dropped"
+    assert b"spotify:track:x" not in b"".join(file_tree(out).values())
+    kept = importers.import_dataset(importers.SPOTIFY_HISTORY, str(tmp_path / "dana"), out,
+                                    keep_incognito=True)
+    assert kept.dropped["incognito_plays"] == 0 and kept.dropped["podcast_episodes"] == 1
+    assert (kept.interactions, kept.items) == (3, 2)
+    assert json.loads(_read(os.path.join(out, "manifest.json")))["incognito_plays"] == "kept"
+
+
+def test_only_incognito_plays_is_no_music(tmp_path):
+    _write(tmp_path / "e" / "Streaming_History_Audio_2023.json",
+           json.dumps([_play(incognito_mode=True)]))
+    with pytest.raises(sources.InputDataError, match="or is an incognito play"):
+        importers.import_dataset(importers.SPOTIFY_HISTORY, str(tmp_path / "e"),
+                                 str(tmp_path / "out"))
+    assert os.listdir(tmp_path) == ["e"]
+
+
+@pytest.mark.parametrize("fmt, options", [
+    (importers.LASTFM_HETREC, {"keep_incognito": True}),
+    (importers.CSV, {"keep_usernames": True}),
+    (importers.CSV, {"pseudonym_key": "k"}),
+    (importers.SPOTIFY_HISTORY, {"keep_usernames": True, "pseudonym_key": "k"}),
+])
+def test_spotify_options_are_for_spotify_only(tmp_path, fmt, options):
+    source = _csv_folder(tmp_path / "src")
+    with pytest.raises(ValueError, match="spotify-history only|exclude each other"):
+        importers.import_dataset(fmt, source, str(tmp_path / "out"), **options)
+    assert os.listdir(tmp_path) == ["src"]
 
 
 def test_spotify_single_user_folder_and_duplicate_files(tmp_path):
@@ -365,10 +500,15 @@ def test_spotify_single_user_folder_and_duplicate_files(tmp_path):
     summary = importers.import_dataset(importers.SPOTIFY_HISTORY, str(tmp_path / "carol"),
                                        str(tmp_path / "out"))
     assert (summary.users, summary.interactions) == (1, 1)
-    assert summary.dropped == {"podcast_episodes": 0, "audiobooks": 0,
+    assert summary.dropped == {"incognito_plays": 0, "podcast_episodes": 0, "audiobooks": 0,
                                "plays_without_track_uri": 2, "duplicate_plays": 1}
     rows = _read(str(tmp_path / "out" / "plays" / "span-202301" / "plays.csv")).splitlines()
-    assert [row.split(",")[1] for row in rows[1:]] == ["carol"]
+    key = pseudonyms.read_key(str(tmp_path / "out.pseudonym-key"))
+    assert [row.split(",")[1] for row in rows[1:]] == [pseudonyms.pseudonym(key, "carol")]
+    # The folder's name is its user's name: the manifest must not record it either.
+    manifest = json.loads(_read(str(tmp_path / "out" / "manifest.json")))
+    assert manifest["source_name"] is None and summary.source_name is None
+    assert b"carol" not in b"".join(file_tree(str(tmp_path / "out")).values())
 
 
 @pytest.mark.parametrize("content, row, field, message", [
@@ -395,6 +535,8 @@ def test_spotify_single_user_folder_and_duplicate_files(tmp_path):
     (json.dumps([_play(), _play(skipped="yes")]), 2, "skipped", "not a boolean: 'yes'"),
     (json.dumps([_play(username=7)]), 1, "username", "not a string: 7"),
     (json.dumps([_play(title=["a"])]), 1, "master_metadata_track_name", "not a string"),
+    (json.dumps([_play(), _play(incognito_mode="yes")]), 2, "incognito_mode",
+     "not a boolean: 'yes'"),
 ])
 def test_malformed_spotify_files_name_file_record_and_field(tmp_path, content, row, field,
                                                             message):
@@ -525,6 +667,42 @@ def test_a_failing_final_rename_restores_the_previous_import(tmp_path, monkeypat
     assert sorted(os.listdir(tmp_path)) == ["a", "b", "out"]
 
 
+@pytest.mark.parametrize("stage", ["manifest", "install"])
+def test_a_failed_spotify_import_leaves_no_key_file(tmp_path, monkeypatch, stage):
+    out = str(tmp_path / "out")
+    importers.import_dataset(importers.CSV, _csv_folder(tmp_path / "a"), out)
+    before = file_tree(out)
+    rename = os.rename
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    def fail_to_install(source, target):
+        if ".importing-" in source and not source.endswith(".previous"):
+            raise OSError("disk full")
+        rename(source, target)
+
+    if stage == "manifest":  # fails before the key is written
+        monkeypatch.setattr(importers.json, "dump", fail)
+    else:  # fails after it: the new key must be removed again
+        monkeypatch.setattr(importers.os, "rename", fail_to_install)
+    with pytest.raises(OSError, match="disk full"):
+        importers.import_dataset(importers.SPOTIFY_HISTORY, _spotify_folder(tmp_path / "s"), out)
+    assert file_tree(out) == before
+    assert sorted(os.listdir(tmp_path)) == ["a", "out", "s"]
+
+
+def test_a_failed_reimport_keeps_the_existing_key(tmp_path, monkeypatch):
+    out = str(tmp_path / "out")
+    source = _spotify_folder(tmp_path / "s")
+    importers.import_dataset(importers.SPOTIFY_HISTORY, source, out)
+    key, before = _read(out + ".pseudonym-key"), file_tree(out)
+    monkeypatch.setattr(importers.json, "dump", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        importers.import_dataset(importers.SPOTIFY_HISTORY, source, out)
+    assert _read(out + ".pseudonym-key") == key and file_tree(out) == before
+
+
 def _csv_folder(folder, user="u"):
     _write(os.path.join(folder, "interactions.csv"), f"user_id,item_id,timestamp\n{user},i,1\n")
     return str(folder)
@@ -542,3 +720,33 @@ def test_unknown_format_and_bad_folders(tmp_path):
     with pytest.raises(sources.InputDataError, match="contains the source folder"):
         importers.import_dataset(importers.CSV, source, source)
     assert os.listdir(source) == ["interactions.csv"]
+
+
+# --- crossfade import ----------------------------------------------------------------------
+
+def test_cli_import_prints_incognito_drops_and_the_key(tmp_path, capsys):
+    from crossfade.pipeline import cli
+    source, out = _spotify_folder(tmp_path / "src"), str(tmp_path / "out")
+    assert cli.main(["import", "--format", "spotify-history", "--source", source,
+                     "--out", out]) == 0
+    printed = capsys.readouterr().out
+    assert "1 incognito plays" in printed and f"{out}.pseudonym-key" in printed
+    assert cli.main(["import", "--format", "spotify-history", "--source", source, "--out", out,
+                     "--keep-incognito", "--keep-usernames"]) == 0
+    printed = capsys.readouterr().out
+    assert "incognito" not in printed and "pseudonym" not in printed
+    assert "alice" in _users(out)
+    key = str(tmp_path / "my.key")
+    assert cli.main(["import", "--format", "spotify-history", "--source", source, "--out", out,
+                     "--pseudonym-key", key]) == 0
+    assert pseudonyms.pseudonym_for(key, "alice") in _users(out)
+
+
+def test_cli_import_rejects_spotify_flags_for_other_formats(tmp_path, capsys):
+    from crossfade.pipeline import cli
+    assert cli.main(["import", "--format", "csv", "--source", _csv_folder(tmp_path / "src"),
+                     "--out", str(tmp_path / "out"), "--keep-incognito"]) == 2
+    assert "spotify-history only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: mutually exclusive
+        cli.main(["import", "--format", "spotify-history", "--source", "s", "--out", "o",
+                  "--keep-usernames", "--pseudonym-key", "k"])

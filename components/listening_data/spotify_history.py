@@ -16,12 +16,19 @@ Fields used::
     master_metadata_album_artist_name, master_metadata_album_album_name,
     reason_start, reason_end            string or null
     shuffle, skipped, offline           boolean or null (null is written as false)
+    incognito_mode                      boolean or null: plays in a private session (true) are
+                                        dropped unless ``keep_incognito``; never written
     episode_name, episode_show_name, spotify_episode_uri, audiobook_*
                                         only to say why a record without a track URI is dropped
 
 Everything else in a record (``ip_addr``/``ip_addr_decrypted``, ``user_agent_decrypted``,
-``offline_timestamp``, ``incognito_mode``, ...) is never read into the output: only the
-columns above are written, so personal data that the pipeline does not need stays out.
+``offline_timestamp``, ...) is never read into the output: only the columns above are
+written, so personal data that the pipeline does not need stays out.
+
+User names: with a `pseudonym_key` (what `importers.import_dataset` passes by default) every
+resolved user name -- the ``username`` field or the folder name standing for it -- is written
+as its keyed pseudonym (`pseudonyms.pseudonym`), so training data, stored histories and the
+model's vocabulary hold no real names; with ``None`` names are written verbatim.
 
 Output:
 
@@ -29,22 +36,23 @@ Output:
   ``track_id`` = the URI; ``title``, ``artist``, ``album`` from the ``master_metadata_*``
   fields of the track's latest play that has them; the other columns empty.
 * ``plays/span-YYYYMM/plays.csv`` with `layout.PLAY_COLUMNS`, one folder per UTC calendar
-  month, rows sorted by user and time; ``username`` is the resolved user, ``ts`` is written as
+  month, rows sorted by user and time; ``username`` is the resolved user (or its pseudonym),
+  ``ts`` is written as
   ``YYYY-MM-DDTHH:MM:SSZ`` and booleans as ``true``/``false``.
 
-Records without a track URI, and exact repeats of a play (the same file imported twice), are
-dropped and counted. Line breaks inside text values are replaced by spaces so every CSV record
-is one line.
+Incognito plays (unless kept), then records without a track URI, and exact repeats of a play
+(the same file imported twice), are dropped and counted. Line breaks inside text values are
+replaced by spaces so every CSV record is one line.
 """
 import csv
 import json
 import os
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
-from crossfade.components.listening_data import layout, sources
+from crossfade.components.listening_data import layout, pseudonyms, sources
 from crossfade.components.listening_data.conversion import Conversion
 
 FILE_PREFIX = "Streaming_History_Audio_"
@@ -65,6 +73,7 @@ DROPPED_PODCAST_EPISODES = "podcast_episodes"
 DROPPED_AUDIOBOOKS = "audiobooks"
 DROPPED_WITHOUT_TRACK_URI = "plays_without_track_uri"  # e.g. local files
 DROPPED_DUPLICATE_PLAYS = "duplicate_plays"
+DROPPED_INCOGNITO_PLAYS = "incognito_plays"  # incognito_mode true: a private session
 
 # Spotify writes "2023-01-05T18:22:11Z"; fractions and explicit offsets are accepted too. The
 # shape is checked first because pandas would also parse "01/05/2023" or "2023".
@@ -203,6 +212,7 @@ def _read_file(path: str, folder_user: str) -> pd.DataFrame:
         frame[name] = _optional_text(path, records, name)
     for name in _BOOLEAN_FIELDS:
         frame[name] = _booleans(path, records, name)
+    frame["incognito"] = _booleans(path, records, "incognito_mode")
     # Only records without a track are looked at: the rest are most of a file and never need it.
     without_track = np.flatnonzero(~is_uri)
     others = [records[index] for index in without_track]
@@ -232,31 +242,50 @@ def _write_csv(table: pd.DataFrame, path: str) -> None:
                  lineterminator="\n")
 
 
-def convert(source_dir: str, out_dir: str) -> Conversion:
-    """Writes the simulator layout of the Spotify exports under `source_dir` into `out_dir`."""
-    files = _history_files(source_dir)
-    if not files:
-        raise sources.InputDataError(
-            source_dir, f"no {FILE_PREFIX}*{FILE_SUFFIX} files in this folder or below it")
-    plays = pd.concat([_read_file(path, user) for path, user in files], ignore_index=True)
+def _drop_unwanted(source_dir: str, plays: pd.DataFrame,
+                   keep_incognito: bool) -> Tuple[pd.DataFrame, dict]:
+    """`plays` without incognito plays (unless kept), non-music records and exact repeats.
 
-    no_uri = plays.spotify_track_uri.to_numpy() == ""
+    Returns the kept plays (without the helper columns) and reason -> rows dropped. Incognito
+    plays are counted first, whatever their kind. Raises InputDataError if no play is left.
+    """
+    incognito = plays.incognito.to_numpy() & (not keep_incognito)
+    has_uri = plays.spotify_track_uri.to_numpy() != ""
+    no_uri = ~incognito & ~has_uri
     episode = no_uri & plays.is_episode.to_numpy()
     audiobook = no_uri & ~episode & plays.is_audiobook.to_numpy()
     dropped = {
+        DROPPED_INCOGNITO_PLAYS: int(incognito.sum()),
         DROPPED_PODCAST_EPISODES: int(episode.sum()),
         DROPPED_AUDIOBOOKS: int(audiobook.sum()),
         DROPPED_WITHOUT_TRACK_URI: int((no_uri & ~episode & ~audiobook).sum()),
     }
-    plays = plays[~no_uri].drop(columns=["is_episode", "is_audiobook"])
+    plays = plays[~incognito & has_uri].drop(columns=["is_episode", "is_audiobook", "incognito"])
     if plays.empty:
-        raise sources.InputDataError(source_dir, "no music plays: every record lacks a "
-                                     "spotify_track_uri (podcasts or audiobooks only)")
+        raise sources.InputDataError(
+            source_dir, "no music plays: every record lacks a spotify_track_uri (podcasts or "
+            "audiobooks only)" + (" or is an incognito play" if incognito.any() else ""))
     duplicated = plays.duplicated().to_numpy()
     dropped[DROPPED_DUPLICATE_PLAYS] = int(duplicated.sum())
-    # Stable, so plays at the same second keep their order in the export.
-    plays = plays[~duplicated].sort_values(["username", "moment"], kind="mergesort")
+    return plays[~duplicated], dropped
 
+
+def _pseudonymise(source_dir: str, usernames: pd.Series, key: bytes) -> np.ndarray:
+    """`usernames` replaced by their pseudonyms under `key` (hashed once per distinct name).
+
+    Raises InputDataError if two distinct names share a pseudonym (odds ~n²/2^65) rather
+    than silently merge two users.
+    """
+    codes, names = pd.factorize(usernames)
+    mapped = np.array([pseudonyms.pseudonym(key, name) for name in names], dtype=object)
+    if len(set(mapped)) != len(mapped):
+        raise sources.InputDataError(source_dir, "two user names have the same pseudonym "
+                                     "under this key; import again with a new key")
+    return mapped[codes]
+
+
+def _write_outputs(plays: pd.DataFrame, out_dir: str) -> None:
+    """catalogue.csv and one plays/span-YYYYMM/plays.csv per month of `plays` (sorted)."""
     _write_csv(_catalogue(plays), os.path.join(out_dir, layout.CATALOGUE_FILE))
     moments = plays.moment.to_numpy()
     # numpy formats datetimes ~10x faster than Series.dt.strftime.
@@ -270,6 +299,30 @@ def convert(source_dir: str, out_dir: str) -> Conversion:
         _write_csv(output.loc[months == month, list(layout.PLAY_COLUMNS)],
                    os.path.join(out_dir, layout.PLAYS_DIR, span, layout.PLAYS_FILE))
 
+
+def convert(source_dir: str, out_dir: str, *, pseudonym_key: Optional[bytes],
+            keep_incognito: bool = False) -> Conversion:
+    """Writes the simulator layout of the Spotify exports under `source_dir` into `out_dir`.
+
+    `pseudonym_key`: user names are written as their pseudonyms under this key (None: verbatim).
+    `keep_incognito`: keep plays with ``incognito_mode`` true (default: dropped and counted).
+    The manifest notes record both choices and the key's public `pseudonyms.key_id`.
+    """
+    files = _history_files(source_dir)
+    if not files:
+        raise sources.InputDataError(
+            source_dir, f"no {FILE_PREFIX}*{FILE_SUFFIX} files in this folder or below it")
+    plays = pd.concat([_read_file(path, user) for path, user in files], ignore_index=True)
+    plays, dropped = _drop_unwanted(source_dir, plays, keep_incognito)
+    if pseudonym_key is not None:
+        plays = plays.assign(username=_pseudonymise(source_dir, plays.username, pseudonym_key))
+    # Stable, so plays at the same second keep their order in the export.
+    plays = plays.sort_values(["username", "moment"], kind="mergesort")
+    _write_outputs(plays, out_dir)
+    notes = {"incognito_plays": "kept" if keep_incognito else "dropped",
+             "usernames": "verbatim" if pseudonym_key is None else "pseudonymised"}
+    if pseudonym_key is not None:
+        notes["pseudonym_key_id"] = pseudonyms.key_id(pseudonym_key)
     return Conversion(
         layout=layout.SIMULATOR,
         users=int(plays.username.nunique()),
@@ -277,4 +330,5 @@ def convert(source_dir: str, out_dir: str) -> Conversion:
         interactions=len(plays),
         has_timestamps=True,
         dropped=dropped,
+        manifest_notes=notes,
     )
