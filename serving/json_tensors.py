@@ -14,10 +14,17 @@ any number and NaN/Infinity. Responses are ``{"predictions": [...]}`` (row: one 
 row, or bare values for a single output) or ``{"outputs": ...}`` (columnar). String outputs
 whose name ends in ``_bytes`` (or that are not UTF-8) are written as ``{"b64": ...}``.
 Mistakes are INVALID_ARGUMENT.
+
+Nesting is bounded, so no request can exhaust the stack: a body nested deeper than the JSON
+parser's recursion limit (about 900 levels) fails to parse, and a tensor value may nest at most
+`MAX_NESTING` lists deep (rank 32, TF Serving's own limit is TensorFlow's 254 dims; nothing
+crossfade serves is above rank 2).
 """
 import base64
 import binascii
 import json
+import reprlib
+import sys
 from typing import Any, Dict, List, Mapping, Tuple, Union
 
 import numpy as np
@@ -26,6 +33,7 @@ from tensorflow.core.framework import types_pb2
 from crossfade.serving.errors import invalid_argument
 
 ROW_KEY, COLUMNAR_KEY = "instances", "inputs"
+MAX_NESTING = 32  # lists within one tensor value (its rank)
 _INT_RANGES = {
     types_pb2.DT_INT8: (np.int8, -2 ** 7, 2 ** 7 - 1),
     types_pb2.DT_UINT8: (np.uint8, 0, 2 ** 8 - 1),
@@ -45,6 +53,10 @@ def parse_body(body: bytes) -> Dict[str, Any]:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise invalid_argument(f"JSON Parse error: {error}") from None
+    except RecursionError:
+        # The C parser guards its recursion with the interpreter's limit: a clean error.
+        raise invalid_argument("JSON Parse error: the document is nested too deep "
+                               f"(more than about {sys.getrecursionlimit()} levels)") from None
     if not isinstance(document, dict):
         raise invalid_argument("JSON Value is not an object: the request body must be a JSON "
                                "object")
@@ -77,7 +89,8 @@ def _is_b64(value) -> bool:
 def decode_b64(value: Dict[str, Any], where: str) -> bytes:
     """The bytes of a `{"b64": "..."}` value; anything else is INVALID_ARGUMENT at `where`."""
     if not (_is_b64(value) and isinstance(value["b64"], str)):
-        raise invalid_argument(f"{where}: expected {{\"b64\": <base64 string>}}, got {value!r}")
+        raise invalid_argument(f"{where}: expected {{\"b64\": <base64 string>}}, got "
+                               f"{reprlib.repr(value)}")
     try:
         return base64.b64decode(value["b64"], validate=True)
     except binascii.Error as error:
@@ -107,22 +120,42 @@ def _leaf(value, dtype: int, where: str):
         raise invalid_argument(f"{where}: {types_pb2.DataType.Name(dtype)} inputs are not "
                                "supported over REST")
     expected = types_pb2.DataType.Name(dtype)[3:].lower()
-    raise invalid_argument(f"{where}: JSON Value: {json.dumps(value)} Type: "
+    raise invalid_argument(f"{where}: JSON Value: {_preview(value)} Type: "
                            f"{_json_type(value)} is not of expected type: {expected}")
 
 
+def _preview(value) -> str:
+    """`value` for an error message: JSON for a scalar; an object or array (which may nest
+    deep and be large) shortened, its depth bounded by reprlib."""
+    if isinstance(value, (dict, list)):
+        return reprlib.repr(value)
+    return json.dumps(value)
+
+
 def _flatten(value, where: str) -> Tuple[Tuple[int, ...], List[Any]]:
-    """(shape, leaves in row-major order) of a nested list; it must be rectangular."""
-    if not isinstance(value, list):
-        return (), [value]
-    if not value:
-        return (0,), []
-    shapes_and_leaves = [_flatten(item, where) for item in value]
-    inner = shapes_and_leaves[0][0]
-    if any(shape != inner for shape, _ in shapes_and_leaves):
-        raise invalid_argument(f"{where}: Expecting tensors in list to be of same shape; "
-                               "nested lists must be rectangular")
-    return (len(value),) + inner, [leaf for _, leaves in shapes_and_leaves for leaf in leaves]
+    """(shape, leaves in row-major order) of a nested list; it must be rectangular and nest
+    at most MAX_NESTING deep. Level by level, without recursion: request data sets the depth."""
+    shape: List[int] = []
+    level = [value]
+    while isinstance(level[0], list):
+        if len(shape) == MAX_NESTING:
+            raise invalid_argument(f"{where}: the value is nested more than {MAX_NESTING} "
+                                   f"lists deep (tensors of rank above {MAX_NESTING})")
+        size = len(level[0])
+        if any(not isinstance(item, list) or len(item) != size for item in level):
+            raise _not_rectangular(where)
+        shape.append(size)
+        level = [leaf for item in level for leaf in item]
+        if not level:
+            return tuple(shape), []
+    if any(isinstance(item, list) for item in level):
+        raise _not_rectangular(where)
+    return tuple(shape), level
+
+
+def _not_rectangular(where: str):
+    return invalid_argument(f"{where}: Expecting tensors in list to be of same shape; "
+                            "nested lists must be rectangular")
 
 
 def to_array(value, dtype: int, where: str) -> np.ndarray:

@@ -98,3 +98,34 @@ def test_response_documents():
     json.dumps(rows)  # serializable as is
     with pytest.raises(ServingError, match="0th dimension"):
         json_tensors.response_document({"a": np.zeros(2), "b": np.zeros(3)}, True)
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000,  # the probe's body: used to escape as RecursionError, HTTP 500
+    b'{"inputs": {"k": ' + b"[" * 100_000 + b"1" + b"]" * 100_000 + b"}}",
+    b'{"a": ' * 100_000,
+], ids=["arrays", "tensor", "objects"])
+def test_bodies_nested_too_deep_to_parse_are_invalid_arguments(body):
+    with pytest.raises(ServingError, match="nested too deep") as error:
+        json_tensors.parse_body(body)
+    assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_tensor_values_nest_at_most_max_nesting_deep():
+    limit = json_tensors.MAX_NESTING
+    deep = 1
+    for _ in range(limit):
+        deep = [deep]
+    assert json_tensors.to_array(deep, types_pb2.DT_INT32, "'inputs'").ndim == limit
+    # Deeper than the limit, even far deeper than Python's recursion limit: no recursion.
+    for depth in (limit + 1, 100_000):
+        value = 1
+        for _ in range(depth):
+            value = [value]
+        assert f"nested more than {limit} lists deep" in _invalid({"inputs": {"k": value}})
+    # A deep object where a string is expected is reported without walking all of it.
+    value = "x"
+    for _ in range(100_000):
+        value = {"a": value}
+    assert "Type: Object is not of expected type: string" in _invalid(
+        {"inputs": {"user_id": [value]}})

@@ -9,7 +9,9 @@ ports only once every model has a version loaded, then polls the base paths ever
 Differences from TF Serving, on purpose: it binds 127.0.0.1 by default (it is a development
 and CI server, not an exposed service); request size and `k` are capped (`RequestLimits`,
 `max_request_bytes`); batching groups requests by `k` so every response has its own K
-columns; Classify/Regress/MultiInference and config reloads are UNIMPLEMENTED.
+columns; failed loads are retried on later polls rather than in a blocked load thread
+(`crossfade.serving.versions`); Classify/Regress/MultiInference and config reloads are
+UNIMPLEMENTED.
 """
 import dataclasses
 import logging
@@ -25,7 +27,12 @@ from crossfade.serving import grpc_api, rest_api, warmup
 from crossfade.serving.batching import BatchingOptions
 from crossfade.serving.model_config import ModelConfig
 from crossfade.serving.servable import RequestLimits, Servable
-from crossfade.serving.versions import ModelRegistry, VersionManager
+from crossfade.serving.versions import (
+    DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
+    DEFAULT_MAX_NUM_LOAD_RETRIES,
+    ModelRegistry,
+    VersionManager,
+)
 
 LOG = logging.getLogger("crossfade.serving")
 DEFAULT_GRPC_PORT = 8500
@@ -45,6 +52,9 @@ class ServerOptions:
     batching: Optional[BatchingOptions] = dataclasses.field(default_factory=BatchingOptions)
     grpc_threads: int = 32
     enable_warmup: bool = True
+    # A failed load is retried this many more times, this far apart (TF Serving's flags).
+    max_num_load_retries: int = DEFAULT_MAX_NUM_LOAD_RETRIES
+    load_retry_interval_micros: int = DEFAULT_LOAD_RETRY_INTERVAL_MICROS
 
 
 class ModelServer:
@@ -54,7 +64,11 @@ class ModelServer:
         if not models:
             raise ValueError("no models to serve")
         self.options = options
-        self.registry = ModelRegistry([VersionManager(model, self._load) for model in models])
+        self.registry = ModelRegistry([
+            VersionManager(model, self._load,
+                           max_num_load_retries=options.max_num_load_retries,
+                           load_retry_interval_micros=options.load_retry_interval_micros)
+            for model in models])
         self._grpc_server: Optional[grpc.Server] = None
         self._rest_server: Optional[rest_api.RestServer] = None
         self._stop = threading.Event()

@@ -1,15 +1,19 @@
 """The local model server's APIs in process, on small stand-in models: REST shapes and status
 codes, gRPC services, limits, warmup on load, concurrent requests."""
+import gc
 import http.client
 import json
 import os
 import shutil
 import threading
+import weakref
 
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.ops import gen_lookup_ops
+from tensorflow.python.trackable.resource import CapturableResource
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -107,6 +111,8 @@ def test_rest_predict_row_and_columnar(server):
     ("POST", "/v1/models/toy/versions/7:predict", {"instances": [1]}, 404,
      "Servable not found for request: Specific(toy, 7)"),
     ("POST", "/v1/models/toy:predict", b"{not json", 400, "JSON Parse error"),
+    ("POST", "/v1/models/toy:predict", b'{"instances": ' + b"[" * 60_000, 400,
+     "nested too deep"),
     ("POST", "/v1/models/toy:predict", {"signature_name": "nope", "inputs": {}}, 400,
      'Serving signature name: "nope" not found in signature def'),
     ("POST", "/v1/models/toy:predict", {"inputs": {"user_id": ["u"], "k": [1]}}, 400,
@@ -259,7 +265,8 @@ def test_warmup_runs_on_load_and_a_failing_warmup_fails_the_version(toy_versions
         writer.write(log.SerializeToString())
     os.rename(broken, os.path.join(base, "2"))
     caplog.set_level("INFO", logger="crossfade.serving")
-    options = ServerOptions(grpc_port=0, rest_port=None, limits=RequestLimits(max_k=1000))
+    options = ServerOptions(grpc_port=0, rest_port=None, limits=RequestLimits(max_k=1000),
+                            max_num_load_retries=0)
     running = ModelServer([ModelConfig("toy", base)], options).start(wait_seconds=60)
     try:
         assert running.registry.manager("toy").loaded_versions == [1]
@@ -268,3 +275,40 @@ def test_warmup_runs_on_load_and_a_failing_warmup_fails_the_version(toy_versions
     finally:
         running.stop()
     assert "Finished warming up model toy version 1" in caplog.text
+
+
+def test_an_unloaded_version_leaves_nothing_behind(toy_versions):
+    """The Servable, its loaded model and the model's lookup tables (TF's resource manager
+    never frees a restored table on its own: 50 MB a version for the real model) all go."""
+    base = toy_versions(1)
+    options = ServerOptions(grpc_port=0, rest_port=None)
+    server = ModelServer([ModelConfig("toy", base)], options)  # not started: no ports
+    server.registry.poll()
+    old = server.registry.servable("toy")
+    old.run("similar_tracks", signatures.similar_tracks_inputs([TOY_TRACKS[0]], k=3))
+    servable_ref, model_ref = weakref.ref(old), weakref.ref(old._model)
+    tables = [node.resource_handle for node in tf.train.TrackableView(old._model).descendants()
+              if isinstance(node, CapturableResource)]
+    assert tables and int(gen_lookup_ops.lookup_table_size_v2(tables[0])) == len(TOY_TRACKS)
+    del old
+    toy_versions(2, base=base)
+    server.registry.poll()
+    assert server.registry.manager("toy").loaded_versions == [2]
+    gc.collect()
+    assert servable_ref() is None and model_ref() is None
+    for handle in tables:
+        with pytest.raises(tf.errors.NotFoundError):
+            gen_lookup_ops.lookup_table_size_v2(handle)
+
+
+def test_server_options_retry_failed_loads(toy_versions):
+    base = toy_versions(1)
+    os.makedirs(os.path.join(base, "2"))  # an empty push: every attempt fails
+    options = ServerOptions(grpc_port=0, rest_port=None, poll_seconds=0.05,
+                            max_num_load_retries=2, load_retry_interval_micros=0)
+    assert (ServerOptions().max_num_load_retries,
+            ServerOptions().load_retry_interval_micros) == (5, 60_000_000)  # TF Serving's
+    server = ModelServer([ModelConfig("toy", base)], options)
+    server.registry.poll()
+    state = server.registry.states("toy", version=2)[0]
+    assert state.state == "END" and "version: 2" in state.error_message

@@ -85,7 +85,7 @@ def _slow_to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     import tensorflow as tf  # only for rare dtypes (half, complex, ...)
     try:
         return tf.make_ndarray(proto)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, KeyError) as error:  # KeyError: no numpy twin (DT_VARIANT)
         raise invalid_argument(
             f"cannot decode a {dtype_name(proto.dtype)} tensor: {error}") from None
 

@@ -43,3 +43,11 @@ def test_values_that_do_not_fill_the_shape_are_invalid():
     content.tensor_content = content.tensor_content[:-1]
     with pytest.raises(ServingError, match="tensor_content"):
         tensor_proto.to_ndarray(content)
+
+
+def test_a_dtype_without_a_numpy_twin_is_invalid_not_internal():
+    proto = tensor_proto.from_ndarray(np.array([1], dtype=np.int32))
+    proto.dtype = types_pb2.DT_VARIANT
+    with pytest.raises(ServingError) as error:
+        tensor_proto.to_ndarray(proto)
+    assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT

@@ -8,10 +8,17 @@ the policy no longer wants. Requests resolve against an immutable snapshot of th
 versions, so a request never sees a half-loaded version, and one already running on an old
 version finishes on it (its reference keeps that version alive).
 
-A version that fails to load ends in state END with the error; it is not retried while its
-folder stays, and the policy chooses among the other versions (so a broken newest version
-leaves the previous one serving, even at startup). If the base path is missing or holds no
-version, loaded versions stay loaded.
+A version that fails to load is retried as TF Serving retries it: up to
+`max_num_load_retries` more times (default 5), `load_retry_interval_micros` apart (default
+60 s), so a copy that wrote saved_model.pb before variables/ loads once complete. Meanwhile it
+shows as LOADING (TF Serving's state while it retries) and the policy chooses among the other
+versions, so a broken newest version leaves the previous one serving, even at startup; a retry
+is dropped if the policy no longer wants the version by then. Unlike TF Serving, which blocks
+its load thread between attempts, retries happen on later polls, so other models and versions
+keep loading. Once the retries are exhausted the version ends in END with the error and is not
+tried again while its folder stays; if the folder goes away, the failure is forgotten, and a
+version pushed again under the same number is loaded afresh. If the base path is missing or
+holds no version, loaded versions stay loaded.
 """
 import collections
 import dataclasses
@@ -36,6 +43,8 @@ LOG = logging.getLogger("crossfade.serving")
 LOADING, AVAILABLE, UNLOADING, END = "LOADING", "AVAILABLE", "UNLOADING", "END"
 
 Loader = Callable[[ModelConfig, int, str], Servable]
+DEFAULT_MAX_NUM_LOAD_RETRIES = 5  # tensorflow_model_server --max_num_load_retries
+DEFAULT_LOAD_RETRY_INTERVAL_MICROS = 60_000_000  # --load_retry_interval_micros
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +53,17 @@ class VersionState:
     state: str
     error_code: grpc.StatusCode = grpc.StatusCode.OK
     error_message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+    """A version's failed load attempts: how many, when (clock time) it may try again, and
+    the last error."""
+
+    attempts: int
+    retry_at: float
+    code: grpc.StatusCode
+    message: str
 
 
 def versions_on_disk(base_path: str) -> Optional[Dict[int, str]]:
@@ -71,12 +91,20 @@ def status_response(states: List[VersionState]) -> get_model_status_pb2.GetModel
 class VersionManager:
     """Loaded versions of one model; see the module docstring."""
 
-    def __init__(self, config: ModelConfig, loader: Loader, history: int = 32):
+    def __init__(self, config: ModelConfig, loader: Loader, history: int = 32,
+                 max_num_load_retries: int = DEFAULT_MAX_NUM_LOAD_RETRIES,
+                 load_retry_interval_micros: int = DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
+                 clock: Callable[[], float] = time.monotonic):
+        if max_num_load_retries < 0 or load_retry_interval_micros < 0:
+            raise ValueError("load retries and their interval must not be negative")
         self.config = config
         self._loader = loader
         self._loaded: Mapping[int, Servable] = {}  # replaced, never mutated: lock-free reads
         self._states: "collections.OrderedDict[int, VersionState]" = collections.OrderedDict()
-        self._failed: Dict[int, str] = {}
+        self._failed: Dict[int, _Failure] = {}
+        self._max_retries = max_num_load_retries
+        self._retry_interval_s = load_retry_interval_micros / 1e6
+        self._clock = clock
         self._history = history
         self._poll_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -92,18 +120,27 @@ class VersionManager:
                     LOG.warning("No versions of model %s found under base path %s",
                                 self.config.name, self.config.base_path)
                 return
-            # Failed versions are out of the running, so `latest` falls back to the newest
-            # loadable version rather than serving nothing (after a bad push at startup).
+            for version in set(self._failed) - set(on_disk):
+                del self._failed[version]  # gone: a version pushed again starts afresh
+            # Failed versions (until a retry is due) are out of the running, so `latest` falls
+            # back to the newest loadable version rather than serving nothing.
             while True:
-                wanted = self.config.policy.select(v for v in on_disk if v not in self._failed)
+                wanted = self.config.policy.select(v for v in on_disk if self._may_load(v))
                 missing = sorted(wanted - set(self._loaded), reverse=True)
                 for version in missing:
                     self._load(version, os.path.join(self.config.base_path, on_disk[version]))
                 if not set(missing) & set(self._failed):
                     break
+            self._drop_unwanted_retries(on_disk)
             for version in sorted(set(self._loaded) - wanted):
                 if len(self._loaded) > 1 or wanted & set(self._loaded):
                     self._unload(version)
+
+    def _may_load(self, version: int) -> bool:
+        """Not failed, or failed with a retry left and due."""
+        failure = self._failed.get(version)
+        return failure is None or (failure.attempts <= self._max_retries
+                                   and self._clock() >= failure.retry_at)
 
     def _load(self, version: int, path: str) -> None:
         self._set_state(VersionState(version, LOADING))
@@ -111,19 +148,47 @@ class VersionManager:
         try:
             servable = self._loader(self.config, version, path)
         except Exception as error:  # noqa: BLE001 -- a bad version must not stop the server
-            code = error.code if isinstance(error, ServingError) else grpc.StatusCode.UNKNOWN
-            message = f"Loading servable version {{name: {self.config.name} version: " \
-                      f"{version}}} failed: {error}"
-            LOG.error(message)
-            self._failed[version] = message
-            self._set_state(VersionState(version, END, code, message))
+            self._load_failed(version, error)
             return
+        self._failed.pop(version, None)
         loaded = dict(self._loaded)
         loaded[version] = servable
         self._loaded = loaded
         self._set_state(VersionState(version, AVAILABLE))
         LOG.info("Successfully loaded servable version {name: %s version: %d} in %.1f s",
                  self.config.name, version, time.perf_counter() - started)
+
+    def _load_failed(self, version: int, error: Exception) -> None:
+        """Schedules a retry if one is left (the version stays LOADING), else ends it."""
+        previous = self._failed.get(version)
+        attempts = (previous.attempts if previous else 0) + 1
+        code = error.code if isinstance(error, ServingError) else grpc.StatusCode.UNKNOWN
+        message = f"Loading servable version {{name: {self.config.name} version: " \
+                  f"{version}}} failed: {error}"
+        self._failed[version] = _Failure(attempts, self._clock() + self._retry_interval_s,
+                                         code, message)
+        if attempts > self._max_retries:
+            self._give_up(version)
+            return
+        LOG.error("%s; retrying in %g s (retry %d of %d)", message, self._retry_interval_s,
+                  attempts, self._max_retries)
+
+    def _give_up(self, version: int) -> None:
+        """No more attempts: END with the last error, as TF Serving's GetModelStatus shows."""
+        failure = dataclasses.replace(self._failed[version], attempts=self._max_retries + 1)
+        self._failed[version] = failure
+        LOG.error(failure.message)
+        self._set_state(VersionState(version, END, failure.code, failure.message))
+
+    def _drop_unwanted_retries(self, on_disk: Mapping[int, str]) -> None:
+        """Gives up the retries of versions the policy no longer wants (a newer one loaded
+        meanwhile), rather than leaving them LOADING for ever."""
+        pending = {v for v, f in self._failed.items() if f.attempts <= self._max_retries}
+        if pending:
+            aspired = self.config.policy.select(
+                v for v in on_disk if v not in self._failed or v in pending)
+            for version in sorted(pending - aspired):
+                self._give_up(version)
 
     def _unload(self, version: int) -> None:
         self._set_state(VersionState(version, UNLOADING))

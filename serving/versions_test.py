@@ -1,16 +1,21 @@
 """Version polling, policies, labels and states, on small stand-in models."""
+import gc
 import os
+import shutil
+import weakref
 
 import grpc
 import pytest
 
 from crossfade.serving import signatures
+from crossfade.serving.batching import BatchingOptions
 from crossfade.serving.errors import ServingError
 from crossfade.serving.model_config import ModelConfig, VersionPolicy
 from crossfade.serving.servable import Servable
 from crossfade.serving.versions import (
     AVAILABLE,
     END,
+    LOADING,
     ModelRegistry,
     VersionManager,
     versions_on_disk,
@@ -20,12 +25,22 @@ LATEST = VersionPolicy()
 
 
 def _manager(base: str, policy: VersionPolicy = LATEST, labels=None,
-             loads=None) -> VersionManager:
+             loads=None, **retries) -> VersionManager:
     def load(config, version, path):
         if loads is not None:
             loads.append(version)
         return Servable.load(config.name, version, path)
-    return VersionManager(ModelConfig("toy", base, policy, labels or {}), load)
+    return VersionManager(ModelConfig("toy", base, policy, labels or {}), load, **retries)
+
+
+class _Clock:
+    """A settable stand-in for time.monotonic."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _states(manager):
@@ -99,14 +114,14 @@ def test_a_broken_version_ends_with_its_error_and_the_old_one_keeps_serving(toy_
     base = toy_versions(1)
     os.makedirs(os.path.join(base, "2"))  # no saved_model.pb
     loads = []
-    manager = _manager(base, loads=loads)
+    manager = _manager(base, loads=loads, max_num_load_retries=0)
     manager.poll()
     assert manager.loaded_versions == [1]
     state = manager.states(version=2)[0]
     assert state.state == END and state.error_code != grpc.StatusCode.OK
     assert "version: 2" in state.error_message
     manager.poll()
-    assert loads.count(2) == 1  # not retried while the folder stays
+    assert loads.count(2) == 1  # retries exhausted (none): not loaded again while it stays
     os.makedirs(os.path.join(base, "3"))  # a broken push while serving
     manager.poll()
     assert manager.loaded_versions == [1] and manager.states()[0].state == END
@@ -140,3 +155,89 @@ def test_registry_unknown_model(toy_versions):
     assert error.value.message == "Servable not found for request: Specific(other, 3)"
     with pytest.raises(ServingError, match="Could not find any versions of model other"):
         registry.states("other")
+
+
+def test_a_servable_is_freed_by_its_last_reference_alone(toy_versions):
+    """No reference cycle (e.g. through its batcher): an unloaded version's memory goes as
+    soon as its last in-flight request ends, not at some later garbage collection."""
+    base = toy_versions(1)
+    servable = Servable.load("toy", 1, os.path.join(base, "1"), batching=BatchingOptions())
+    servable.run("", signatures.recommend_inputs(["u"], k=3))
+    alive = weakref.ref(servable)
+    gc.disable()
+    try:
+        del servable
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
+def test_a_failed_load_is_retried_until_the_copy_is_complete(toy_versions):
+    """A copy that wrote saved_model.pb before variables/: TF Serving's load retries."""
+    base = toy_versions(1)
+    partial = os.path.join(base, "2")
+    os.makedirs(os.path.join(partial, "variables"))
+    shutil.copy(os.path.join(base, "1", "saved_model.pb"), partial)
+    loads, clock = [], _Clock()
+    manager = _manager(base, loads=loads, max_num_load_retries=5,
+                       load_retry_interval_micros=2_000_000, clock=clock)
+    manager.poll()
+    assert manager.loaded_versions == [1] and loads == [2, 1]
+    assert manager.states(version=2)[0].state == LOADING  # as TF Serving shows it, retrying
+    clock.now = 1.9
+    manager.poll()
+    assert loads == [2, 1]  # not before the retry interval
+    for name in os.listdir(os.path.join(base, "1", "variables")):
+        shutil.copy(os.path.join(base, "1", "variables", name),
+                    os.path.join(partial, "variables"))
+    clock.now = 2.0
+    manager.poll()
+    assert loads == [2, 1, 2] and manager.loaded_versions == [2]
+    assert _states(manager) == [(2, AVAILABLE), (1, END)]
+
+
+def test_retries_are_bounded_then_the_version_stays_failed_until_it_is_repushed(toy_versions):
+    base = toy_versions(1)
+    os.makedirs(os.path.join(base, "3"))  # never loads
+    loads, clock = [], _Clock()
+    manager = _manager(base, loads=loads, max_num_load_retries=2,
+                       load_retry_interval_micros=1_000_000, clock=clock)
+    for _ in range(6):
+        manager.poll()
+        clock.now += 1
+    assert loads.count(3) == 3  # the first attempt and 2 retries
+    state = manager.states(version=3)[0]
+    assert state.state == END and state.error_code != grpc.StatusCode.OK
+    assert "version: 3" in state.error_message and manager.loaded_versions == [1]
+    shutil.rmtree(os.path.join(base, "3"))
+    manager.poll()  # gone from disk: its failure is forgotten
+    toy_versions(3, base=base)
+    manager.poll()
+    assert loads.count(3) == 4 and manager.loaded_versions == [3]
+
+
+def test_no_retries_and_a_zero_interval(toy_versions):
+    base = toy_versions(1)
+    os.makedirs(os.path.join(base, "2"))
+    loads = []
+    _manager(base, loads=loads, max_num_load_retries=0).poll()
+    assert loads == [2, 1]
+    loads.clear()
+    # A zero interval retries at once, within the same poll, as TF Serving's loop does.
+    _manager(base, loads=loads, max_num_load_retries=3, load_retry_interval_micros=0).poll()
+    assert loads == [2, 2, 2, 2, 1]
+
+
+def test_a_retry_is_dropped_once_a_newer_version_serves(toy_versions):
+    base = toy_versions(1)
+    os.makedirs(os.path.join(base, "2"))
+    clock = _Clock()
+    manager = _manager(base, max_num_load_retries=5, load_retry_interval_micros=10_000_000,
+                       clock=clock)
+    manager.poll()
+    assert manager.states(version=2)[0].state == LOADING
+    toy_versions(3, base=base)
+    manager.poll()
+    assert manager.loaded_versions == [3]
+    state = manager.states(version=2)[0]
+    assert state.state == END and "version: 2" in state.error_message
