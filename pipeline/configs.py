@@ -10,6 +10,7 @@ import os
 from typing import Dict, Mapping, Optional, Tuple
 
 from crossfade.components.example_gen.split_protocols import SplitProtocol
+from crossfade.components.listening_data import play_checks
 from crossfade.components.stream_qualification.rules import QualificationRules
 from crossfade.components.trainer import distribution, run_config
 from crossfade.components.trainer.hyperparameters import Hyperparameters
@@ -85,6 +86,15 @@ class PipelineConfig:
     # beyond regression_tolerance against the latest blessed model.
     lift_floor: float = 1.2
     regression_tolerance: float = 0.01
+    # ... and at least this many eval plays by this many distinct users (tiny: ~2k eval plays
+    # by ~290 users; Last.fm HetRec's random split: ~9k by 1,892), so that a tiny eval split
+    # (say, moved by a few future-dated plays) never blesses.
+    min_eval_plays: int = 100
+    min_eval_users: int = 20
+    # Plays dated after the run's clock + 1 day or before 2000-01-01
+    # (components/listening_data/play_checks.py): "reject" (default: the run stops with file,
+    # row and field) or "drop" (dropped and counted; `crossfade status` shows the count).
+    timestamp_policy: str = play_checks.REJECT
     # The Trainer's tf.distribute strategy: default | mirrored | multi_worker_mirrored
     # (components/trainer/distribution.py documents each, and TF_CONFIG for multi-worker).
     distribution_strategy: str = distribution.DEFAULT
@@ -96,6 +106,10 @@ class PipelineConfig:
             raise ValueError(f"need 1 <= default_k <= max_k, got {self.default_k}, {self.max_k}")
         if self.max_k < 100:
             raise ValueError(f"max_k must be at least 100, got {self.max_k}")
+        if self.min_eval_plays < 1 or self.min_eval_users < 1:
+            raise ValueError(f"min_eval_plays and min_eval_users must be at least 1, got "
+                             f"{self.min_eval_plays}, {self.min_eval_users}")
+        play_checks.check_timestamp_policy(self.timestamp_policy)
         if self.distribution_strategy not in distribution.STRATEGY_NAMES:
             raise ValueError(f"distribution_strategy must be one of "
                              f"{list(distribution.STRATEGY_NAMES)}, got "

@@ -28,7 +28,8 @@ def create_pipeline(config: PipelineConfig,
     """ExampleGen (plays, catalogue) -> StreamQualifier -> Transform -> Trainer -> Evaluator
     -> Pusher."""
     version = code_version()
-    plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.split, version)
+    plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.split, version,
+                                                        config.timestamp_policy)
     catalogue_gen = listening_example_gen.catalogue_example_gen(config.data_dir, version)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=PLAYS_SCHEMA_FILE)
     qualifier = StreamQualifier(examples=plays_gen.outputs["examples"],
@@ -67,7 +68,8 @@ def create_pipeline(config: PipelineConfig,
         example_splits=[EVAL_SPLIT],
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
-        eval_config=retrieval_eval_config(config.lift_floor, config.regression_tolerance))
+        eval_config=retrieval_eval_config(config.lift_floor, config.regression_tolerance,
+                                          config.min_eval_plays, config.min_eval_users))
 
     pusher = AtomicPusher(
         model=trainer.outputs["model"],

@@ -11,6 +11,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
+from crossfade.components.listening_data.play_checks import READ_COUNT_NAMES
 from crossfade.components.stream_qualification import executor
 from crossfade.components.trainer.run_config import TRAINING_STATS_FILE
 from crossfade.pipeline import run_lock
@@ -39,6 +40,8 @@ class RunSummary:
     pushed_path: Optional[str] = None
     training: Dict[str, object] = dataclasses.field(default_factory=dict)
     stream_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
+    # Plays rows the ExampleGen dropped on reading (play_checks.READ_COUNT_NAMES).
+    read_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
     serving_base_path: str = ""
     served_versions: List[str] = dataclasses.field(default_factory=list)
     # "<component id>/<artifact type>" -> URI of that output in this run (cached or new).
@@ -67,6 +70,10 @@ class RunSummary:
                 f"{c.get('bot_accounts', 0)} bot accounts, "
                 f"{c.get('bot_plays_removed', 0):,} bot plays removed; "
                 f"{c.get('examples_out', 0):,} examples out")
+        if self.read_counts:
+            lines.append("Input: " + ", ".join(
+                f"{value:,} {name.replace('_', ' ')}" for name, value in
+                sorted(self.read_counts.items())))
         if self.training:
             lines.append(f"Training: {self.training.get('examples_trained')} examples, "
                          f"{self.training.get('examples_per_second', 0):.0f} examples/s")
@@ -145,6 +152,9 @@ def latest_run(config: PipelineConfig) -> RunSummary:
             artifact_type = store.get_artifact_types_by_id([artifact.type_id])[0].name
             summary.artifact_uris[f"{component}/{artifact_type}"] = artifact.uri
             properties = artifact.custom_properties
+            if artifact_type == "Examples" and READ_COUNT_NAMES[0] in properties:
+                summary.read_counts = {name: properties[name].int_value
+                                       for name in READ_COUNT_NAMES if name in properties}
             if artifact_type == "Examples" and "plays_in" in properties:
                 summary.stream_counts = {name: properties[name].int_value
                                          for name in STREAM_COUNT_NAMES if name in properties}

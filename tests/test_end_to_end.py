@@ -119,14 +119,52 @@ def test_a_degraded_model_is_neither_blessed_nor_pushed(first_run):
     assert _versions(config) == [summary.pushed_version]
 
 
-def test_bad_input_is_reported_by_file_row_and_field_and_nothing_is_lost(first_run, tmp_path):
+def _set_cell(path, row, field, value):
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table.loc[row - 1, field] = value
+    table.to_csv(path, index=False)
+
+
+def _latin1_title(path, row, field):
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table.loc[row - 1, field] = "Caf<e9>"
+    with open(path, "wb") as handle:
+        handle.write(table.to_csv(index=False).encode().replace(b"Caf<e9>", b"Caf\xe9"))
+
+
+def _truncate_last_row(path, row, field):
+    with open(path) as handle:
+        text = handle.read().rstrip("\n")
+    with open(path, "w") as handle:
+        handle.write(text.rsplit(",", 1)[0])
+
+
+# (file, row, field, how it is broken, the message after "field '...': ")
+BAD_INPUTS = {
+    "not-a-number": ("span", 7, "ms_played", lambda p, r, f: _set_cell(p, r, f, "abc"),
+                     "not a number: 'abc'"),
+    "future-play": ("span", 7, "ts", lambda p, r, f: _set_cell(p, r, f, "2099-01-01T00:00:00Z"),
+                    "play after the run's clock"),
+    "newline-in-id": ("span", 7, "username", lambda p, r, f: _set_cell(p, r, f, "user\n7"),
+                      "control character"),
+    "latin-1": ("catalogue", 3, "title", _latin1_title, "not UTF-8 text (byte 0xe9)"),
+    "truncated-row": ("span", None, None, _truncate_last_row, "the row has fewer fields"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_reported_by_file_row_and_field_and_nothing_is_lost(first_run, tmp_path,
+                                                                          case):
     config, summary = first_run
     bad_data = str(tmp_path / "bad")
     shutil.copytree(config.data_dir, bad_data)
-    span_file = sorted(glob.glob(os.path.join(bad_data, "plays", "span-*", "plays.csv")))[3]
-    table = pd.read_csv(span_file, dtype=str, keep_default_na=False)
-    table.loc[6, "ms_played"] = "abc"
-    table.to_csv(span_file, index=False)
+    which, row, field, corrupt, message = BAD_INPUTS[case]
+    span_file = (os.path.join(bad_data, "catalogue.csv") if which == "catalogue" else
+                 sorted(glob.glob(os.path.join(bad_data, "plays", "span-*", "plays.csv")))[3])
+    if row is None:  # the last row, missing its last field
+        columns = pd.read_csv(span_file, dtype=str).columns
+        row, field = len(pd.read_csv(span_file, dtype=str)), columns[-1]
+    corrupt(span_file, row, field)
 
     command = [sys.executable, "-m", "crossfade.pipeline.cli", "run", "--data", bad_data,
                "--output", config.output_dir, *sum((["--set", f"{name}={value}"]
@@ -134,13 +172,16 @@ def test_bad_input_is_reported_by_file_row_and_field_and_nothing_is_lost(first_r
                                                     [])]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2, result.stderr[-3000:]
-    assert f"{span_file}, row 7, field 'ms_played': not a number: 'abc'" in result.stderr
+    assert f"{span_file}, row {row}, field '{field}': {message}" in result.stderr
+    *_, error_line, pushed_line = result.stderr.rstrip().splitlines()  # Beam logs above them
+    assert error_line.startswith("error: bad input data: ") and field in error_line
+    assert pushed_line.startswith("Nothing was pushed")
     assert _versions(config) == [summary.pushed_version]
 
     status = subprocess.run([sys.executable, "-m", "crossfade.pipeline.cli", "status", "--output",
                              config.output_dir], capture_output=True, text=True, timeout=300)
     assert status.returncode == 0, status.stderr[-3000:]
-    assert "PlaysExampleGen              FAILED" in status.stdout
+    assert "ExampleGen" in status.stdout and "FAILED" in status.stdout
     assert f"latest: {summary.pushed_version}" in status.stdout
 
 

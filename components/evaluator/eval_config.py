@@ -5,7 +5,9 @@ A model is blessed when both hold on the eval (later-span) split:
 * floor: its Recall@50 is at least `lift_floor` times a most-popular ranking's Recall@50 on the
   same plays (`recall@50_lift`), a bar that keeps its meaning on any dataset;
 * no regression: its Recall@50 is not below the latest blessed model's by more than
-  `regression_tolerance` (relative). TFMA drops this check when no model is blessed yet.
+  `regression_tolerance` (relative). TFMA drops this check when no model is blessed yet;
+* enough evidence: at least `min_eval_plays` eval plays (`eval_plays`) by at least
+  `min_eval_users` distinct users (`eval_users`), so a tiny eval split never blesses.
 """
 import tensorflow_model_analysis as tfma
 
@@ -16,7 +18,13 @@ GATED_METRIC = retrieval_metrics.RECALL.format(retrieval_metrics.LIFT_CUTOFF)
 LIFT_METRIC = retrieval_metrics.LIFT.format(retrieval_metrics.LIFT_CUTOFF)
 
 
-def retrieval_eval_config(lift_floor: float, regression_tolerance: float) -> tfma.EvalConfig:
+def _at_least(bound: float) -> tfma.MetricThreshold:
+    return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+        lower_bound={"value": bound}))
+
+
+def retrieval_eval_config(lift_floor: float, regression_tolerance: float,
+                          min_eval_plays: int, min_eval_users: int) -> tfma.EvalConfig:
     """EvalConfig for the `evaluate_examples` signature with the gate described above."""
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=EVALUATE_EXAMPLES)],
@@ -25,9 +33,9 @@ def retrieval_eval_config(lift_floor: float, regression_tolerance: float) -> tfm
             metrics=[tfma.MetricConfig(class_name=retrieval_metrics.RetrievalMetrics.__name__,
                                        module=retrieval_metrics.__name__)],
             thresholds={
-                LIFT_METRIC: tfma.MetricThreshold(
-                    value_threshold=tfma.GenericValueThreshold(
-                        lower_bound={"value": lift_floor})),
+                LIFT_METRIC: _at_least(lift_floor),
+                retrieval_metrics.EVAL_PLAYS: _at_least(min_eval_plays),
+                retrieval_metrics.EVAL_USERS: _at_least(min_eval_users),
                 GATED_METRIC: tfma.MetricThreshold(
                     change_threshold=tfma.GenericChangeThreshold(
                         direction=tfma.MetricDirection.HIGHER_IS_BETTER,

@@ -11,12 +11,18 @@ components/trainer/export.py). From those ranks one combiner computes:
 * ``popularity_recall@50``: recall@50 of a most-popular ranking (training play counts) on the
   same plays, and ``recall@50_lift``: recall@50 / popularity_recall@50. The blessing floor is
   stated on the lift, so it means the same on any dataset.
+* ``eval_plays`` and ``eval_users``: how many plays and distinct users (the examples'
+  ``user_id`` feature) were evaluated. The blessing gate requires minimums of both, so a
+  handful of held-out plays (e.g. an eval window moved by a few future-dated plays) can
+  never bless a model.
 """
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set
 
 import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
+
+from crossfade.components import features
 
 RECALL_CUTOFFS = (10, 50, 100)
 COVERAGE_CUTOFFS = (10, 100)
@@ -29,13 +35,15 @@ COVERAGE = "coverage@{}"
 POPULARITY_RECALL = "popularity_recall@{}"
 LIFT = "recall@{}_lift"
 EVAL_PLAYS = "eval_plays"
+EVAL_USERS = "eval_users"
 
 
 def metric_names() -> List[str]:
     """Every metric name RetrievalMetrics reports."""
     return ([RECALL.format(k) for k in RECALL_CUTOFFS] + [NDCG.format(NDCG_CUTOFF)]
             + [COVERAGE.format(k) for k in COVERAGE_CUTOFFS]
-            + [POPULARITY_RECALL.format(LIFT_CUTOFF), LIFT.format(LIFT_CUTOFF), EVAL_PLAYS])
+            + [POPULARITY_RECALL.format(LIFT_CUTOFF), LIFT.format(LIFT_CUTOFF), EVAL_PLAYS,
+               EVAL_USERS])
 
 
 class RetrievalMetrics(metric_types.Metric):
@@ -69,7 +77,8 @@ def _retrieval_computations(name: str = "retrieval",
         computations.append(metric_types.MetricComputation(
             keys=list(keys.values()),
             preprocessors=[metric_types.StandardMetricInputsPreprocessor(
-                include_filter={"predictions": {}}, include_default_inputs=False)],
+                include_filter={"predictions": {}, "features": {features.USER_ID: {}}},
+                include_default_inputs=False)],
             combiner=_RetrievalCombiner(model_name, keys)))
     return computations
 
@@ -82,12 +91,24 @@ class _Accumulator:
         self.hits = {k: 0 for k in RECALL_CUTOFFS}
         self.popularity_hits = 0
         self.dcg = 0.0
+        self.users: Set[bytes] = set()
         self.recommended: Dict[int, Optional[np.ndarray]] = {k: None for k in COVERAGE_CUTOFFS}
 
     def mark(self, k: int, rows: np.ndarray, catalogue_size: int) -> None:
         if self.recommended[k] is None:
             self.recommended[k] = np.zeros(catalogue_size, dtype=bool)
         self.recommended[k][rows] = True
+
+
+def _user_ids(element: metric_types.StandardMetricInputs) -> List[bytes]:
+    """The user ids of an input (one play or a batch), flattened."""
+    values = (element.features or {}).get(features.USER_ID)
+    if values is None:
+        return []
+    flat = []
+    for value in np.asarray(values, dtype=object).ravel():
+        flat.extend(np.asarray(value, dtype=object).ravel().tolist())
+    return [v if isinstance(v, bytes) else str(v).encode() for v in flat]
 
 
 def _as_dict(predictions: Any, model_name: str) -> Dict[str, np.ndarray]:
@@ -117,6 +138,7 @@ class _RetrievalCombiner(beam.CombineFn):
         top = np.asarray(outputs["top_indices"]).reshape(len(ranks), -1)
         catalogue_size = int(np.atleast_1d(np.asarray(outputs["catalogue_size"]))[0])
         accumulator.plays += len(ranks)
+        accumulator.users.update(_user_ids(element))
         for k in RECALL_CUTOFFS:
             accumulator.hits[k] += int(np.sum(ranks < k))
         accumulator.popularity_hits += int(np.sum(popularity_ranks < LIFT_CUTOFF))
@@ -132,6 +154,7 @@ class _RetrievalCombiner(beam.CombineFn):
             merged.plays += accumulator.plays
             merged.popularity_hits += accumulator.popularity_hits
             merged.dcg += accumulator.dcg
+            merged.users |= accumulator.users
             for k in RECALL_CUTOFFS:
                 merged.hits[k] += accumulator.hits[k]
             for k in COVERAGE_CUTOFFS:
@@ -154,4 +177,5 @@ class _RetrievalCombiner(beam.CombineFn):
         values[LIFT.format(LIFT_CUTOFF)] = recall / popularity if popularity > 0 else (
             float("inf") if recall > 0 else 0.0)
         values[EVAL_PLAYS] = float(accumulator.plays)
+        values[EVAL_USERS] = float(len(accumulator.users))
         return {self._keys[name]: value for name, value in values.items()}

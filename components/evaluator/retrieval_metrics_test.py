@@ -12,10 +12,11 @@ def _combiner():
     return computation.combiner
 
 
-def _inputs(label_rank, popularity_rank, top, size=10):
+def _inputs(label_rank, popularity_rank, top, size=10, user=b"u1"):
     return metric_types.StandardMetricInputs(prediction={
         "label_rank": np.array(label_rank), "popularity_rank": np.array(popularity_rank),
-        "top_indices": np.array(top), "catalogue_size": np.array(size)})
+        "top_indices": np.array(top), "catalogue_size": np.array(size)},
+        features={"user_id": np.array([user], dtype=object)})
 
 
 def _values(result):
@@ -45,6 +46,18 @@ def test_metrics_match_hand_computed_values():
     assert values["popularity_recall@50"] == pytest.approx(2 / 4)
     assert values["recall@50_lift"] == pytest.approx(2.0)
     assert values["eval_plays"] == 4
+    assert values["eval_users"] == 1
+
+
+def test_eval_users_are_distinct_users_across_accumulators():
+    combiner = _combiner()
+    first = combiner.create_accumulator()
+    for user in (b"a", b"b", b"a"):
+        first = combiner.add_input(first, _inputs(0, 0, [0] * 10, user=user))
+    second = combiner.add_input(combiner.create_accumulator(),
+                                _inputs(0, 0, [0] * 10, user=np.array([b"b"])))
+    values = _values(combiner.extract_output(combiner.merge_accumulators([first, second])))
+    assert values["eval_users"] == 2 and values["eval_plays"] == 4
 
 
 def test_lift_without_popularity_hits():
@@ -61,12 +74,19 @@ def test_wrong_signature_outputs_are_reported():
 
 
 def test_gate_thresholds_reach_the_computed_keys():
-    config = eval_config.retrieval_eval_config(lift_floor=1.2, regression_tolerance=0.01)
+    config = eval_config.retrieval_eval_config(lift_floor=1.2, regression_tolerance=0.01,
+                                               min_eval_plays=100, min_eval_users=20)
     config = tfma.utils.config_util.update_eval_config_with_defaults(config, has_baseline=True)
     thresholds = metric_specs.metric_thresholds_from_metrics_specs(config.metrics_specs, config)
     computed = {key for computation in metric_specs.to_computations(config.metrics_specs, config)
                 for key in computation.keys}
     gated = [key for key in thresholds if not key.is_diff]
-    assert {key.name for key in gated} == {eval_config.LIFT_METRIC}
+    assert {key.name for key in gated} == {eval_config.LIFT_METRIC,
+                                           retrieval_metrics.EVAL_PLAYS,
+                                           retrieval_metrics.EVAL_USERS}
+    bounds = {key.name: " ".join(str(entries).split()) for key, entries in thresholds.items()
+              if not key.is_diff}
+    assert "lower_bound { value: 100.0 }" in bounds[retrieval_metrics.EVAL_PLAYS]
+    assert "lower_bound { value: 20.0 }" in bounds[retrieval_metrics.EVAL_USERS]
     assert all(key in computed for key in gated)
     assert {key.name for key in thresholds if key.is_diff} == {eval_config.GATED_METRIC}

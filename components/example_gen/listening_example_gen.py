@@ -11,8 +11,15 @@ caching behave as in any TFX pipeline) with custom Beam executors:
   plays all fall into one shard, so per-user protocols need no further shuffle.
 * `CatalogueExampleGen` writes one example per catalogue track (candidate features only) into a
   single `catalogue` split: the Trainer's input channel for the retrieval index.
+
+Reading applies `sources.read_plays_counted` with the run's `timestamp_policy` and the
+executor's clock; the rows it drops (exact copies, out-of-range timestamps with `drop`) are
+counted into `READ_COUNTS_FILE` and int custom properties (`play_checks.READ_COUNT_NAMES`) of the
+output examples, which `crossfade status` shows.
 """
+import json
 import os
+import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
@@ -25,19 +32,21 @@ from tfx.components import FileBasedExampleGen
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
-from tfx.types import standard_component_specs
+from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
 
 from crossfade.components import features
 from crossfade.components.example_gen import history, split_protocols
-from crossfade.components.listening_data import sources
+from crossfade.components.listening_data import play_checks, sources
 from crossfade.components.listening_data.layout import INTERACTIONS_FILE
 
 CATALOGUE_SPLIT = "catalogue"
 # Plays are grouped into user shards, each processed as columns: enough shards to spread work
 # over many workers, few enough that per-shard overhead stays negligible.
 NUM_USER_SHARDS = 32
+READ_COUNTS_FILE = "read_counts.json"
+COUNTS_TAG = "counts"
 
 
 def encode_examples(columns: Dict[str, np.ndarray]) -> List[bytes]:
@@ -73,10 +82,13 @@ def user_shards(user_ids: np.ndarray) -> np.ndarray:
     return pd.util.hash_array(user_ids.astype(object)) % NUM_USER_SHARDS
 
 
-def sharded_plays(path: str, layout: str,
-                  known_tracks: Optional[np.ndarray]) -> Iterator[Tuple[int, sources.Plays]]:
-    """Reads one plays file and splits it by user shard."""
-    plays = sources.read_plays(path, layout, known_tracks)
+def sharded_plays(path: str, layout: str, known_tracks: Optional[np.ndarray],
+                  timestamp_policy: str = play_checks.REJECT, now: Optional[int] = None
+                  ) -> Iterator[Any]:
+    """Reads one plays file and splits it by user shard; its read counts go to COUNTS_TAG."""
+    plays, counts = sources.read_plays_counted(path, layout, known_tracks, timestamp_policy,
+                                               now)
+    yield beam.pvalue.TaggedOutput(COUNTS_TAG, counts)
     shards = user_shards(plays.user_id)
     for shard in np.unique(shards):
         yield int(shard), plays.take(shards == shard)
@@ -144,6 +156,20 @@ def pack_config(settings: Dict[str, Any]) -> example_gen_pb2.CustomConfig:
     return example_gen_pb2.CustomConfig(custom_config=packed)
 
 
+def _sum_counts(counts: Iterable[Dict[str, int]]) -> Dict[str, int]:
+    total = {name: 0 for name in play_checks.READ_COUNT_NAMES}
+    for count in counts:
+        for name, value in count.items():
+            total[name] += value
+    return total
+
+
+def _write_counts(counts: Dict[str, int], examples_uri: str) -> None:
+    tf.io.gfile.makedirs(examples_uri)
+    with tf.io.gfile.GFile(os.path.join(examples_uri, READ_COUNTS_FILE), "w") as handle:
+        json.dump(counts, handle)
+
+
 def _input_files(exec_properties: Dict[str, Any]) -> List[str]:
     input_config = example_gen_pb2.Input()
     proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
@@ -161,6 +187,16 @@ class PlaysExecutor(base_example_gen_executor.BaseExampleGenExecutor):
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         raise NotImplementedError("PlaysExecutor overrides GenerateExamplesByBeam")
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        """The stock ExampleGen run, then the read counts as custom properties."""
+        examples = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.EXAMPLES_KEY])
+        self._examples_uri = examples.uri
+        super().Do(input_dict, output_dict, exec_properties)
+        with tf.io.gfile.GFile(os.path.join(examples.uri, READ_COUNTS_FILE)) as handle:
+            for name, value in json.load(handle).items():
+                examples.set_int_custom_property(name, int(value))
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
                                exec_properties: Dict[str, Any]
@@ -181,11 +217,18 @@ class PlaysExecutor(base_example_gen_executor.BaseExampleGenExecutor):
         known_tracks = (beam.pvalue.AsSingleton(
             catalogue | "TrackIds" >> beam.Map(lambda c: c.track_id))
             if has_catalogue else None)
-        shards = (
+        read = (
             pipeline
             | "PlayFiles" >> beam.Create(play_files)
             | "Reshuffle" >> beam.Reshuffle()
-            | "ReadPlays" >> beam.FlatMap(sharded_plays, layout, known_tracks))
+            | "ReadPlays" >> beam.FlatMap(
+                sharded_plays, layout, known_tracks,
+                settings.get("timestamp_policy", play_checks.REJECT),
+                int(time.time())).with_outputs(COUNTS_TAG, main="shards"))
+        shards = read.shards
+        (read[COUNTS_TAG]
+         | "SumCounts" >> beam.CombineGlobally(_sum_counts)
+         | "WriteCounts" >> beam.Map(_write_counts, self._examples_uri))
         periods = (
             shards
             | "LatestPerChunk" >> beam.Map(lambda shard_plays: int(shard_plays[1].ts.max()))
@@ -243,12 +286,16 @@ def _catalogue_to_examples(pipeline: beam.Pipeline, exec_properties: Dict[str, A
 
 
 def plays_example_gen(data_dir: str, protocol: split_protocols.SplitProtocol,
-                      code_version: str = "") -> FileBasedExampleGen:
+                      code_version: str = "",
+                      timestamp_policy: str = play_checks.REJECT) -> FileBasedExampleGen:
     """The plays ExampleGen for a data folder (layout detected from its files).
 
-    An `auto` protocol is resolved here from the data (time with timestamps, random without),
-    so the protocol actually used is recorded in the component's configuration.
+    `timestamp_policy` (play_checks.REJECT or DROP) decides what happens to implausibly dated
+    plays (components/listening_data/play_checks.py). An `auto` protocol is resolved here
+    from the data (time with timestamps, random without), so the protocol actually used is
+    recorded in the component's configuration.
     """
+    play_checks.check_timestamp_policy(timestamp_policy)
     layout = sources.detect_layout(data_dir)
     protocol = protocol.resolve(sources.has_timestamps(data_dir, layout))
     return FileBasedExampleGen(
@@ -260,6 +307,7 @@ def plays_example_gen(data_dir: str, protocol: split_protocols.SplitProtocol,
             example_gen_pb2.SplitConfig.Split(name=split, hash_buckets=1)
             for split in protocol.split_names()])),
         custom_config=pack_config({"layout": layout, "split": protocol.to_dict(),
+                                   "timestamp_policy": timestamp_policy,
                                    "code_version": code_version}),
         custom_executor_spec=executor_spec.BeamExecutorSpec(PlaysExecutor),
     ).with_id("PlaysExampleGen")

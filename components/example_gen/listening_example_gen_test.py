@@ -12,9 +12,10 @@ from tfx.utils import proto_utils
 from crossfade.components import features
 from crossfade.components.example_gen import listening_example_gen as gen
 from crossfade.components.example_gen import schema, split_protocols
-from crossfade.components.listening_data import sources
+from crossfade.components.listening_data import play_checks, sources
 
 DAY = 86400
+START = 19_675 * DAY  # 2023-11-14T00:00:00Z: plays must be plausibly dated (play_checks)
 
 
 def test_encoded_examples_parse_with_the_raw_feature_spec():
@@ -91,7 +92,7 @@ def generic_folder(tmp_path):
     # Two users over three days; the last day is the eval period.
     for day, user, item in [(0, "u1", "i1"), (1, "u1", "i2"), (2, "u1", "i3"),
                             (0, "u2", "i2"), (2, "u2", "i1")]:
-        rows.append(f"{user},{item},{day * DAY + 3600}")
+        rows.append(f"{user},{item},{START + day * DAY + 3600}")
     (data / "interactions.csv").write_text("\n".join(rows) + "\n")
     (data / "items.csv").write_text("item_id,artist,genres\ni1,A,rock\ni2,B,jazz|pop\ni3,A,rock\n")
     return data
@@ -107,7 +108,7 @@ def test_plays_executor_splits_by_time_with_history(generic_folder, tmp_path):
     train = _read_split(examples, split_protocols.TRAIN_SPLIT)
     evaluation = _read_split(examples, split_protocols.EVAL_SPLIT)
     assert len(train) == 3 and len(evaluation) == 2
-    assert all(int(e[features.TIMESTAMP]) >= 2 * DAY for e in evaluation)
+    assert all(int(e[features.TIMESTAMP]) >= START + 2 * DAY for e in evaluation)
     by_user = {e[features.USER_ID].numpy(): e for e in evaluation}
     assert by_user[b"u1"][features.RECENT_TRACK_IDS].numpy().tolist()[:3] == [b"i2", b"i1", b""]
     assert by_user[b"u2"][features.TRACK_ID].numpy() == b"i1"
@@ -115,7 +116,8 @@ def test_plays_executor_splits_by_time_with_history(generic_folder, tmp_path):
 
 
 def test_plays_executor_rejects_data_without_an_eval_period(generic_folder, tmp_path):
-    (generic_folder / "interactions.csv").write_text("user_id,item_id,timestamp\nu1,i1,5\n")
+    (generic_folder / "interactions.csv").write_text(
+        f"user_id,item_id,timestamp\nu1,i1,{START + 5}\n")
     component = gen.plays_example_gen(str(generic_folder),
                                       split_protocols.SplitProtocol(eval_days=1))
     properties = component.exec_properties
@@ -125,8 +127,9 @@ def test_plays_executor_rejects_data_without_an_eval_period(generic_folder, tmp_
                       tmp_path / "out")
 
 
-def _run_plays(folder, protocol, output_dir):
-    properties = gen.plays_example_gen(str(folder), protocol).exec_properties
+def _run_plays(folder, protocol, output_dir, timestamp_policy=play_checks.REJECT):
+    properties = gen.plays_example_gen(str(folder), protocol,
+                                       timestamp_policy=timestamp_policy).exec_properties
     return _run_executor(gen.PlaysExecutor, folder, properties["input_config"],
                          properties["output_config"], properties["custom_config"], output_dir)
 
@@ -177,7 +180,8 @@ def test_random_split_holds_out_per_user_and_histories_use_train_items_only(
 def test_time_split_with_a_test_period(generic_folder, tmp_path):
     protocol = split_protocols.SplitProtocol(name="time", eval_days=1, test_days=1)
     examples = _run_plays(generic_folder, protocol, tmp_path / "out")
-    days = {name: sorted(int(e[features.TIMESTAMP]) // DAY for e in _read_split(examples, name))
+    days = {name: sorted((int(e[features.TIMESTAMP]) - START) // DAY
+                         for e in _read_split(examples, name))
             for name in split_protocols.SPLIT_NAMES}
     assert days == {"train": [0, 0], "eval": [1], "test": [2, 2]}
 
@@ -194,3 +198,31 @@ def test_catalogue_executor_writes_every_track(generic_folder, tmp_path):
     tracks = sorted(tf.io.parse_single_example(r, features.CATALOGUE_FEATURE_SPEC)
                     [features.TRACK_ID].numpy() for r in records)
     assert tracks == [b"i1", b"i2", b"i3"]
+
+
+def _add_rows(folder, *rows):
+    with open(folder / "interactions.csv", "a") as handle:
+        handle.write("".join(f"{row}\n" for row in rows))
+
+
+def test_future_dated_plays_are_rejected_by_default(generic_folder, tmp_path):
+    _add_rows(generic_folder, "u1,i1,4070908800")  # 2099-01-01
+    with pytest.raises(Exception, match="row 6, field 'timestamp': play after the run's clock"):
+        _run_plays(generic_folder, split_protocols.SplitProtocol(eval_days=1), tmp_path / "o")
+
+
+def test_dropped_future_plays_and_copies_are_counted_and_do_not_move_the_eval_window(
+        generic_folder, tmp_path):
+    _add_rows(generic_folder, "u1,i1,4070908800", "u2,i2,4070908801", f"u1,i1,{START + 3600}")
+    examples = _run_plays(generic_folder, split_protocols.SplitProtocol(eval_days=1),
+                          tmp_path / "out", timestamp_policy=play_checks.DROP)
+    assert len(_read_split(examples, "train")) == 3
+    assert len(_read_split(examples, "eval")) == 2  # the last real day, not 2099
+    assert examples.get_int_custom_property(play_checks.OUT_OF_RANGE_PLAYS) == 2
+    assert examples.get_int_custom_property(play_checks.DUPLICATE_PLAYS) == 1
+
+
+def test_unknown_timestamp_policy_is_refused(generic_folder):
+    with pytest.raises(ValueError, match="timestamp_policy"):
+        gen.plays_example_gen(str(generic_folder), split_protocols.SplitProtocol(),
+                              timestamp_policy="keep")

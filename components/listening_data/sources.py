@@ -15,12 +15,19 @@ Files are parsed column-wise (pandas' C parser, numpy checks) into `Plays` and `
 the same canonical columns for every layout, so everything downstream is layout-agnostic and
 fast. Files are opened through `tf.io.gfile`, so the folder may be on any filesystem TensorFlow
 reads (local, gs://, hdfs://). Every problem is raised as `InputDataError` naming the file, the
-data row (1 = the first row after the header) and the field.
+data row (1 = the first row after the header) and the field: bytes that are not UTF-8, a row
+with fewer fields than the header (a truncated copy), control characters (such as a newline)
+in an id, which TFT's newline-delimited vocabulary files cannot hold, and timestamps outside
+the plausible range of `play_checks`. Exact duplicate rows of timestamped plays are copies,
+dropped and counted (`read_plays_counted`); without timestamps repeated rows are repeated
+plays and all are kept.
 """
+import csv
 import dataclasses
 import io
 import os
-from typing import Optional
+import time
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -38,12 +45,23 @@ from crossfade.components.listening_data.layout import (
     SIMULATOR,
     SPAN_PREFIX,
 )
+from crossfade.components.listening_data.play_checks import (
+    CLOCK_TOLERANCE_SECONDS,
+    DUPLICATE_PLAYS,
+    EARLIEST_PLAY_TS,
+    OUT_OF_RANGE_PLAYS,
+    REJECT,
+    check_timestamp_policy,
+)
 
 SPOTIFY_REQUIRED_COLUMNS = ("ts", "username", "ms_played", "spotify_track_uri")
 GENERIC_REQUIRED_COLUMNS = ("user_id", "item_id")
 GENERIC_TIMESTAMP = "timestamp"
 _TRUE = ("true", "1")
 _FALSE = ("false", "0", "", "null", "none")
+# C0 and C1 control characters, DEL and the Unicode line/paragraph separators.
+_CONTROL_CHARACTERS = "[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+_UNDECODED = "[\udc80-\udcff]"  # bytes that are not UTF-8, as read with surrogateescape
 
 # Audio descriptor columns as named in catalogue.csv / items.csv.
 AUDIO_COLUMNS = tuple(name[len("track_"):] for name in features.AUDIO_DESCRIPTORS)
@@ -134,9 +152,14 @@ def has_timestamps(data_dir: str, layout: str) -> bool:
     if layout == SIMULATOR:
         return True
     path = os.path.join(data_dir, INTERACTIONS_FILE)
-    with tf.io.gfile.GFile(path, "r") as handle:
+    with tf.io.gfile.GFile(path, "rb") as handle:
         header = handle.readline()
-    return GENERIC_TIMESTAMP in [name.strip() for name in header.split(",")]
+    try:
+        names = header.decode("utf-8-sig").split(",")
+    except UnicodeDecodeError as error:
+        raise InputDataError(path, f"not UTF-8 text in the header row (byte "
+                             f"0x{header[error.start]:02x}); save the file as UTF-8") from None
+    return GENERIC_TIMESTAMP in [name.strip() for name in names]
 
 
 def plays_pattern(layout: str) -> str:
@@ -157,12 +180,60 @@ def catalogue_pattern(data_dir: str, layout: str) -> str:
     return INTERACTIONS_FILE
 
 
+def _parse_csv(content: bytes, **options) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(content), dtype=str, keep_default_na=False, na_filter=False,
+                       **options)
+
+
+def _not_utf8(path: str, content: bytes, error: UnicodeDecodeError) -> InputDataError:
+    """The located error for the first cell (or header name) holding bytes that are not UTF-8."""
+    message = f"not UTF-8 text (byte 0x{content[error.start]:02x}); save the file as UTF-8"
+    table = _parse_csv(content, encoding_errors="surrogateescape")
+    for name in table.columns:
+        if pd.Series([name]).str.contains(_UNDECODED).any():
+            return InputDataError(path, f"{message}: header {_readable(name)!r}", field=name)
+    bad = np.stack([table[name].str.contains(_UNDECODED).to_numpy() for name in table.columns],
+                   axis=1)
+    if not bad.any():
+        return InputDataError(path, f"{message} at byte offset {error.start}")
+    row, column = (int(i[0]) for i in np.nonzero(bad))
+    name = table.columns[column]
+    return InputDataError(path, f"{message}: {_readable(table[name][row])!r}", row=row + 1,
+                          field=name)
+
+
+def _readable(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _check_complete_rows(path: str, content: bytes, table: pd.DataFrame) -> None:
+    """Raises for the first row with fewer fields than the header (pandas pads those with "").
+
+    Only a row whose last field is empty can be short, so the file is re-scanned only then.
+    """
+    if not (table[table.columns[-1]] == "").any():
+        return
+    width = len(table.columns)
+    records = csv.reader(io.StringIO(content.decode("utf-8-sig"), newline=""))
+    next(records, None)  # the header
+    widths = [len(record) for record in records if record]
+    short = np.flatnonzero(np.array(widths) < width)
+    if len(short):
+        row = int(short[0])
+        raise InputDataError(path, f"the row has fewer fields than the header ({widths[row]} "
+                             f"of {width}): a truncated copy?", row=row + 1,
+                             field=table.columns[widths[row]])
+
+
 def _read_table(path: str, required) -> pd.DataFrame:
-    """All columns as strings ("" for empty); checks the header and that there are rows."""
+    """All columns as strings ("" for empty); checks the encoding, the header, that there are
+    rows and that none is short. The index is the data row - 1, kept through any filtering."""
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        content = handle.read()  # pandas cannot read from a GFile directly
     try:
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            content = io.BytesIO(handle.read())  # pandas cannot read from a GFile directly
-        table = pd.read_csv(content, dtype=str, keep_default_na=False, na_filter=False)
+        table = _parse_csv(content)
+    except UnicodeDecodeError as error:
+        raise _not_utf8(path, content, error) from None
     except pd.errors.EmptyDataError:
         raise InputDataError(path, "file is empty (no header row)") from None
     except pd.errors.ParserError as error:
@@ -173,14 +244,19 @@ def _read_table(path: str, required) -> pd.DataFrame:
                              f"{list(table.columns)}", field=missing[0])
     if table.empty:
         raise InputDataError(path, "no rows: the file has a header only")
+    _check_complete_rows(path, content, table)
     return table
 
 
-def _fail_at(path: str, bad: np.ndarray, field: str, values, message: str) -> None:
-    """Raises for the first True in `bad`, quoting the offending value."""
+def _fail_at(path: str, bad: np.ndarray, field: str, values, message: str,
+             rows: Optional[pd.Index] = None) -> None:
+    """Raises for the first True in `bad`, quoting the offending value; `rows` (a table's
+    index) maps positions to data rows - 1 when rows were filtered out before."""
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise InputDataError(path, f"{message}: {values[row]!r}", row=row + 1, field=field)
+        position = int(np.flatnonzero(bad)[0])
+        row = position if rows is None else int(rows[position])
+        raise InputDataError(path, f"{message}: {values[position]!r}", row=row + 1,
+                             field=field)
 
 
 def _text(table: pd.DataFrame, name: str) -> np.ndarray:
@@ -189,18 +265,27 @@ def _text(table: pd.DataFrame, name: str) -> np.ndarray:
     return table[name].str.strip().to_numpy(dtype=object)
 
 
+def _id_text(table: pd.DataFrame, path: str, name: str) -> np.ndarray:
+    """`_text` of an id column (or list of ids); a control character in it is an error."""
+    if name in table.columns:
+        bad = table[name].str.contains(_CONTROL_CHARACTERS).to_numpy()
+        _fail_at(path, bad, name, table[name].to_numpy(dtype=object),
+                 "control character (such as a newline) in an id", table.index)
+    return _text(table, name)
+
+
 def _required_text(table: pd.DataFrame, path: str, name: str) -> np.ndarray:
-    values = _text(table, name)
-    _fail_at(path, values == "", name, values, "empty value")
+    values = _id_text(table, path, name)
+    _fail_at(path, values == "", name, values, "empty value", table.index)
     return values
 
 
 def _integers(table: pd.DataFrame, path: str, name: str) -> np.ndarray:
     raw = table[name].to_numpy(dtype=object)
     numbers = pd.to_numeric(table[name].str.strip(), errors="coerce").to_numpy(dtype=float)
-    _fail_at(path, ~np.isfinite(numbers), name, raw, "not a number")
-    _fail_at(path, numbers != np.floor(numbers), name, raw, "not a whole number")
-    _fail_at(path, numbers < 0, name, raw, "negative")
+    _fail_at(path, ~np.isfinite(numbers), name, raw, "not a number", table.index)
+    _fail_at(path, numbers != np.floor(numbers), name, raw, "not a whole number", table.index)
+    _fail_at(path, numbers < 0, name, raw, "negative", table.index)
     return numbers.astype(np.int64)
 
 
@@ -211,7 +296,7 @@ def _floats(table: pd.DataFrame, path: str, name: str, default: float) -> np.nda
     raw = table[name].to_numpy(dtype=object)
     numbers = pd.to_numeric(text.where(text != "", str(default)),
                             errors="coerce").to_numpy(dtype=float)
-    _fail_at(path, ~np.isfinite(numbers), name, raw, "not a finite number")
+    _fail_at(path, ~np.isfinite(numbers), name, raw, "not a finite number", table.index)
     return numbers.astype(np.float32)
 
 
@@ -221,66 +306,79 @@ def _booleans(table: pd.DataFrame, path: str, name: str) -> np.ndarray:
     values = table[name].str.strip().str.lower()
     is_true = values.isin(_TRUE).to_numpy()
     _fail_at(path, ~(is_true | values.isin(_FALSE).to_numpy()), name,
-             table[name].to_numpy(dtype=object), "not a boolean")
+             table[name].to_numpy(dtype=object), "not a boolean", table.index)
     return is_true.astype(np.int64)
 
 
 def _iso_seconds(table: pd.DataFrame, path: str, name: str) -> np.ndarray:
     raw = table[name].to_numpy(dtype=object)
     moments = pd.to_datetime(table[name].str.strip(), errors="coerce", utc=True)
-    _fail_at(path, moments.isna().to_numpy(), name, raw, "not an ISO-8601 timestamp")
+    _fail_at(path, moments.isna().to_numpy(), name, raw, "not an ISO-8601 timestamp",
+             table.index)
     return (moments.astype("int64") // 1_000_000_000).to_numpy(dtype=np.int64)
 
 
 def _check_known(path: str, track_ids: np.ndarray, known: Optional[np.ndarray],
-                 field: str) -> None:
+                 field: str, rows: pd.Index) -> None:
     if known is not None:
         # A hash lookup: np.isin on object arrays sorts and is orders of magnitude slower.
         unknown = pd.Index(known).get_indexer(track_ids) < 0
-        _fail_at(path, unknown, field, track_ids, "track is not in the catalogue")
+        _fail_at(path, unknown, field, track_ids, "track is not in the catalogue", rows)
 
 
-def read_spotify_plays(path: str, known_tracks: Optional[np.ndarray] = None) -> Plays:
-    """Plays from one CSV in Spotify's Extended streaming history field names.
+def _without_duplicates(table: pd.DataFrame) -> Tuple[pd.DataFrame, int]:
+    """The table without exact duplicate rows (the first copy stays) and how many went."""
+    copies = table.duplicated().to_numpy()
+    return table[~copies], int(copies.sum())
 
-    Rows without a track URI (podcast episodes, audiobooks) are not music plays and are
-    dropped. With `known_tracks`, a play of any other track is an error.
-    """
+
+@dataclasses.dataclass
+class _ParsedPlays:
+    """A plays file before the timestamp check: plays, their data rows - 1, dropped copies."""
+
+    plays: Plays
+    rows: pd.Index
+    duplicates: int
+    ts_field: Optional[str]  # None: the file has no timestamps
+
+
+def _spotify_plays(path: str, known_tracks: Optional[np.ndarray],
+                   drop_copies: bool = True) -> _ParsedPlays:
     table = _read_table(path, SPOTIFY_REQUIRED_COLUMNS)
-    track_id = _text(table, "spotify_track_uri")
-    music = track_id != ""
-    table, track_id = table[music].reset_index(drop=True), track_id[music]
+    table = table[_text(table, "spotify_track_uri") != ""]  # podcasts, audiobooks: not music
     if table.empty:
         raise InputDataError(path, "no music plays (no row has a spotify_track_uri)")
-    _check_known(path, track_id, known_tracks, "spotify_track_uri")
-    return Plays(
+    table, duplicates = _without_duplicates(table) if drop_copies else (table, 0)
+    track_id = _id_text(table, path, "spotify_track_uri")
+    _check_known(path, track_id, known_tracks, "spotify_track_uri", table.index)
+    plays = Plays(
         user_id=_required_text(table, path, "username"),
         track_id=track_id,
         ts=_iso_seconds(table, path, "ts"),
-        platform=np.char.lower(_text(table, "platform").astype(str)).astype(object),
-        country=np.char.upper(_text(table, "conn_country").astype(str)).astype(object),
+        platform=np.char.lower(_id_text(table, path, "platform").astype(str)).astype(object),
+        country=np.char.upper(_id_text(table, path, "conn_country").astype(str)).astype(object),
         ms_played=_integers(table, path, "ms_played"),
         skipped=_booleans(table, path, "skipped"),
         reason_end=_text(table, "reason_end"),
         weight=np.ones(len(table), dtype=np.float32),
     )
+    return _ParsedPlays(plays, table.index, duplicates, "ts")
 
 
-def read_generic_interactions(path: str, known_tracks: Optional[np.ndarray] = None) -> Plays:
-    """Plays from a generic `interactions.csv` (user_id,item_id[,timestamp][,weight]).
-
-    Without a timestamp column every play gets timestamp 0: the data has no order.
-    """
+def _generic_plays(path: str, known_tracks: Optional[np.ndarray],
+                   drop_copies: bool = True) -> _ParsedPlays:
     table = _read_table(path, GENERIC_REQUIRED_COLUMNS)
+    timed = GENERIC_TIMESTAMP in table.columns
+    table, duplicates = _without_duplicates(table) if timed and drop_copies else (table, 0)
     track_id = _required_text(table, path, "item_id")
-    _check_known(path, track_id, known_tracks, "item_id")
+    _check_known(path, track_id, known_tracks, "item_id", table.index)
     weight = _floats(table, path, "weight", 1.0)
-    _fail_at(path, weight <= 0, "weight", weight, "weight must be positive")
+    _fail_at(path, weight <= 0, "weight", weight, "weight must be positive", table.index)
     empty = np.full(len(table), "", dtype=object)
-    return Plays(
+    plays = Plays(
         user_id=_required_text(table, path, "user_id"),
         track_id=track_id,
-        ts=(_integers(table, path, GENERIC_TIMESTAMP) if GENERIC_TIMESTAMP in table.columns
+        ts=(_integers(table, path, GENERIC_TIMESTAMP) if timed
             else np.zeros(len(table), dtype=np.int64)),
         platform=empty, country=empty,
         ms_played=np.zeros(len(table), dtype=np.int64),
@@ -288,13 +386,72 @@ def read_generic_interactions(path: str, known_tracks: Optional[np.ndarray] = No
         reason_end=empty,
         weight=weight,
     )
+    return _ParsedPlays(plays, table.index, duplicates, GENERIC_TIMESTAMP if timed else None)
+
+
+def _iso(ts: int) -> str:
+    return pd.Timestamp(ts, unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _in_range(path: str, parsed: _ParsedPlays, policy: str, now: int) -> np.ndarray:
+    """Which plays have plausible timestamps (see `play_checks`); with REJECT, the first
+    implausible one is an error."""
+    ts = parsed.plays.ts
+    if parsed.ts_field is None:
+        return np.ones(len(ts), dtype=bool)
+    ceiling = now + CLOCK_TOLERANCE_SECONDS
+    late, early = ts > ceiling, ts < EARLIEST_PLAY_TS
+    if policy == REJECT:
+        shown = np.array([_iso(t) if t <= 253402300799 else str(t) for t in ts], dtype=object) \
+            if (late | early).any() else ts
+        _fail_at(path, late, parsed.ts_field, shown, f"play after the run's clock "
+                 f"({_iso(now)}) + {CLOCK_TOLERANCE_SECONDS // 3600} h", parsed.rows)
+        _fail_at(path, early, parsed.ts_field, shown,
+                 f"play before {_iso(EARLIEST_PLAY_TS)}", parsed.rows)
+    return ~(late | early)
+
+
+def read_plays_counted(path: str, layout: str, known_tracks: Optional[np.ndarray] = None,
+                       timestamp_policy: str = REJECT, now: Optional[int] = None
+                       ) -> Tuple[Plays, Dict[str, int]]:
+    """Plays from one plays file of `layout`, and {count name: rows dropped} (READ_COUNT_NAMES).
+
+    Exact duplicate rows of timestamped plays are dropped (`DUPLICATE_PLAYS`). Timestamps
+    outside [EARLIEST_PLAY_TS, `now` + CLOCK_TOLERANCE_SECONDS] (`now`: Unix seconds, default
+    the current time) are an InputDataError with REJECT, dropped (`OUT_OF_RANGE_PLAYS`) with
+    DROP. Simulator layout: rows without a track URI (podcast episodes, audiobooks) are not
+    music plays and are dropped uncounted. With `known_tracks`, a play of any other track is
+    an error.
+    """
+    check_timestamp_policy(timestamp_policy)
+    reader = _spotify_plays if layout == SIMULATOR else _generic_plays
+    parsed = reader(path, known_tracks)
+    keep = _in_range(path, parsed, timestamp_policy, int(time.time() if now is None else now))
+    counts = {DUPLICATE_PLAYS: parsed.duplicates, OUT_OF_RANGE_PLAYS: int((~keep).sum())}
+    plays = parsed.plays if keep.all() else parsed.plays.take(keep)
+    if not len(plays):
+        raise InputDataError(path, "no plays left after dropping out-of-range timestamps")
+    return plays, counts
+
+
+def read_spotify_plays(path: str, known_tracks: Optional[np.ndarray] = None) -> Plays:
+    """Every music play of one CSV in Spotify's Extended streaming history field names, each
+    row validated; unlike `read_plays_counted` it keeps duplicate rows and any timestamp."""
+    return _spotify_plays(path, known_tracks, drop_copies=False).plays
+
+
+def read_generic_interactions(path: str, known_tracks: Optional[np.ndarray] = None) -> Plays:
+    """Every play of a generic `interactions.csv` (user_id,item_id[,timestamp][,weight]),
+    each row validated; unlike `read_plays_counted` it keeps duplicate rows and any timestamp.
+
+    Without a timestamp column every play gets timestamp 0: the data has no order.
+    """
+    return _generic_plays(path, known_tracks, drop_copies=False).plays
 
 
 def read_plays(path: str, layout: str, known_tracks: Optional[np.ndarray] = None) -> Plays:
-    """Plays from one plays file of the given layout (see `read_spotify_plays`)."""
-    if layout == SIMULATOR:
-        return read_spotify_plays(path, known_tracks)
-    return read_generic_interactions(path, known_tracks)
+    """Plays from one plays file of the given layout (see `read_plays_counted`)."""
+    return read_plays_counted(path, layout, known_tracks)[0]
 
 
 def _padded_lists(texts: np.ndarray, width: int) -> np.ndarray:
@@ -312,12 +469,12 @@ def read_catalogue(path: str) -> Catalogue:
     track_id = _required_text(table, path, id_column)
     _fail_at(path, pd.Series(track_id).duplicated().to_numpy(), id_column, track_id,
              "duplicate track id")
-    genres = _text(table, "genres" if "genres" in table.columns else "genre")
+    genres = _id_text(table, path, "genres" if "genres" in table.columns else "genre")
     return Catalogue(
         track_id=track_id,
-        artist=_text(table, "artist"),
+        artist=_id_text(table, path, "artist"),
         genres=_padded_lists(genres, features.MAX_GENRES),
-        tags=_padded_lists(_text(table, "tags"), features.MAX_TAGS),
+        tags=_padded_lists(_id_text(table, path, "tags"), features.MAX_TAGS),
         audio=np.stack([_floats(table, path, column, 0.0) for column in AUDIO_COLUMNS],
                        axis=1),
     )
@@ -337,7 +494,8 @@ def catalogue_from_track_ids(track_ids: np.ndarray) -> Catalogue:
 
 
 def read_catalogue_source(path: str) -> Catalogue:
-    """The catalogue at whatever `catalogue_pattern` matched: a catalogue, or interactions."""
+    """The catalogue at whatever `catalogue_pattern` matched: a catalogue, or interactions
+    (every item in it, whatever its timestamp: the plays reader applies the policy)."""
     if os.path.basename(path) == INTERACTIONS_FILE:
         return catalogue_from_track_ids(read_generic_interactions(path).track_id)
     return read_catalogue(path)

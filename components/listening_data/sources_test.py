@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from crossfade.components import features
-from crossfade.components.listening_data import sources
+from crossfade.components.listening_data import play_checks, sources
 
 SPOTIFY_HEADER = ("ts,username,platform,ms_played,conn_country,master_metadata_track_name,"
                   "master_metadata_album_artist_name,master_metadata_album_album_name,"
@@ -131,3 +131,172 @@ def test_generic_folder_without_items_uses_played_tracks(tmp_path):
     assert pattern == sources.INTERACTIONS_FILE
     catalogue = sources.read_catalogue_source(str(tmp_path / pattern))
     assert list(catalogue.track_id) == ["a", "b"]
+
+
+# A fixed run clock for the timestamp checks: 2024-03-10T00:00:00Z.
+NOW = 1710028800
+
+
+def _spotify_file(tmp_path, *rows):
+    return _write(tmp_path / "plays.csv", "\n".join([SPOTIFY_HEADER, *rows]) + "\n")
+
+
+@pytest.mark.parametrize("ts, reason", [
+    ("2099-01-01T00:00:00Z", "after the run's clock"),
+    ("2024-03-11T01:00:00Z", "after the run's clock"),  # beyond the 1-day tolerance
+    ("1970-01-01T00:00:00Z", "before"),
+    ("1999-12-31T23:59:59Z", "before"),
+])
+def test_out_of_range_spotify_timestamps_are_rejected_with_location(tmp_path, ts, reason):
+    path = _spotify_file(tmp_path, _spotify_row(), _spotify_row(ts=ts))
+    with pytest.raises(sources.InputDataError, match=reason) as error:
+        sources.read_plays_counted(path, sources.SIMULATOR, now=NOW)
+    assert (error.value.path, error.value.row, error.value.field) == (path, 2, "ts")
+
+
+def test_timestamps_within_the_clock_tolerance_are_kept(tmp_path):
+    path = _spotify_file(tmp_path, _spotify_row(), _spotify_row(ts="2024-03-10T20:00:00Z"))
+    plays, counts = sources.read_plays_counted(path, sources.SIMULATOR, now=NOW)
+    assert len(plays) == 2 and counts[play_checks.OUT_OF_RANGE_PLAYS] == 0
+
+
+def test_out_of_range_generic_timestamps_are_rejected_or_dropped_and_counted(tmp_path):
+    path = _write(tmp_path / "interactions.csv",
+                  "user_id,item_id,timestamp\nu1,i1,1709287200\nu1,i2,4070908800\n"
+                  "u2,i1,0\nu2,i2,1709287300\n")
+    with pytest.raises(sources.InputDataError, match="after the run's clock") as error:
+        sources.read_plays_counted(path, sources.GENERIC, now=NOW)
+    assert (error.value.row, error.value.field) == (2, "timestamp")
+    plays, counts = sources.read_plays_counted(path, sources.GENERIC, now=NOW,
+                                               timestamp_policy=play_checks.DROP)
+    assert list(plays.track_id) == ["i1", "i2"] and list(plays.ts) == [1709287200, 1709287300]
+    assert counts[play_checks.OUT_OF_RANGE_PLAYS] == 2
+
+
+def test_generic_plays_without_timestamps_pass_the_timestamp_check(tmp_path):
+    path = _write(tmp_path / "interactions.csv", "user_id,item_id\nu1,i1\nu1,i2\n")
+    plays, counts = sources.read_plays_counted(path, sources.GENERIC, now=NOW)
+    assert list(plays.ts) == [0, 0] and counts[play_checks.OUT_OF_RANGE_PLAYS] == 0
+
+
+def test_unknown_timestamp_policy_is_an_error():
+    with pytest.raises(ValueError, match="timestamp_policy"):
+        play_checks.check_timestamp_policy("ignore")
+
+
+@pytest.mark.parametrize("row, field", [
+    (_spotify_row(user='"u\n1"'), "username"),
+    (_spotify_row(uri='"spotify:track:a\r"'), "spotify_track_uri"),
+    (_spotify_row(platform="and\x1broid"), "platform"),
+    (_spotify_row(user="u\x1f1"), "username"),
+])
+def test_control_characters_in_spotify_ids_are_located(tmp_path, row, field):
+    path = _spotify_file(tmp_path, _spotify_row(), row)
+    with pytest.raises(sources.InputDataError, match="control character") as error:
+        sources.read_spotify_plays(path)
+    assert (error.value.row, error.value.field) == (2, field)
+
+
+@pytest.mark.parametrize("text, field", [
+    ('user_id,item_id\nu1,i1\n"u\n2",i1\n', "user_id"),
+    ('user_id,item_id\nu1,i1\nu2,"i\n1"\n', "item_id"),
+])
+def test_control_characters_in_generic_ids_are_located(tmp_path, text, field):
+    path = _write(tmp_path / "interactions.csv", text)
+    with pytest.raises(sources.InputDataError, match="control character") as error:
+        sources.read_generic_interactions(path)
+    assert (error.value.row, error.value.field) == (2, field)
+
+
+@pytest.mark.parametrize("name, text, field", [
+    ("catalogue.csv", 'track_id,artist\nt1,A\n"t\n2",B\n', "track_id"),
+    ("items.csv", 'item_id,artist\ni1,A\ni2,"B\nC"\n', "artist"),
+    ("items.csv", 'item_id,genres\ni1,rock\ni2,"pop|ja\nzz"\n', "genres"),
+    ("catalogue.csv", 'track_id,tags\nt1,x\nt2,"lo\tve"\n', "tags"),
+])
+def test_control_characters_in_catalogue_ids_are_located(tmp_path, name, text, field):
+    path = _write(tmp_path / name, text)
+    with pytest.raises(sources.InputDataError, match="control character") as error:
+        sources.read_catalogue(path)
+    assert (error.value.row, error.value.field) == (2, field)
+
+
+def _write_bytes(path, content: bytes):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(content)
+    return str(path)
+
+
+@pytest.mark.parametrize("name, content, row, field", [
+    ("catalogue.csv", b"track_id,title\nt1,H\xc3\xa9llo\nt2,Caf\xe9\n", 2, "title"),
+    ("items.csv", b"item_id,artist\ni1,A\ni2,B\ni3,Bj\xf6rk\n", 3, "artist"),
+    ("interactions.csv", b"user_id,item_id\nu1,i1\nu\xe92,i1\n", 2, "user_id"),
+])
+def test_non_utf8_bytes_are_located(tmp_path, name, content, row, field):
+    path = _write_bytes(tmp_path / name, content)
+    read = sources.read_generic_interactions if name == "interactions.csv" else \
+        sources.read_catalogue
+    with pytest.raises(sources.InputDataError, match="not UTF-8") as error:
+        read(path)
+    assert (error.value.row, error.value.field) == (row, field)
+
+
+def test_non_utf8_header_is_located(tmp_path):
+    path = _write_bytes(tmp_path / "interactions.csv", b"user_id,item_id,na\xefve\nu1,i1,x\n")
+    with pytest.raises(sources.InputDataError, match="not UTF-8") as error:
+        sources.has_timestamps(str(tmp_path), sources.GENERIC)
+    assert error.value.path == path
+    with pytest.raises(sources.InputDataError, match="not UTF-8"):
+        sources.read_generic_interactions(path)
+
+
+@pytest.mark.parametrize("missing, field", [(1, "offline"), (4, "reason_end")])
+def test_truncated_row_is_located(tmp_path, missing, field):
+    last = _spotify_row(uri="spotify:track:b").rsplit(",", missing)[0]  # ends before `field`
+    path = _write(tmp_path / "plays.csv", "\n".join([SPOTIFY_HEADER, _spotify_row(), last]))
+    with pytest.raises(sources.InputDataError, match="fewer fields than the header") as error:
+        sources.read_spotify_plays(path)
+    assert (error.value.row, error.value.field) == (2, field)
+
+
+def test_truncated_generic_row_is_located(tmp_path):
+    path = _write(tmp_path / "interactions.csv",
+                  "user_id,item_id,timestamp,weight\nu1,i1,100,\nu1,i2,200")
+    with pytest.raises(sources.InputDataError, match="fewer fields") as error:
+        sources.read_generic_interactions(path)
+    assert (error.value.row, error.value.field) == (2, "weight")
+
+
+def test_exact_duplicate_plays_are_dropped_and_counted(tmp_path):
+    path = _spotify_file(tmp_path, _spotify_row(), _spotify_row(), _spotify_row(ms="100"),
+                         _spotify_row(), _spotify_row(ts="2024-03-01T10:03:00Z", ms="bad"))
+    with pytest.raises(sources.InputDataError) as error:  # rows keep their file numbers
+        sources.read_plays_counted(path, sources.SIMULATOR, now=NOW)
+    assert (error.value.row, error.value.field) == (5, "ms_played")
+    path = _spotify_file(tmp_path, _spotify_row(), _spotify_row(), _spotify_row(ms="100"),
+                         _spotify_row())
+    plays, counts = sources.read_plays_counted(path, sources.SIMULATOR, now=NOW)
+    assert list(plays.ms_played) == [200000, 100]
+    assert counts[play_checks.DUPLICATE_PLAYS] == 2
+    assert len(sources.read_plays(path, sources.SIMULATOR)) == 2
+    assert len(sources.read_spotify_plays(path)) == 4  # row validation only (importers)
+
+
+def test_generic_duplicates_count_only_with_timestamps(tmp_path):
+    timed = _write(tmp_path / "a" / "interactions.csv",
+                   "user_id,item_id,timestamp\nu1,i1,1709287200\nu1,i1,1709287200\n")
+    plays, counts = sources.read_plays_counted(timed, sources.GENERIC, now=NOW)
+    assert len(plays) == 1 and counts[play_checks.DUPLICATE_PLAYS] == 1
+    # Without timestamps repeated rows are repeated plays, not copies: all are kept.
+    untimed = _write(tmp_path / "b" / "interactions.csv", "user_id,item_id\nu1,i1\nu1,i1\n")
+    plays, counts = sources.read_plays_counted(untimed, sources.GENERIC, now=NOW)
+    assert len(plays) == 2 and counts[play_checks.DUPLICATE_PLAYS] == 0
+
+
+def test_rows_after_dropped_podcasts_keep_their_file_row_numbers(tmp_path):
+    path = _spotify_file(tmp_path, _spotify_row(), _spotify_row(uri=""),
+                         _spotify_row(ms="lots"))
+    with pytest.raises(sources.InputDataError) as error:
+        sources.read_spotify_plays(path)
+    assert error.value.row == 3

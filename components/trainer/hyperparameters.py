@@ -6,11 +6,44 @@ without loading model code. The pipeline's per-dataset choices live in
 `crossfade/pipeline/configs.py`; the Trainer receives them as a dict through `custom_config`.
 """
 import dataclasses
-from typing import Dict
+import math
+from typing import Dict, Optional, Tuple
 
 IN_BATCH = "in_batch"
 CATALOGUE = "catalogue"
 NEGATIVES = (IN_BATCH, CATALOGUE)
+
+# Integer fields and their least allowed value.
+_AT_LEAST = {"embedding_dim": 1, "id_embedding_dim": 1, "content_embedding_dim": 1,
+             "hidden_units": 1, "batch_size": 1, "epochs": 1, "max_steps": 0, "seed": 0}
+# Float fields: (exclusive lower bound, or inclusive 0 for dropouts; exclusive upper bound).
+_BETWEEN: Dict[str, Tuple[float, Optional[float]]] = {
+    "temperature": (0.0, None), "learning_rate": (0.0, None),
+    "id_dropout": (0.0, 1.0), "history_dropout": (0.0, 1.0)}
+_DROPOUTS = ("id_dropout", "history_dropout")
+
+
+def _integer(name: str, value: object, minimum: int) -> int:
+    """`value` as an int >= minimum (a whole float is accepted), else a ValueError."""
+    whole = isinstance(value, float) and value.is_integer()
+    if isinstance(value, bool) or not (isinstance(value, int) or whole):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return int(value)
+
+
+def _number(name: str, value: object, low: float, high: Optional[float]) -> float:
+    """`value` as a finite float in range: dropouts in [low, high), others > low."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if name in _DROPOUTS and not low <= value < high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}), got {value!r}")
+    if name not in _DROPOUTS and not value > low:
+        raise ValueError(f"{name} must be greater than {low:g}, got {value!r}")
+    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +79,21 @@ class Hyperparameters:
     seed: int = 7
 
     def __post_init__(self):
+        """Checks every field's type and range; a ValueError names the field. Whole floats
+        for int fields (JSON / Struct round trips) and ints for float fields are converted."""
+        for name, minimum in _AT_LEAST.items():
+            self._set(name, _integer(name, getattr(self, name), minimum))
+        for name, (low, high) in _BETWEEN.items():
+            self._set(name, _number(name, getattr(self, name), low, high))
+        for name in ("use_user_id", "time_context"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives must be one of {list(NEGATIVES)}, "
                              f"got {self.negatives!r}")
+
+    def _set(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
 
     @classmethod
     def from_dict(cls, values: Dict[str, object]) -> "Hyperparameters":
