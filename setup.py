@@ -39,7 +39,9 @@ setup(
     python_requires=">=3.9,<3.11",
     packages=_packages(),
     package_dir={f"crossfade.{folder}": folder for folder in PRODUCT_FOLDERS},
-    package_data={"crossfade.components.example_gen": ["*.pbtxt"]},
+    # The plays schema, and the C++ source `crossfade check-model` compiles on first use.
+    package_data={"crossfade.components.example_gen": ["*.pbtxt"],
+                  "crossfade.serving.runtime_check": ["*.cc"]},
     # Versions are pinned by requirements.txt + constraints.lock.txt (see the Makefile).
     install_requires=[
         "tfx[kfp]>=1.16,<1.17",

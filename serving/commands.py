@@ -1,13 +1,15 @@
-"""`crossfade serve` and `crossfade recommend`.
+"""`crossfade serve`, `crossfade recommend` and `crossfade check-model`.
 
     crossfade serve --model-base-path DIR [--model-name crossfade] [--port 8500]
                     [--rest-port 8501] [--model-config-file FILE] [--label NAME=VERSION ...]
+                    [--max_num_load_retries N] [--load_retry_interval_micros US]
     crossfade recommend [--server HOST:PORT] [--protocol grpc|rest]
                         (--user ID [--recent T1,T2,...] | --similar TRACK_ID) [-k K]
-                        [--version N | --label NAME]
+                        [--version N | --label NAME] [--pseudonym-key FILE]
+    crossfade check-model PATH [--json]        (serving/check_model.py)
 
-`add_commands` registers both on the `crossfade` CLI's subparsers; `python -m
-serving.commands` runs them on their own.
+`add_commands` registers them on the `crossfade` CLI's subparsers; `python -m
+crossfade.serving.commands` runs them on their own.
 """
 import argparse
 import json
@@ -19,6 +21,13 @@ import time
 from typing import List, Optional
 
 from crossfade.serving.model_base_path import MODEL_NAME
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def add_commands(subparsers) -> None:
@@ -56,6 +65,13 @@ def add_commands(subparsers) -> None:
                        help="skip assets.extra/tf_serving_warmup_requests")
     serve.add_argument("--wait-seconds", type=float,
                        help="give up if no version loads in this time (default: wait)")
+    from crossfade.serving import versions  # the defaults are TF Serving's, kept there
+    serve.add_argument("--max_num_load_retries", type=_non_negative,
+                       default=versions.DEFAULT_MAX_NUM_LOAD_RETRIES,
+                       help="retry a failed version load this many times (TF Serving's flag)")
+    serve.add_argument("--load_retry_interval_micros", type=_non_negative,
+                       default=versions.DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
+                       help="microseconds between load retries (TF Serving's flag)")
     serve.add_argument("--verbose", action="store_true")
     serve.set_defaults(handler=_serve)
 
@@ -81,6 +97,9 @@ def add_commands(subparsers) -> None:
     recommend.add_argument("--timeout", type=float, default=5.0, help="deadline, seconds")
     recommend.add_argument("--json", action="store_true", help="print JSON instead")
     recommend.set_defaults(handler=_recommend)
+
+    from crossfade.serving import check_model  # light: TensorFlow loads when it runs
+    check_model.add_command(subparsers)
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -126,7 +145,8 @@ def _serve(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         limits=RequestLimits(max_rows=args.max_rows, max_k=args.max_k),
         max_request_bytes=args.max_request_bytes, batching=batching,
-        enable_warmup=not args.no_warmup)
+        enable_warmup=not args.no_warmup, max_num_load_retries=args.max_num_load_retries,
+        load_retry_interval_micros=args.load_retry_interval_micros)
     server = ModelServer(models, options)
 
     def _on_sigterm(signum, frame):

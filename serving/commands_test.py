@@ -50,3 +50,13 @@ def test_render_table():
     assert lines[3].split() == ["rank", "track", "id", "score"]
     assert lines[5].split() == ["1", "spotify:track:a", "0.9123"]
     assert lines[6].split() == ["2", "spotify:track:bb", "-0.5000"]
+
+
+def test_serve_takes_tf_serving_load_retry_flags():
+    parser = _parser()
+    default = parser.parse_args(["serve", "--model-base-path", "m"])
+    assert (default.max_num_load_retries, default.load_retry_interval_micros) == \
+        (5, 60_000_000)
+    args = parser.parse_args(["serve", "--model-base-path", "m", "--max_num_load_retries",
+                              "2", "--load_retry_interval_micros", "500000"])
+    assert (args.max_num_load_retries, args.load_retry_interval_micros) == (2, 500_000)

@@ -159,6 +159,7 @@ def test_the_wheel_has_one_top_level_name(wheel):
 def test_the_wheel_holds_the_code_data_and_command(wheel):
     names = _wheel_names(wheel)
     for name in ("crossfade/components/example_gen/plays_schema.pbtxt",
+                 "crossfade/serving/runtime_check/saved_model_check.cc",
                  "crossfade/pipeline/cli.py"):
         assert name in names, f"the wheel has no {name}"
     tests = [name for name in names if name.endswith(("_test.py", "/conftest.py"))]
