@@ -51,58 +51,11 @@ def rss_mb() -> float:
 
 
 def save_toy_model(export_dir: str, tracks: int, seed: int = 0) -> None:
-    """A SavedModel with crossfade's two signatures over `tracks` random embeddings, and
-    warmup requests."""
-    import tensorflow as tf
-
-    from crossfade.serving import warmup
-
-    ids = track_ids(tracks, seed)
-    rng = np.random.default_rng(seed)
-    embeddings = rng.standard_normal((tracks, EMBEDDING_DIM)).astype(np.float32)
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-
-    class Recommender(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.ids = tf.Variable(ids, dtype=tf.string)
-            self.embeddings = tf.Variable(embeddings)
-            self.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-                tf.constant(ids), tf.range(tracks)), default_value=-1)
-
-        def _top(self, scores, k):
-            count = tf.minimum(tf.reduce_max(tf.concat([k, [1]], axis=0)), tracks)
-            top = tf.math.top_k(scores, k=count)
-            return {"track_ids": tf.gather(self.ids.read_value(), top.indices),
-                    "scores": top.values}
-
-        @tf.function(input_signature=(
-            tf.TensorSpec([None], tf.string, name="user_id"),
-            tf.TensorSpec([None, None], tf.string, name="recent_track_ids"),
-            tf.TensorSpec([None], tf.int64, name="timestamp"),
-            tf.TensorSpec([None], tf.string, name="platform"),
-            tf.TensorSpec([None], tf.int32, name="k")))
-        def recommend(self, user_id, recent_track_ids, timestamp, platform, k):
-            rows = tf.strings.to_hash_bucket_fast(user_id, tracks)
-            query = tf.gather(self.embeddings, rows)
-            return self._top(tf.matmul(query, self.embeddings, transpose_b=True), k)
-
-        @tf.function(input_signature=(tf.TensorSpec([None], tf.string, name="track_id"),
-                                      tf.TensorSpec([None], tf.int32, name="k")))
-        def similar_tracks(self, track_id, k):
-            rows = tf.maximum(self.table.lookup(track_id), 0)
-            scores = tf.matmul(tf.gather(self.embeddings, rows), self.embeddings,
-                               transpose_b=True)
-            result = self._top(scores, k)
-            result["found"] = self.table.lookup(track_id) >= 0
-            return result
-
-    module = Recommender()
-    tf.saved_model.save(module, export_dir, signatures={
-        "serving_default": module.recommend.get_concrete_function(),
-        "similar_tracks": module.similar_tracks.get_concrete_function()})
-    warmup.write_warmup_requests(export_dir, USERS, [list(ids[:3])] * len(USERS),
-                                 list(ids[:20]))
+    """crossfade's two serving signatures over `tracks` random embeddings, with warmup
+    requests (`crossfade.serving.toy_model`)."""
+    from crossfade.serving import toy_model
+    toy_model.save_toy_model(export_dir, list(track_ids(tracks, seed)), seed,
+                             dim=EMBEDDING_DIM, warmup_users=USERS)
 
 
 def push(template: str, base: str, version: int) -> None:

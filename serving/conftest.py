@@ -10,14 +10,11 @@ import os
 import shutil
 from typing import Callable
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
-from crossfade.serving import model_base_path, warmup
+from crossfade.serving import model_base_path, toy_model
 
 TOY_TRACKS = [f"spotify:track:toy{i:04d}" for i in range(50)]
-TOY_MAX_K = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,62 +44,9 @@ def pushed_model(tmp_path_factory) -> PushedModel:
     return PushedModel(config.serving_base_path, int(versions[-1]), data_dir)
 
 
-class ToyRecommender(tf.Module):
-    """crossfade's serving signatures over a hashed toy catalogue; `k` > 100 is an
-    INVALID_ARGUMENT inside the graph, as in the real model."""
-
-    def __init__(self, seed: int):
-        super().__init__()
-        rng = np.random.default_rng(seed)
-        embeddings = rng.standard_normal((len(TOY_TRACKS), 8)).astype(np.float32)
-        self.ids = tf.Variable(np.array(TOY_TRACKS, dtype=object), dtype=tf.string)
-        self.embeddings = tf.Variable(embeddings / np.linalg.norm(embeddings, axis=1)[:, None])
-        self.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-            tf.constant(TOY_TRACKS), tf.range(len(TOY_TRACKS))), default_value=-1)
-
-    def _top(self, scores, k):
-        requested = tf.reduce_max(tf.concat([k, [0]], axis=0))
-        requested = tf.where(requested > 0, requested, 10)
-        check = tf.debugging.assert_less_equal(requested, TOY_MAX_K,
-                                               message=f"k must be at most {TOY_MAX_K}")
-        with tf.control_dependencies([check]):
-            count = tf.minimum(requested, len(TOY_TRACKS))
-        top = tf.math.top_k(scores, k=count)
-        return {"track_ids": tf.gather(self.ids.read_value(), top.indices),
-                "scores": top.values}
-
-    @tf.function(input_signature=(
-        tf.TensorSpec([None], tf.string, name="user_id"),
-        tf.TensorSpec([None, None], tf.string, name="recent_track_ids"),
-        tf.TensorSpec([None], tf.int64, name="timestamp"),
-        tf.TensorSpec([None], tf.string, name="platform"),
-        tf.TensorSpec([None], tf.int32, name="k")))
-    def recommend(self, user_id, recent_track_ids, timestamp, platform, k):
-        embeddings = self.embeddings.read_value()
-        rows = tf.strings.to_hash_bucket_fast(user_id, len(TOY_TRACKS))
-        query = tf.gather(embeddings, rows)
-        return self._top(tf.matmul(query, embeddings, transpose_b=True), k)
-
-    @tf.function(input_signature=(tf.TensorSpec([None], tf.string, name="track_id"),
-                                  tf.TensorSpec([None], tf.int32, name="k")))
-    def similar_tracks(self, track_id, k):
-        embeddings = self.embeddings.read_value()
-        rows = self.table.lookup(track_id)
-        scores = tf.matmul(tf.gather(embeddings, tf.maximum(rows, 0)), embeddings,
-                           transpose_b=True)
-        result = self._top(scores, k)
-        result["found"] = rows >= 0
-        return result
-
-
 def _save_toy(export_dir: str, seed: int, with_warmup: bool) -> None:
-    module = ToyRecommender(seed)
-    tf.saved_model.save(module, export_dir, signatures={
-        "serving_default": module.recommend.get_concrete_function(),
-        "similar_tracks": module.similar_tracks.get_concrete_function()})
-    if with_warmup:
-        warmup.write_warmup_requests(export_dir, ["u1", "u2"], [[TOY_TRACKS[0]], []],
-                                     TOY_TRACKS[:3])
+    toy_model.save_toy_model(export_dir, TOY_TRACKS, seed,
+                             warmup_users=("u1", "u2") if with_warmup else None)
 
 
 @pytest.fixture(scope="session")
