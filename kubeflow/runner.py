@@ -45,8 +45,8 @@ from tfx.types import standard_component_specs
 
 from crossfade.kubeflow import cluster_config
 from crossfade.kubeflow.cluster_config import ResourceSpec
-from crossfade.pipeline.code_version import PACKAGE_ROOT
 from crossfade.pipeline.configs import PipelineConfig
+from crossfade.pipeline.import_graph import PACKAGE_ROOT
 from crossfade.pipeline.pipeline import create_pipeline
 
 # Where kubeflow/Dockerfile copies this checkout (its WORKDIR).

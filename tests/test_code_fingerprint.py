@@ -17,20 +17,20 @@ import pytest
 from package_sources import product_folders
 
 from crossfade.components.listening_data import simulator
-from crossfade.pipeline import code_version
+from crossfade.pipeline import code_version, import_graph
 
 TRAINER = "CatalogueTrainer"
 UP_TO_TRAINER = ("PlaysExampleGen", "CatalogueExampleGen", "StreamQualifier", "Transform",
                  TRAINER)
 _RUN = """
 import json, sys
-import crossfade.pipeline.code_version as code_version
+import crossfade.pipeline.import_graph as import_graph
 from crossfade.pipeline import local_runner, run_summary
 from crossfade.pipeline.configs import PipelineConfig
 config = PipelineConfig(data_dir=sys.argv[1], output_dir=sys.argv[2]).with_hyperparameters(
     epochs=1, batch_size=1024)
 local_runner.run(config)
-print(json.dumps({"package_root": code_version.PACKAGE_ROOT,
+print(json.dumps({"package_root": import_graph.PACKAGE_ROOT,
                   "states": run_summary.latest_run(config).component_states}))
 """
 
@@ -39,7 +39,7 @@ def _copy_package(site: str) -> str:
     """Copies the installed product folders to `site`/crossfade/; returns that folder."""
     package = os.path.join(site, "crossfade")
     for folder in product_folders():
-        shutil.copytree(os.path.join(code_version.PACKAGE_ROOT, folder),
+        shutil.copytree(os.path.join(import_graph.PACKAGE_ROOT, folder),
                         os.path.join(package, folder),
                         ignore=shutil.ignore_patterns("__pycache__", "*_test.py"))
     return package

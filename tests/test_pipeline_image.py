@@ -17,7 +17,7 @@ import re
 
 from package_sources import REPO_ROOT, product_folders
 
-from crossfade.pipeline import code_version
+from crossfade.pipeline import import_graph
 
 DOCKERFILE = os.path.join(REPO_ROOT, "kubeflow", "Dockerfile")
 # BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile in place of the context's own.
@@ -81,8 +81,8 @@ def _reaches_context(path, rules):
 
 def _cli_closure():
     # module_closure reads the files below PACKAGE_ROOT: this checkout, not an installed copy.
-    assert os.path.samefile(code_version.PACKAGE_ROOT, REPO_ROOT), code_version.PACKAGE_ROOT
-    return code_version.module_closure([CLI])
+    assert os.path.samefile(import_graph.PACKAGE_ROOT, REPO_ROOT), import_graph.PACKAGE_ROOT
+    return import_graph.module_closure([CLI])
 
 
 def _imports_not_installed(path):
