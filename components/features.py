@@ -33,6 +33,7 @@ REASON_END = "reason_end"
 WEIGHT = "weight"  # interaction strength (1.0 for a play)
 
 # Raw track content (candidate side), joined from the catalogue.
+TITLE = "track_title"  # display only: in catalogue examples, not in plays or the towers
 ARTIST = "track_artist"
 GENRES = "track_genres"  # [MAX_GENRES]
 TAGS = "track_tags"  # [MAX_TAGS]
@@ -66,8 +67,11 @@ RAW_FEATURE_SPEC: Dict[str, tf.io.FixedLenFeature] = {
     **{name: tf.io.FixedLenFeature([], tf.float32) for name in AUDIO_DESCRIPTORS},
 }
 
-# Catalogue examples carry only the candidate features.
-CATALOGUE_FEATURE_SPEC = {name: RAW_FEATURE_SPEC[name] for name in CANDIDATE_RAW_FEATURES}
+# Catalogue examples carry the candidate features and the title (the served model shows it).
+CATALOGUE_FEATURE_SPEC = {
+    **{name: RAW_FEATURE_SPEC[name] for name in CANDIDATE_RAW_FEATURES},
+    TITLE: tf.io.FixedLenFeature([], tf.string, default_value=PAD_TOKEN),
+}
 
 # Transformed features (outputs of preprocessing_fn).
 USER_INDEX = "user_index"
@@ -81,6 +85,7 @@ GENRE_INDICES = "genre_indices"
 TAG_INDICES = "tag_indices"
 AUDIO = "audio"  # [len(AUDIO_DESCRIPTORS)] z-scored
 SAMPLE_WEIGHT = "sample_weight"
+PLAY_TIME = "play_time"  # TIMESTAMP passed through: orders a user's plays for stored history
 
 # Vocabulary files written by Transform (names used to look them up in the Trainer).
 USER_VOCABULARY = "user_id"

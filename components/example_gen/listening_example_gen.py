@@ -9,8 +9,9 @@ caching behave as in any TFX pipeline) with custom Beam executors:
   time, leave-last-out or random per user), attaches each play's `recent_track_ids`
   (components/example_gen/history.py) and joins the played track's content features. A user's
   plays all fall into one shard, so per-user protocols need no further shuffle.
-* `CatalogueExampleGen` writes one example per catalogue track (candidate features only) into a
-  single `catalogue` split: the Trainer's input channel for the retrieval index.
+* `CatalogueExampleGen` writes one example per catalogue track (its candidate features and its
+  display title, `features.CATALOGUE_FEATURE_SPEC`) into a single `catalogue` split: the
+  Trainer's input channel for the retrieval index.
 
 Reading applies `sources.read_plays_counted` with the run's `timestamp_policy` and the
 executor's clock; the rows it drops (exact copies, out-of-range timestamps with `drop`) are
@@ -75,6 +76,11 @@ def candidate_columns(catalogue: sources.Catalogue) -> Dict[str, np.ndarray]:
     for index, name in enumerate(features.AUDIO_DESCRIPTORS):
         columns[name] = catalogue.audio[:, index]
     return columns
+
+
+def catalogue_columns(catalogue: sources.Catalogue) -> Dict[str, np.ndarray]:
+    """The features of a catalogue example: the candidate side and the display title."""
+    return {**candidate_columns(catalogue), features.TITLE: catalogue.title}
 
 
 def user_shards(user_ids: np.ndarray) -> np.ndarray:
@@ -282,7 +288,7 @@ def _catalogue_to_examples(pipeline: beam.Pipeline, exec_properties: Dict[str, A
         | "CatalogueFile" >> beam.Create([path])
         | "ReadCatalogue" >> beam.Map(sources.read_catalogue_source)
         | "ToExamples" >> beam.FlatMap(lambda catalogue: encode_examples(
-            candidate_columns(catalogue))))
+            catalogue_columns(catalogue))))
 
 
 def plays_example_gen(data_dir: str, protocol: split_protocols.SplitProtocol,

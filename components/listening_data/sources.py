@@ -122,6 +122,7 @@ class Catalogue:
     genres: np.ndarray  # object [n, MAX_GENRES]
     tags: np.ndarray  # object [n, MAX_TAGS]
     audio: np.ndarray  # float32 [n, len(AUDIO_COLUMNS)]
+    title: np.ndarray  # object (str); "" where the file has none (display only)
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -477,6 +478,7 @@ def read_catalogue(path: str) -> Catalogue:
         tags=_padded_lists(_id_text(table, path, "tags"), features.MAX_TAGS),
         audio=np.stack([_floats(table, path, column, 0.0) for column in AUDIO_COLUMNS],
                        axis=1),
+        title=_text(table, "title"),
     )
 
 
@@ -490,6 +492,7 @@ def catalogue_from_track_ids(track_ids: np.ndarray) -> Catalogue:
         genres=np.full((size, features.MAX_GENRES), features.PAD_TOKEN, dtype=object),
         tags=np.full((size, features.MAX_TAGS), features.PAD_TOKEN, dtype=object),
         audio=np.zeros((size, len(AUDIO_COLUMNS)), dtype=np.float32),
+        title=np.full(size, "", dtype=object),
     )
 
 

@@ -3,7 +3,9 @@
 Full-pass analysis (over the train split) gives the vocabularies of users, tracks, artists,
 genres, tags and platforms, the play count of every track (the candidate sampling
 probabilities used for logQ correction, and the most-popular fallback), and the moments that
-z-score the audio descriptors. All outputs are dense.
+z-score the audio descriptors. All outputs are dense. `play_time` passes the timestamp through
+unchanged: the towers do not read it; the Trainer orders each user's plays by it to store their
+latest history in the served model (components/trainer/user_history.py).
 
 Index conventions for a vocabulary of size V built with one OOV bucket: known values map to
 [0, V), unseen values to V, and list padding (`features.PAD_TOKEN`) to V + 1, so embedding
@@ -76,4 +78,5 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
     outputs[features.WEEKDAY] = tf.math.floormod(
         timestamps // SECONDS_PER_DAY + EPOCH_WEEKDAY, 7)
     outputs[features.SAMPLE_WEIGHT] = inputs[features.WEIGHT]
+    outputs[features.PLAY_TIME] = timestamps
     return outputs
