@@ -1,9 +1,15 @@
 """The served SavedModel: raw features in, top-K catalogue tracks out.
 
-The exported module holds the Transform graph, the query tower and the catalogue index (every
-catalogue track's candidate embedding, id and training play count) as variables, and scores
-with a matrix product and `tf.math.top_k`: stock TensorFlow ops only, so the stock
-`tensorflow/serving` image loads it (no ScaNN custom ops).
+The exported module holds the Transform graph, the query tower, the catalogue index (every
+catalogue track's candidate embedding, id, title, artist, content tokens and training play
+count; components/trainer/catalogue_index.py) and every training user's stored history
+(components/trainer/user_history.py) as variables, and scores with a matrix product and
+`tf.math.top_k`: stock TensorFlow ops only, so the stock `tensorflow/serving` image loads it
+(no ScaNN custom ops).
+
+**Stored history.** In every query signature (`serving_default`, `recommend`,
+`query_embedding`, `evaluate_examples`) a known user whose `recent_track_ids` row is all ""
+is answered with their stored training history; a row with any track keeps its own.
 
 Signatures (every input is batched along axis 0):
 
@@ -14,6 +20,33 @@ Signatures (every input is batched along axis 0):
   ``scores`` [B, K] float32 (cosine similarity; for a cold query — unknown user and no known
   recent track — the cold-start ranking's score in [0, 1]: the last day's top chart when the
   pipeline has one, else training plays relative to the most played track).
+* ``recommend`` — the `serving_default` inputs and, all required (neutral value in brackets):
+
+  ==========================  ============  ==============================================
+  input                       shape, dtype  meaning
+  ==========================  ============  ==============================================
+  ``exclude_track_ids``       [B, m] str    never returned, any m (one "" column)
+  ``diversity``               [B] float32   0 = relevance order (as `serving_default`); in
+                                            (0, 1] greedy maximal-marginal-relevance over
+                                            the top max(`candidate_pool`, `max_k`) (0)
+  ``explore``                 [B] float32   epsilon of per-slot epsilon-greedy sampling
+                                            from the pool (0 = deterministic)
+  ``seed``                    [B] int64     per-row sampler seed; 0 = a hash of the row's
+                                            user, history and timestamp (0)
+  ``released_within_days``    [B] int32     0 = no restriction; any other value is
+                                            INVALID_ARGUMENT until release dates exist (0)
+  ``probe``                   [B] int32     index partitions to probe; 0 = the model's
+                                            default; exact search ignores it; < 0 is
+                                            INVALID_ARGUMENT (0)
+  ==========================  ============  ==============================================
+
+  Outputs ``track_ids``, ``scores`` (as `serving_default`), ``titles`` and ``artists`` [B, K]
+  string ("" where the catalogue has none) and ``propensities`` [B, K] float32: for each slot
+  the probability that the sampler chose that track in that slot given the tracks in the
+  earlier slots (1.0 for a deterministic slot); their product is the probability of the
+  whole list (components/trainer/reranking.py). A row with fewer than K eligible tracks is
+  padded with track id "", score 0 and propensity 1. diversity or explore outside [0, 1]
+  (or NaN) is INVALID_ARGUMENT.
 * ``similar_tracks`` — ``track_id`` [B] string, ``k`` [B] int32 -> ``track_ids``, ``scores``
   (cosine between candidate embeddings, the track itself excluded) and ``found`` [B] bool.
 * ``query_embedding`` — the query inputs without ``k`` -> ``embedding`` [B, D].
@@ -22,7 +55,10 @@ Signatures (every input is batched along axis 0):
   ExampleGen) -> ``label_rank`` [B] (0-based rank of the played track among all catalogue
   tracks; the catalogue size if it is not in the catalogue), ``popularity_rank`` [B] (the same
   under a most-popular ranking of the training plays), ``top_indices`` [B, EVAL_TOP_K]
-  (catalogue rows recommended) and ``catalogue_size`` [B]. The Evaluator's metrics read these.
+  (catalogue rows recommended), ``catalogue_size`` [B], and for the first `LIST_CUTOFF` of
+  the top tracks ``intra_list_diversity`` [B] (on genre/tag content, NaN without two tracks
+  with content) and ``novelty`` [B] (mean self-information, bits); definitions in
+  components/evaluator/list_metrics.py. The Evaluator's metrics read these.
 """
 from typing import Dict, Optional
 
@@ -31,11 +67,15 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from crossfade.components import features
+from crossfade.components.evaluator import list_metrics
+from crossfade.components.trainer import list_content, reranking, run_config
 from crossfade.components.trainer import model as model_lib
+from crossfade.components.trainer.catalogue_index import CatalogueIndex
 from crossfade.serving.signatures import (
     CANDIDATE_EMBEDDING,
     EVALUATE_EXAMPLES,
     QUERY_EMBEDDING,
+    RECOMMEND,
     SERVING_DEFAULT,
     SIMILAR_TRACKS,
 )
@@ -49,46 +89,79 @@ QUERY_INPUT_SIGNATURE = (
     tf.TensorSpec([None], tf.string, name="platform"),
 )
 K_INPUT = tf.TensorSpec([None], tf.int32, name="k")
+CONTROL_INPUT_SIGNATURE = (
+    tf.TensorSpec([None, None], tf.string, name="exclude_track_ids"),
+    tf.TensorSpec([None], tf.float32, name="diversity"),
+    tf.TensorSpec([None], tf.float32, name="explore"),
+    tf.TensorSpec([None], tf.int64, name="seed"),
+    tf.TensorSpec([None], tf.int32, name="released_within_days"),
+    tf.TensorSpec([None], tf.int32, name="probe"),
+)
+
+
+def _strings(values: np.ndarray, name: str) -> tf.Variable:
+    return tf.Variable(np.asarray(values, dtype=object), trainable=False, dtype=tf.string,
+                       name=name)
 
 
 class RecommenderModule(tf.Module):
-    """Everything TF Serving needs to answer retrieval requests; see the module docstring."""
+    """Everything TF Serving needs to answer retrieval requests; see the module docstring.
+
+    `user_histories` is `user_history.latest_histories`' [users + 2, HISTORY_LENGTH] table;
+    None stores none (every row padding). `recommend` re-ranks the top
+    max(`candidate_pool`, `max_k`) tracks (the whole catalogue if smaller).
+    """
 
     def __init__(self, two_tower: model_lib.TwoTowerModel,
-                 transform_output: tft.TFTransformOutput,
-                 catalogue_ids: np.ndarray, catalogue_embeddings: np.ndarray,
-                 catalogue_play_counts: np.ndarray, default_k: int, max_k: int,
-                 cold_start_scores: Optional[np.ndarray] = None):
+                 transform_output: tft.TFTransformOutput, catalogue: CatalogueIndex,
+                 default_k: int, max_k: int, user_histories: Optional[np.ndarray] = None,
+                 candidate_pool: int = run_config.DEFAULT_CANDIDATE_POOL):
         super().__init__()
-        size = len(catalogue_ids)
-        if size == 0:
-            raise ValueError("the catalogue is empty")
+        size = len(catalogue)
+        if candidate_pool < 1:
+            raise ValueError(f"candidate_pool must be at least 1, got {candidate_pool}")
         self.transform_layer = transform_output.transform_features_layer()
         self.query_tower = two_tower.query_tower
-        self.user_oov_index = transform_output.vocabulary_size_by_name(features.USER_VOCABULARY)
+        users = transform_output.vocabulary_size_by_name(features.USER_VOCABULARY)
+        self.user_oov_index = users
         self.track_oov_index = transform_output.vocabulary_size_by_name(
             features.TRACK_VOCABULARY)
+        self.history_padding_index = self.track_oov_index + 1
         self.default_k = default_k
         self.max_k = max_k
+        # Fixed, not max(pool, k): a row's pool (so its list) must not depend on the k of the
+        # rows TF Serving batched with it.
+        self.pool_size = min(max(candidate_pool, max_k), size)
         self.catalogue_size = size
-        self.catalogue_ids = tf.Variable(catalogue_ids.astype(object), trainable=False,
-                                         dtype=tf.string, name="catalogue_ids")
-        self.catalogue_embeddings = tf.Variable(catalogue_embeddings.astype(np.float32),
-                                                trainable=False, name="catalogue_embeddings")
-        counts = catalogue_play_counts.astype(np.float32)
-        if cold_start_scores is None:
-            cold_start_scores = counts / max(counts.max(), 1.0)
-        self.popularity_scores = tf.Variable(cold_start_scores.astype(np.float32),
-                                             trainable=False, name="popularity_scores")
+        self.catalogue_ids = _strings(catalogue.ids, "catalogue_ids")
+        self.catalogue_titles = _strings(catalogue.titles, "catalogue_titles")
+        self.catalogue_artists = _strings(catalogue.artists, "catalogue_artists")
+        self.catalogue_embeddings = tf.Variable(catalogue.embeddings, trainable=False,
+                                                name="catalogue_embeddings")
+        self.popularity_scores = tf.Variable(catalogue.cold_start_scores, trainable=False,
+                                             name="popularity_scores")
         # Rank of each row in a most-popular list (ties broken by catalogue order).
-        order = np.argsort(-counts, kind="stable")
+        order = np.argsort(-catalogue.play_counts, kind="stable")
         rank = np.empty(size, np.int32)
         rank[order] = np.arange(size, dtype=np.int32)
         self.popularity_rank = tf.Variable(rank, trainable=False, name="popularity_rank")
+        self.content_tokens = tf.Variable(list_content.content_tokens(
+            list_metrics.content_matrix(catalogue.genres, catalogue.tags)),
+            trainable=False, name="content_tokens")
+        self.self_information = tf.Variable(
+            list_metrics.self_information(catalogue.play_counts).astype(np.float32),
+            trainable=False, name="self_information")
+        if user_histories is None:
+            user_histories = np.full((users + 2, features.HISTORY_LENGTH),
+                                     self.history_padding_index, np.int32)
+        if user_histories.shape != (users + 2, features.HISTORY_LENGTH):
+            raise ValueError(f"user_histories must be [{users + 2}, {features.HISTORY_LENGTH}]"
+                             f", got {user_histories.shape}")
+        self.user_histories = tf.Variable(user_histories.astype(np.int32), trainable=False,
+                                          name="user_histories")
         self.row_of_track = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(catalogue_ids.astype(object), tf.string),
-                tf.range(size, dtype=tf.int32)),
+                tf.constant(catalogue.ids, tf.string), tf.range(size, dtype=tf.int32)),
             default_value=-1)
 
     # -- building blocks -------------------------------------------------------------------
@@ -110,14 +183,29 @@ class RecommenderModule(tf.Module):
         })
         return raw
 
+    def _with_stored_history(self, transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """`transformed` with all-padding histories replaced by the user's stored one."""
+        history = transformed[features.RECENT_TRACK_INDICES]
+        empty = tf.reduce_all(tf.equal(history, self.history_padding_index), axis=1)
+        stored = tf.cast(tf.gather(self.user_histories.read_value(),
+                                   transformed[features.USER_INDEX]), history.dtype)
+        return {**transformed,
+                features.RECENT_TRACK_INDICES: tf.where(empty[:, None], stored, history)}
+
     def _query(self, raw: Dict[str, tf.Tensor]):
-        transformed = self.transform_layer(raw)
+        transformed = self._with_stored_history(self.transform_layer(raw))
         embedding = self.query_tower(transformed, training=False)
         cold = tf.logical_and(
             tf.equal(transformed[features.USER_INDEX], self.user_oov_index),
             tf.reduce_all(transformed[features.RECENT_TRACK_INDICES] >= self.track_oov_index,
                           axis=1))
         return embedding, cold
+
+    def _scores(self, raw: Dict[str, tf.Tensor]) -> tf.Tensor:
+        """[B, C] query-track scores; cold queries get the cold-start ranking's."""
+        embedding, cold = self._query(raw)
+        scores = tf.matmul(embedding, self.catalogue_embeddings, transpose_b=True)
+        return tf.where(cold[:, None], self.popularity_scores[None, :], scores)
 
     def _effective_k(self, k: tf.Tensor) -> tf.Tensor:
         requested = tf.reduce_max(tf.concat([k, [0]], axis=0))
@@ -132,15 +220,82 @@ class RecommenderModule(tf.Module):
         return {"track_ids": tf.gather(self.catalogue_ids.read_value(), top.indices),
                 "scores": top.values}
 
+    def _excluded(self, scores: tf.Tensor, exclude_track_ids: tf.Tensor) -> tf.Tensor:
+        """`scores` with each row's excluded catalogue tracks at -inf (unknown ids ignored)."""
+        rows = self.row_of_track.lookup(exclude_track_ids)
+        hits = tf.where(rows >= 0)  # [n, 2]: (batch row, exclusion column)
+        targets = tf.stack([hits[:, 0], tf.cast(tf.gather_nd(rows, hits), tf.int64)], axis=1)
+        marked = tf.scatter_nd(targets, tf.ones(tf.shape(hits)[:1], tf.int32),
+                               tf.shape(scores, out_type=tf.int64))
+        return tf.where(marked > 0, tf.cast(-np.inf, scores.dtype), scores)
+
+    def _checked_controls(self, batch, controls) -> list:
+        """Assertions (INVALID_ARGUMENT) on the `recommend` control inputs."""
+        _, diversity, explore, _, released, probe = controls
+        checks = [tf.debugging.assert_equal(tf.shape(value)[0], batch, message=(
+            f"{name} must have one row per user_id")) for name, value in zip(
+                [spec.name for spec in CONTROL_INPUT_SIGNATURE], controls, strict=True)]
+        for name, value in (("diversity", diversity), ("explore", explore)):
+            checks += [tf.debugging.assert_greater_equal(value, 0.0,
+                                                         message=f"{name} must be in [0, 1]"),
+                       tf.debugging.assert_less_equal(value, 1.0,
+                                                      message=f"{name} must be in [0, 1]")]
+        checks.append(tf.debugging.assert_equal(
+            released, 0, message="released_within_days must be 0: this model has no release "
+            "dates"))
+        checks.append(tf.debugging.assert_non_negative(probe, message="probe must be >= 0"))
+        return checks
+
+    def _pooled(self, scores):
+        """(pool rows [B, N], pool scores [B, N]), N = `pool_size` whatever the batch's k."""
+        top = tf.math.top_k(scores, k=self.pool_size)
+        return top.indices, top.values
+
     # -- signatures ------------------------------------------------------------------------
 
     @tf.function(input_signature=QUERY_INPUT_SIGNATURE + (K_INPUT,))
     def recommend(self, user_id, recent_track_ids, timestamp, platform, k):
-        embedding, cold = self._query(
-            self._raw_query(user_id, recent_track_ids, timestamp, platform))
-        scores = tf.matmul(embedding, self.catalogue_embeddings, transpose_b=True)
-        scores = tf.where(cold[:, None], self.popularity_scores[None, :], scores)
+        scores = self._scores(self._raw_query(user_id, recent_track_ids, timestamp, platform))
         return self._top_k(scores, k)
+
+    @tf.function(input_signature=QUERY_INPUT_SIGNATURE + (K_INPUT,) + CONTROL_INPUT_SIGNATURE)
+    def recommend_controlled(self, user_id, recent_track_ids, timestamp, platform, k,
+                             exclude_track_ids, diversity, explore, seed,
+                             released_within_days, probe):
+        controls = (exclude_track_ids, diversity, explore, seed, released_within_days, probe)
+        with tf.control_dependencies(self._checked_controls(tf.shape(user_id)[0], controls)):
+            scores = self._scores(self._raw_query(user_id, recent_track_ids, timestamp,
+                                                  platform))
+        count = self._effective_k(k)
+        rows, relevance = self._pooled(self._excluded(scores, exclude_track_ids))
+        embeddings = tf.gather(self.catalogue_embeddings.read_value(), rows)
+        seeds = reranking.request_seeds(seed, user_id, recent_track_ids, timestamp)
+
+        def reranked():
+            return reranking.build_lists(relevance, embeddings, count, diversity, explore,
+                                         seeds)
+
+        def relevance_order():  # what build_lists gives at diversity 0, explore 0, faster
+            positions = tf.range(count)[None, :] + tf.zeros_like(rows[:, :1])
+            available = tf.math.is_finite(relevance[:, :count])
+            return (tf.where(available, positions, -1),
+                    tf.ones(tf.shape(positions), tf.float32))
+
+        neutral = tf.logical_and(tf.reduce_all(tf.equal(diversity, 0.0)),
+                                 tf.reduce_all(tf.equal(explore, 0.0)))
+        positions, propensities = tf.cond(neutral, relevance_order, reranked)
+        shown = positions >= 0
+        chosen = tf.gather(rows, tf.maximum(positions, 0), batch_dims=1)
+
+        def listed(variable: tf.Variable) -> tf.Tensor:
+            return tf.where(shown, tf.gather(variable.read_value(), chosen), "")
+
+        return {"track_ids": listed(self.catalogue_ids),
+                "scores": tf.where(shown, tf.gather(relevance, tf.maximum(positions, 0),
+                                                    batch_dims=1), 0.0),
+                "titles": listed(self.catalogue_titles),
+                "artists": listed(self.catalogue_artists),
+                "propensities": propensities}
 
     @tf.function(input_signature=QUERY_INPUT_SIGNATURE)
     def query_embedding(self, user_id, recent_track_ids, timestamp, platform):
@@ -172,9 +327,7 @@ class RecommenderModule(tf.Module):
     @tf.function(input_signature=(tf.TensorSpec([None], tf.string, name="examples"),))
     def evaluate_examples(self, examples):
         raw = tf.io.parse_example(examples, features.RAW_FEATURE_SPEC)
-        embedding, cold = self._query(raw)
-        scores = tf.matmul(embedding, self.catalogue_embeddings, transpose_b=True)
-        scores = tf.where(cold[:, None], self.popularity_scores[None, :], scores)
+        scores = self._scores(raw)
         size = tf.shape(scores)[1]
         rows = self.row_of_track.lookup(raw[features.TRACK_ID])
         found = rows >= 0
@@ -182,17 +335,23 @@ class RecommenderModule(tf.Module):
         label_rank = tf.reduce_sum(tf.cast(scores > label_scores[:, None], tf.int32), axis=1)
         popularity_rank = tf.gather(self.popularity_rank.read_value(), tf.maximum(rows, 0))
         top_indices = tf.math.top_k(scores, k=tf.minimum(EVAL_TOP_K, size)).indices
+        listed = top_indices[:, :list_metrics.LIST_CUTOFF]
         batch_size = tf.shape(examples)[0]
         return {
             "label_rank": tf.where(found, label_rank, size),
             "popularity_rank": tf.where(found, popularity_rank, size),
             "top_indices": top_indices,
             "catalogue_size": tf.fill([batch_size], size),
+            "intra_list_diversity": list_content.intra_list_diversity(
+                tf.gather(self.content_tokens.read_value(), listed)),
+            "novelty": list_content.novelty(
+                tf.gather(self.self_information.read_value(), listed)),
         }
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         return {
             SERVING_DEFAULT: self.recommend.get_concrete_function(),
+            RECOMMEND: self.recommend_controlled.get_concrete_function(),
             SIMILAR_TRACKS: self.similar_tracks.get_concrete_function(),
             QUERY_EMBEDDING: self.query_embedding.get_concrete_function(),
             CANDIDATE_EMBEDDING: self.candidate_embedding.get_concrete_function(),

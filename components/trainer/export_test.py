@@ -4,13 +4,21 @@ import pytest
 import tensorflow as tf
 
 from crossfade.components import features
+from crossfade.components.evaluator import list_metrics
 from crossfade.components.testing_data import analyze_and_transform, raw_play, serialize
 from crossfade.components.trainer import export, train
 from crossfade.components.trainer import model as model_lib
+from crossfade.components.trainer.catalogue_index import CatalogueIndex
 from crossfade.components.trainer.hyperparameters import Hyperparameters
 
 CATALOGUE = ["t1", "t2", "t3", "t4", "t5"]  # t5 is never played
 PLAYS = {"t1": 4, "t2": 2, "t3": 1, "t4": 1}
+TITLES = ["One", "Two", "Three", "", "Five"]
+ARTISTS = ["artist0", "artist1", "artist0", "artist1", "artist0"]
+GENRES = [["rock", "", ""], ["rock", "pop", ""], ["jazz", "", ""], ["", "", ""],
+          ["pop", "", ""]]
+TAGS = [["love"] + [""] * 7, ["love"] + [""] * 7, ["night"] + [""] * 7, [""] * 8,
+        ["rock"] + [""] * 7]  # t5's tag "rock" is not its genre "rock"
 HP = Hyperparameters(embedding_dim=8, id_embedding_dim=8, content_embedding_dim=4,
                                hidden_units=16)
 
@@ -28,12 +36,21 @@ def served(tmp_path_factory):
                                         train.sampling_probabilities(transform_output, counts))
     raw = features.default_raw_values(tf.constant(len(CATALOGUE)))
     raw[features.TRACK_ID] = tf.constant(CATALOGUE)
-    raw[features.ARTIST] = tf.constant(["artist0", "artist1", "artist0", "artist1", "artist0"])
+    raw[features.ARTIST] = tf.constant(ARTISTS)
     embeddings = two_tower.candidate_tower(
         transform_output.transform_features_layer()(raw)).numpy()
-    module = export.RecommenderModule(
-        two_tower, transform_output, np.array(CATALOGUE, dtype=object), embeddings,
-        np.array([counts.get(t.encode(), 0) for t in CATALOGUE]), default_k=2, max_k=100)
+    index = CatalogueIndex(
+        ids=np.array(CATALOGUE, dtype=object), embeddings=embeddings,
+        play_counts=np.array([counts.get(t.encode(), 0) for t in CATALOGUE]),
+        titles=np.array(TITLES, dtype=object), artists=np.array(ARTISTS, dtype=object),
+        genres=np.array(GENRES, dtype=object), tags=np.array(TAGS, dtype=object))
+    sizes = train.vocabularies(transform_output)
+    users = list(transform_output.vocabulary_by_name(features.USER_VOCABULARY))
+    tracks = list(transform_output.vocabulary_by_name(features.TRACK_VOCABULARY))
+    histories = np.full((sizes.users + 2, features.HISTORY_LENGTH), sizes.tracks + 1, np.int32)
+    histories[users.index(b"u0"), :2] = [tracks.index(b"t3"), tracks.index(b"t2")]
+    module = export.RecommenderModule(two_tower, transform_output, index, default_k=2,
+                                      max_k=100, user_histories=histories)
     export_dir = str(tmp_path_factory.mktemp("model"))
     export.save(module, export_dir)
     return tf.saved_model.load(export_dir)
@@ -48,11 +65,13 @@ def _recommend(model, users, k, history=None, platform="android"):
 
 
 def test_signatures_are_named(served):
-    assert set(served.signatures) == {export.SERVING_DEFAULT, export.SIMILAR_TRACKS,
-                                      export.QUERY_EMBEDDING, export.CANDIDATE_EMBEDDING,
-                                      export.EVALUATE_EXAMPLES}
+    assert set(served.signatures) == {export.SERVING_DEFAULT, export.RECOMMEND,
+                                      export.SIMILAR_TRACKS, export.QUERY_EMBEDDING,
+                                      export.CANDIDATE_EMBEDDING, export.EVALUATE_EXAMPLES}
     outputs = served.signatures[export.SERVING_DEFAULT].structured_outputs
     assert set(outputs) == {"track_ids", "scores"}
+    assert set(served.signatures[export.RECOMMEND].structured_outputs) == {
+        "track_ids", "scores", "titles", "artists", "propensities"}
 
 
 def test_recommend_returns_k_distinct_catalogue_tracks_best_first(served):
@@ -105,3 +124,163 @@ def test_evaluate_examples_ranks_agree_with_serving(served):
     unknown = raw_play("u1", "not-in-catalogue")
     ranks = served.signatures[export.EVALUATE_EXAMPLES](examples=tf.constant([serialize(unknown)]))
     assert int(ranks["label_rank"][0]) == len(CATALOGUE)
+
+
+def _controlled(model, users, k=4, history=None, exclude=None, diversity=0.0, explore=0.0,
+                seed=0, released=0, probe=0):
+    rows = len(users)
+
+    def per_row(value, dtype):
+        return tf.constant(value if isinstance(value, list) else [value] * rows, dtype)
+
+    return model.signatures[export.RECOMMEND](
+        user_id=tf.constant(users),
+        recent_track_ids=tf.constant(history if history is not None else [[""]] * rows),
+        timestamp=tf.constant([1_700_000_000] * rows, tf.int64),
+        platform=tf.constant(["android"] * rows), k=tf.constant([k] * rows),
+        exclude_track_ids=tf.constant(exclude if exclude is not None else [[""]] * rows),
+        diversity=per_row(diversity, tf.float32), explore=per_row(explore, tf.float32),
+        seed=per_row(seed, tf.int64), released_within_days=per_row(released, tf.int32),
+        probe=per_row(probe, tf.int32))
+
+
+def _ids(result, key="track_ids"):
+    return [[value.decode() for value in row] for row in result[key].numpy()]
+
+
+def test_neutral_controls_answer_as_serving_default(served):
+    history = [["t1", "t2"], ["t3", ""]]
+    plain = _recommend(served, ["u0", "u1"], 5, history=history)
+    controlled = _controlled(served, ["u0", "u1"], k=5, history=history)
+    assert _ids(controlled) == _ids(plain)
+    np.testing.assert_allclose(controlled["scores"].numpy(), plain["scores"].numpy(), atol=1e-6)
+    assert np.all(controlled["propensities"].numpy() == 1.0)
+
+
+def test_diversity_zero_keeps_the_order_when_another_row_explores(served):
+    # The second row makes the batch take the re-ranking loop; the first must not change.
+    history = [["t1", "t2"], ["t1", "t2"]]
+    plain = _recommend(served, ["u0", "u0"], 5, history=history)
+    mixed = _controlled(served, ["u0", "u0"], k=5, history=history, diversity=[0.0, 0.9],
+                        explore=[0.0, 0.5], seed=[0, 3])
+    assert _ids(mixed)[0] == _ids(plain)[0]
+    assert mixed["propensities"].numpy()[0].tolist() == [1.0] * 5
+    assert sorted(_ids(mixed)[1]) == sorted(CATALOGUE)  # a permutation, each track once
+
+
+def test_titles_and_artists_follow_the_tracks(served):
+    result = _controlled(served, ["u1"], k=5, history=[["t1"]])
+    for track, title, artist in zip(_ids(result)[0], _ids(result, "titles")[0],
+                                    _ids(result, "artists")[0], strict=True):
+        row = CATALOGUE.index(track)
+        assert (title, artist) == (TITLES[row], ARTISTS[row])
+
+
+def test_exclusions_are_never_returned_even_covering_almost_everything(served):
+    result = _controlled(served, ["u0", "u1"], k=3, history=[["t1"], ["t2"]],
+                         exclude=[["t1", "t2", "t3", "t4"], ["t5", "unknown", "", ""]],
+                         diversity=0.5, explore=0.5, seed=7)
+    first, second = _ids(result)
+    assert first == ["t5", "", ""]  # one eligible track; the other slots are empty
+    assert result["scores"].numpy()[0, 1:].tolist() == [0.0, 0.0]
+    assert result["propensities"].numpy()[0].tolist() == [1.0, 1.0, 1.0]
+    assert "t5" not in second and "" not in second and len(set(second)) == 3
+
+
+def test_same_seed_same_list_and_seed_zero_is_derived_from_the_request(served):
+    kwargs = dict(k=4, history=[["t1"]], diversity=0.3, explore=0.8)
+    lists = {tuple(_ids(_controlled(served, ["u1"], seed=seed, **kwargs))[0])
+             for seed in range(1, 30)}
+    assert len(lists) > 1  # exploring does vary with the seed
+    again = [_ids(_controlled(served, ["u1"], seed=5, **kwargs)) for _ in range(2)]
+    assert again[0] == again[1]
+    derived = [_ids(_controlled(served, ["u1"], seed=0, **kwargs)) for _ in range(2)]
+    assert derived[0] == derived[1]
+    # A row's list does not depend on the rows batched with it.
+    batched = _controlled(served, ["u2", "u1"], seed=[9, 5], k=4, history=[["t3"], ["t1"]],
+                          diversity=0.3, explore=0.8)
+    assert _ids(batched)[1] == again[0][0]
+    # ... nor on their k: a batch answers max(k) slots, and a row's first slots stay the same.
+    shorter = _controlled(served, ["u1"], seed=5, k=2, history=[["t1"]], diversity=0.3,
+                          explore=0.8)
+    assert _ids(shorter)[0] == again[0][0][:2]
+
+
+@pytest.mark.parametrize("control, value, message", [
+    ("diversity", 1.5, "diversity must be in"), ("diversity", float("nan"), "diversity must"),
+    ("explore", -0.1, "explore must be in"), ("released", 7, "released_within_days"),
+    ("released", -1, "released_within_days"), ("probe", -1, "probe must be"),
+])
+def test_invalid_controls_are_invalid_argument(served, control, value, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        _controlled(served, ["u0"], **{control: value})
+
+
+def test_controls_need_one_row_per_user(served):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="diversity must have one row"):
+        _controlled(served, ["u0", "u1"], diversity=[0.1])
+
+
+def test_propensities_match_sampling_frequencies(served):
+    """100,000 responses for one request, varying the seed: every slot's empirical frequency
+    of each choice given its prefix is within 3 standard errors of the reported propensity."""
+    k, samples, batch = 3, 100_000, 25_000
+    lists, propensities = [], []
+    for start in range(1, samples + 1, batch):
+        result = _controlled(served, ["u1"] * batch, k=k, history=[["t1"]] * batch,
+                             diversity=0.4, explore=0.6,
+                             seed=list(range(start, start + batch)))
+        lists += [tuple(row) for row in _ids(result)]
+        propensities.append(result["propensities"].numpy())
+    propensities = np.concatenate(propensities)
+    checked = 0
+    for slot in range(k):
+        prefixes = {}
+        for row, chosen in enumerate(lists):
+            prefixes.setdefault(chosen[:slot], []).append(row)
+        for rows in prefixes.values():
+            if len(rows) < 1000:
+                continue
+            choices = [lists[row][slot] for row in rows]
+            for track in set(choices):
+                reported = propensities[[r for r in rows if lists[r][slot] == track], slot]
+                assert np.ptp(reported) < 1e-6  # the same prefix and choice: one propensity
+                expected = float(reported[0])
+                frequency = choices.count(track) / len(rows)
+                error = np.sqrt(expected * (1 - expected) / len(rows))
+                assert abs(frequency - expected) <= 3 * error + 1e-9, (slot, track)
+                checked += 1
+    assert checked >= 10
+
+
+def test_stored_history_answers_a_user_id_alone(served):
+    def embed(users, history):
+        return served.signatures[export.QUERY_EMBEDDING](
+            user_id=tf.constant(users), recent_track_ids=tf.constant(history),
+            timestamp=tf.constant([1_700_000_000] * len(users), tf.int64),
+            platform=tf.constant(["android"] * len(users)))["embedding"].numpy()
+
+    alone, stored, other = embed(["u0", "u0", "u0"], [["", ""], ["t3", "t2"], ["t4", ""]])
+    np.testing.assert_allclose(alone, stored, atol=1e-6)
+    assert not np.allclose(alone, other, atol=1e-4)  # a sent history overrides the stored one
+    served_alone = _recommend(served, ["u0"], 5)
+    served_sent = _recommend(served, ["u0"], 5, history=[["t3", "t2"]])
+    assert _ids(served_alone) == _ids(served_sent)
+    # An unknown user with no history is still cold: the most popular tracks.
+    assert _ids(_recommend(served, ["nobody"], 2)) == [["t1", "t2"]]
+
+
+def test_evaluate_examples_list_metrics_match_the_numpy_definition(served):
+    plays = [raw_play(user, "t3", history=history, ts=1_700_000_000)
+             for user, history in (("u1", ["t1"]), ("u2", ["t2", "t4"]), ("u0", []))]
+    outputs = served.signatures[export.EVALUATE_EXAMPLES](
+        examples=tf.constant([serialize(play) for play in plays]))
+    lists = outputs["top_indices"].numpy()[:, :list_metrics.LIST_CUTOFF]
+    content = list_metrics.content_matrix(np.array(GENRES, dtype=object),
+                                          np.array(TAGS, dtype=object))
+    np.testing.assert_allclose(outputs["intra_list_diversity"].numpy(),
+                               list_metrics.intra_list_diversity(lists, content), atol=1e-5)
+    counts = np.array([PLAYS.get(track, 0) for track in CATALOGUE])
+    np.testing.assert_allclose(
+        outputs["novelty"].numpy(),
+        list_metrics.novelty(lists, list_metrics.self_information(counts)), atol=1e-4)

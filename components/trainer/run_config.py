@@ -10,6 +10,10 @@ wiring and the status command import it cheaply.
 HYPERPARAMETERS_KEY = "hyperparameters"  # dataclasses.asdict(Hyperparameters)
 DEFAULT_K_KEY = "default_k"
 MAX_K_KEY = "max_k"
+CANDIDATE_POOL_KEY = "candidate_pool"  # tracks the `recommend` signature re-ranks
+# The 200 keeps MMR and exploration among relevant tracks and their cost (a [200, 200]
+# cosine matrix and k sequential picks per row) small beside scoring the catalogue.
+DEFAULT_CANDIDATE_POOL = 200
 DISTRIBUTION_STRATEGY_KEY = "distribution_strategy"  # a distribution.STRATEGY_NAMES name
 # Added by the executor: the catalogue's example file patterns, the top chart's folder.
 CATALOGUE_URIS_KEY = "catalogue_uris"

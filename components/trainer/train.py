@@ -19,10 +19,12 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from crossfade.components import features
 from crossfade.components.stream_qualification.executor import CHART_JSON
-from crossfade.components.trainer import distribution, export
+from crossfade.components.trainer import distribution, export, user_history
 from crossfade.components.trainer import model as model_lib
+from crossfade.components.trainer.catalogue_index import CatalogueIndex
 from crossfade.components.trainer.hyperparameters import Hyperparameters
 from crossfade.components.trainer.run_config import (
+    CANDIDATE_POOL_KEY,
     CATALOGUE_URIS_KEY,
     CHART_URI_KEY,
     DEFAULT_K_KEY,
@@ -131,20 +133,20 @@ CANDIDATE_TRANSFORMED_FEATURES = (features.TRACK_INDEX, features.ARTIST_INDEX,
 
 def transformed_catalogue(transform_output: tft.TFTransformOutput,
                           catalogue_patterns: List[str]
-                          ) -> Tuple[np.ndarray, Dict[str, tf.Tensor]]:
-    """(track ids [C], transformed candidate features [C, ...]) of every catalogue track."""
+                          ) -> Tuple[Dict[str, np.ndarray], Dict[str, tf.Tensor]]:
+    """(raw catalogue features [C, ...] as numpy, transformed candidate features [C, ...])."""
     raw = load_examples(catalogue_patterns, features.CATALOGUE_FEATURE_SPEC)
     layer = transform_output.transform_features_layer()
     parts: Dict[str, List[tf.Tensor]] = {name: [] for name in CANDIDATE_TRANSFORMED_FEATURES}
     size = int(raw[features.TRACK_ID].shape[0])
     for start in range(0, size, _READ_BATCH):
-        batch = {name: values[start:start + _READ_BATCH] for name, values in raw.items()}
-        inputs = features.default_raw_values(tf.shape(batch[features.TRACK_ID])[0])
-        inputs.update(batch)
+        inputs = features.default_raw_values(tf.constant(min(_READ_BATCH, size - start)))
+        inputs.update({name: values[start:start + _READ_BATCH] for name, values in raw.items()
+                       if name in inputs})  # the title is display data, not a model input
         transformed = layer(inputs)
         for name in CANDIDATE_TRANSFORMED_FEATURES:
             parts[name].append(transformed[name])
-    return (raw[features.TRACK_ID].numpy(),
+    return ({name: values.numpy() for name, values in raw.items()},
             {name: tf.concat(values, axis=0) for name, values in parts.items()})
 
 
@@ -188,6 +190,15 @@ def cold_start_scores(catalogue_ids: np.ndarray, play_counts: np.ndarray,
     return scores.astype(np.float32), chart
 
 
+def stored_histories(examples: Dict[str, tf.Tensor],
+                     sizes: model_lib.Vocabularies) -> np.ndarray:
+    """Every training user's latest history (components/trainer/user_history.py)."""
+    return user_history.latest_histories(
+        examples[features.USER_INDEX].numpy(), examples[features.TRACK_INDEX].numpy(),
+        examples[features.RECENT_TRACK_INDICES].numpy(), examples[features.PLAY_TIME].numpy(),
+        users=sizes.users, padding_index=sizes.tracks + 1)
+
+
 def write_warmup_requests(export_dir: str, transform_output: tft.TFTransformOutput,
                           seed: int, requests: int = 20) -> None:
     """TF Serving warmup requests (assets.extra) from the most active users and tracks.
@@ -203,7 +214,7 @@ def write_warmup_requests(export_dir: str, transform_output: tft.TFTransformOutp
     histories = [list(rng.choice(tracks, size=min(len(tracks), features.HISTORY_LENGTH),
                                  replace=False)) for _ in users]
     warmup.write_warmup_requests(export_dir, users + ["warmup-unknown-user"],
-                                 histories + [[]], tracks[:requests])
+                                 histories + [[]], tracks[:requests], include_recommend=True)
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -223,11 +234,13 @@ def run_fn(fn_args: FnArgs) -> None:
     if hp.max_steps > 0:
         epochs, steps = 1, min(steps, hp.max_steps)
 
-    catalogue_ids, catalogue = transformed_catalogue(transform_output,
+    raw_catalogue, catalogue = transformed_catalogue(transform_output,
                                                      config[CATALOGUE_URIS_KEY])
+    catalogue_ids = raw_catalogue[features.TRACK_ID]
+    sizes = vocabularies(transform_output)
     with strategy.scope():
         two_tower = model_lib.TwoTowerModel(
-            vocabularies(transform_output), hp, sampling_probabilities(transform_output, counts),
+            sizes, hp, sampling_probabilities(transform_output, counts),
             catalogue=catalogue, catalogue_row=catalogue_rows(transform_output, catalogue_ids))
         two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(hp.learning_rate))
     epoch_timer = EpochTimer()
@@ -243,15 +256,19 @@ def run_fn(fn_args: FnArgs) -> None:
     logging.info("Trained on %d examples in %.1f s (%.0f examples/s after the first epoch)",
                  trained, seconds, steady_speed)
 
-    catalogue_embeddings = encode_catalogue(two_tower, catalogue)
     play_counts = np.array([counts.get(track_id, 0) for track_id in catalogue_ids])
     cold_scores, chart = None, None
     if config.get(CHART_URI_KEY):
         cold_scores, chart = cold_start_scores(catalogue_ids, play_counts, config[CHART_URI_KEY])
+    index = CatalogueIndex(
+        ids=catalogue_ids, embeddings=encode_catalogue(two_tower, catalogue),
+        play_counts=play_counts, cold_start_scores=cold_scores,
+        titles=raw_catalogue[features.TITLE], artists=raw_catalogue[features.ARTIST],
+        genres=raw_catalogue[features.GENRES], tags=raw_catalogue[features.TAGS])
     module = export.RecommenderModule(
-        two_tower, transform_output, catalogue_ids, catalogue_embeddings, play_counts,
-        default_k=int(config[DEFAULT_K_KEY]), max_k=int(config[MAX_K_KEY]),
-        cold_start_scores=cold_scores)
+        two_tower, transform_output, index, default_k=int(config[DEFAULT_K_KEY]),
+        max_k=int(config[MAX_K_KEY]), user_histories=stored_histories(examples, sizes),
+        candidate_pool=int(config[CANDIDATE_POOL_KEY]))
     export.save(module, fn_args.serving_model_dir)
     write_warmup_requests(fn_args.serving_model_dir, transform_output, hp.seed)
     if chart is not None:  # ships with every pushed version, beside the SavedModel
