@@ -82,6 +82,8 @@ class PipelineConfig:
     chart_size: int = 100  # tracks in the last day's top chart (the cold-start ranking)
     default_k: int = 10
     max_k: int = 100
+    # Tracks the `recommend` signature re-ranks for diversity and exploration (at least k).
+    candidate_pool: int = run_config.DEFAULT_CANDIDATE_POOL
     # Blessing: Recall@50 >= lift_floor x most-popular Recall@50, and no relative regression
     # beyond regression_tolerance against the latest blessed model.
     lift_floor: float = 1.2
@@ -91,6 +93,11 @@ class PipelineConfig:
     # (say, moved by a few future-dated plays) never blesses.
     min_eval_plays: int = 100
     min_eval_users: int = 20
+    # ... and intra-list diversity@10 not below the latest blessed model's by more than this
+    # (relative; 1 turns the check off). 5 %, not regression_tolerance's 1 %: diversity is a
+    # guard rail, not the objective, and a retrained model's lists move by a few per cent
+    # without any change of behaviour; a slide into near-duplicate lists is far larger.
+    diversity_regression_tolerance: float = 0.05
     # Plays dated after the run's clock + 1 day or before 2000-01-01
     # (components/listening_data/play_checks.py): "reject" (default: the run stops with file,
     # row and field) or "drop" (dropped and counted; `crossfade status` shows the count).
@@ -106,9 +113,14 @@ class PipelineConfig:
             raise ValueError(f"need 1 <= default_k <= max_k, got {self.default_k}, {self.max_k}")
         if self.max_k < 100:
             raise ValueError(f"max_k must be at least 100, got {self.max_k}")
+        if self.candidate_pool < 1:
+            raise ValueError(f"candidate_pool must be at least 1, got {self.candidate_pool}")
         if self.min_eval_plays < 1 or self.min_eval_users < 1:
             raise ValueError(f"min_eval_plays and min_eval_users must be at least 1, got "
                              f"{self.min_eval_plays}, {self.min_eval_users}")
+        if not 0.0 <= self.diversity_regression_tolerance <= 1.0:
+            raise ValueError(f"diversity_regression_tolerance must be in [0, 1], got "
+                             f"{self.diversity_regression_tolerance}")
         play_checks.check_timestamp_policy(self.timestamp_policy)
         if self.distribution_strategy not in distribution.STRATEGY_NAMES:
             raise ValueError(f"distribution_strategy must be one of "
@@ -138,6 +150,7 @@ class PipelineConfig:
             run_config.HYPERPARAMETERS_KEY: dataclasses.asdict(self.hyperparameters),
             run_config.DEFAULT_K_KEY: self.default_k,
             run_config.MAX_K_KEY: self.max_k,
+            run_config.CANDIDATE_POOL_KEY: self.candidate_pool,
             run_config.DISTRIBUTION_STRATEGY_KEY: self.distribution_strategy,
         }
 

@@ -69,7 +69,8 @@ def create_pipeline(config: PipelineConfig,
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
         eval_config=retrieval_eval_config(config.lift_floor, config.regression_tolerance,
-                                          config.min_eval_plays, config.min_eval_users))
+                                          config.min_eval_plays, config.min_eval_users,
+                                          config.diversity_regression_tolerance))
 
     pusher = AtomicPusher(
         model=trainer.outputs["model"],

@@ -14,8 +14,10 @@ from crossfade.pipeline.pipeline import create_pipeline
 def components(tmp_path_factory):
     root = tmp_path_factory.mktemp("wiring")
     simulator.generate(simulator.PRESETS["tiny"], str(root / "data"), seed=1)
+    # A non-default gate setting, to see it reach the Evaluator.
     pipeline = create_pipeline(PipelineConfig(data_dir=str(root / "data"),
-                                              output_dir=str(root / "out")))
+                                              output_dir=str(root / "out"),
+                                              diversity_regression_tolerance=0.2))
     return {component.id: component for component in pipeline.components}
 
 
@@ -52,3 +54,14 @@ def test_code_version_keys_the_cache_of_code_running_components(components):
         settings = listening_example_gen.listening_config(
             components[example_gen].exec_properties)
         assert settings["code_version"] == version
+
+
+def test_the_evaluator_gates_on_the_configured_diversity_tolerance(components):
+    import tensorflow_model_analysis as tfma
+    from google.protobuf import json_format
+
+    from crossfade.components.evaluator.eval_config import DIVERSITY_GATED_METRIC
+    eval_config = json_format.Parse(components["Evaluator"].exec_properties["eval_config"],
+                                    tfma.EvalConfig())
+    threshold = eval_config.metrics_specs[0].thresholds[DIVERSITY_GATED_METRIC]
+    assert threshold.value_threshold.lower_bound.value == pytest.approx(-0.2)

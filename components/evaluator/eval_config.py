@@ -1,21 +1,30 @@
 """The Evaluator's TFMA configuration: retrieval metrics and the blessing gate.
 
-A model is blessed when both hold on the eval (later-span) split:
+A model is blessed when all of these hold on the eval (later-span) split:
 
 * floor: its Recall@50 is at least `lift_floor` times a most-popular ranking's Recall@50 on the
   same plays (`recall@50_lift`), a bar that keeps its meaning on any dataset;
 * no regression: its Recall@50 is not below the latest blessed model's by more than
   `regression_tolerance` (relative). TFMA drops this check when no model is blessed yet;
 * enough evidence: at least `min_eval_plays` eval plays (`eval_plays`) by at least
-  `min_eval_users` distinct users (`eval_users`), so a tiny eval split never blesses.
+  `min_eval_users` distinct users (`eval_users`), so a tiny eval split never blesses;
+* no diversity regression: its intra-list diversity@10 on content (`list_metrics`) is not
+  below the latest blessed model's by more than `diversity_regression_tolerance` (relative),
+  so recall is not bought with lists of near-duplicates. It is a lower bound on the derived
+  `intra_list_diversity@10_change`, not a TFMA change threshold: that would fail for good once
+  the blessed model predates the diversity output (or its catalogue has no content), while the
+  derived value passes when there is nothing to compare with, as before any model is blessed
+  (`retrieval_metrics.diversity_change` lists the cases).
 """
 import tensorflow_model_analysis as tfma
 
 from crossfade.components.evaluator import retrieval_metrics
+from crossfade.components.evaluator.list_metrics import LIST_CUTOFF
 from crossfade.serving.signatures import EVALUATE_EXAMPLES
 
 GATED_METRIC = retrieval_metrics.RECALL.format(retrieval_metrics.LIFT_CUTOFF)
 LIFT_METRIC = retrieval_metrics.LIFT.format(retrieval_metrics.LIFT_CUTOFF)
+DIVERSITY_GATED_METRIC = retrieval_metrics.DIVERSITY_CHANGE.format(LIST_CUTOFF)
 
 
 def _at_least(bound: float) -> tfma.MetricThreshold:
@@ -24,7 +33,8 @@ def _at_least(bound: float) -> tfma.MetricThreshold:
 
 
 def retrieval_eval_config(lift_floor: float, regression_tolerance: float,
-                          min_eval_plays: int, min_eval_users: int) -> tfma.EvalConfig:
+                          min_eval_plays: int, min_eval_users: int,
+                          diversity_regression_tolerance: float) -> tfma.EvalConfig:
     """EvalConfig for the `evaluate_examples` signature with the gate described above."""
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=EVALUATE_EXAMPLES)],
@@ -36,6 +46,7 @@ def retrieval_eval_config(lift_floor: float, regression_tolerance: float,
                 LIFT_METRIC: _at_least(lift_floor),
                 retrieval_metrics.EVAL_PLAYS: _at_least(min_eval_plays),
                 retrieval_metrics.EVAL_USERS: _at_least(min_eval_users),
+                DIVERSITY_GATED_METRIC: _at_least(-diversity_regression_tolerance),
                 GATED_METRIC: tfma.MetricThreshold(
                     change_threshold=tfma.GenericChangeThreshold(
                         direction=tfma.MetricDirection.HIGHER_IS_BETTER,

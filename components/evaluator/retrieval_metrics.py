@@ -1,8 +1,9 @@
 """TFMA metrics for next-track retrieval, computed from the `evaluate_examples` signature.
 
 Each evaluation example is one held-out play; the model ranks the whole catalogue for the
-play's query and the signature reports the played track's rank (see
-components/trainer/export.py). From those ranks one combiner computes:
+play's query and the signature reports the played track's rank and per-list measures of
+its top tracks (see components/trainer/export.py). From those one combiner per model
+computes:
 
 * ``recall@K`` (K in 10, 50, 100): share of plays whose track is in the top K. With a single
   relevant track per query this is also the hit rate.
@@ -15,14 +16,31 @@ components/trainer/export.py). From those ranks one combiner computes:
   ``user_id`` feature) were evaluated. The blessing gate requires minimums of both, so a
   handful of held-out plays (e.g. an eval window moved by a few future-dated plays) can
   never bless a model.
+* ``intra_list_diversity@10`` and ``novelty@10``: the means of the signature's per-example
+  ``intra_list_diversity`` and ``novelty`` outputs, defined in `list_metrics`. A list without
+  a pair of tracks with content has a NaN diversity and is left out of the mean. Sums and
+  counts are accumulated, so merging partial results is exact.
+
+and, after combining, a derived computation adds ``intra_list_diversity@10_change`` for the
+candidate: the blessing's no-diversity-regression measure, from both models'
+``intra_list_diversity@10`` in the slice (see `diversity_change`).
+
+A model exported before the list outputs existed (the latest blessed model can be one) has
+NaN ``intra_list_diversity@10`` and ``novelty@10``: what it did not measure is reported as
+unknown, never as 0. Why the gate is a derived value and not a TFMA change threshold is in
+`diversity_change`.
 """
+import math
 from typing import Any, Dict, Iterable, List, Optional, Set
 
 import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
+from tensorflow_model_analysis.proto import config_pb2
+from tensorflow_model_analysis.utils import model_util
 
 from crossfade.components import features
+from crossfade.components.evaluator.list_metrics import LIST_CUTOFF
 
 RECALL_CUTOFFS = (10, 50, 100)
 COVERAGE_CUTOFFS = (10, 100)
@@ -36,14 +54,47 @@ POPULARITY_RECALL = "popularity_recall@{}"
 LIFT = "recall@{}_lift"
 EVAL_PLAYS = "eval_plays"
 EVAL_USERS = "eval_users"
+INTRA_LIST_DIVERSITY = "intra_list_diversity@{}"
+NOVELTY = "novelty@{}"
+DIVERSITY_CHANGE = "intra_list_diversity@{}_change"
 
 
 def metric_names() -> List[str]:
-    """Every metric name RetrievalMetrics reports."""
+    """Every metric name the combiner reports (DIVERSITY_CHANGE is derived from them)."""
     return ([RECALL.format(k) for k in RECALL_CUTOFFS] + [NDCG.format(NDCG_CUTOFF)]
             + [COVERAGE.format(k) for k in COVERAGE_CUTOFFS]
             + [POPULARITY_RECALL.format(LIFT_CUTOFF), LIFT.format(LIFT_CUTOFF), EVAL_PLAYS,
-               EVAL_USERS])
+               EVAL_USERS, INTRA_LIST_DIVERSITY.format(LIST_CUTOFF),
+               NOVELTY.format(LIST_CUTOFF)])
+
+
+def diversity_change(candidate: float, baseline: Optional[float]) -> float:
+    """The candidate's relative change in intra_list_diversity@10 against the baseline's.
+
+    (candidate - baseline) / baseline: what TFMA's relative change threshold computes, and the
+    blessing requires it to be at least -diversity_regression_tolerance. Where that ratio is
+    undefined:
+
+    * no baseline (first run), or the baseline's value is NaN (a model exported before the
+      output existed, or a catalogue without content): 0.0, nothing to regress from;
+    * the candidate's value is NaN but the baseline's is not (its catalogue lost all content,
+      or its export is broken): -1.0, as if all diversity were lost, so it fails any tolerance
+      below 1 (1 turns the gate off);
+    * a baseline of 0 (all its pairs alike): 0.0, or inf if the candidate's is above 0.
+
+    It is not a TFMA change threshold because TFMA (0.47) fails that check in these cases: it
+    only forms the candidate-minus-baseline diff when the baseline reports the metric ("Metric
+    not found" otherwise), a NaN diff fails (NaN >= bound is false), and so does a 0 baseline
+    (its ratio is NaN). The latest blessed model stays the baseline until a candidate passes,
+    so each of those would deny blessing to every later candidate.
+    """
+    if baseline is None or math.isnan(baseline):
+        return 0.0
+    if math.isnan(candidate):
+        return -1.0
+    if baseline <= 0.0:
+        return math.inf if candidate > 0.0 else 0.0
+    return (candidate - baseline) / baseline
 
 
 class RetrievalMetrics(metric_types.Metric):
@@ -60,27 +111,51 @@ class RetrievalMetrics(metric_types.Metric):
 metric_types.register_metric(RetrievalMetrics)
 
 
+def _key(metric: str, model_name: str) -> metric_types.MetricKey:
+    # example_weighted=None matches the keys TFMA builds for MetricsSpec.thresholds, which is
+    # where thresholds on the individual metrics of one MetricConfig are declared.
+    return metric_types.MetricKey(name=metric, model_name=model_name, example_weighted=None)
+
+
 def _retrieval_computations(name: str = "retrieval",
+                            eval_config: Optional[config_pb2.EvalConfig] = None,
                             model_names: Optional[List[str]] = None,
                             output_names: Optional[List[str]] = None,
                             sub_keys: Optional[List[Any]] = None,
                             example_weighted: Optional[bool] = None
                             ) -> metric_types.MetricComputations:
     del name, output_names, sub_keys, example_weighted  # plays are unweighted
-    computations = []
-    for model_name in model_names or [""]:
-        # example_weighted=None matches the keys TFMA builds for MetricsSpec.thresholds, which
-        # is where thresholds on the individual metrics of one MetricConfig are declared.
-        keys = {metric: metric_types.MetricKey(name=metric, model_name=model_name,
-                                               example_weighted=None)
-                for metric in metric_names()}
+    model_names = model_names or [""]
+    computations: metric_types.MetricComputations = []
+    for model_name in model_names:
+        keys = {metric: _key(metric, model_name) for metric in metric_names()}
         computations.append(metric_types.MetricComputation(
             keys=list(keys.values()),
             preprocessors=[metric_types.StandardMetricInputsPreprocessor(
                 include_filter={"predictions": {}, "features": {features.USER_ID: {}}},
                 include_default_inputs=False)],
             combiner=_RetrievalCombiner(model_name, keys)))
+    baseline_spec = model_util.get_baseline_model_spec(eval_config) if eval_config else None
+    computations.append(_diversity_change_computation(
+        model_names, baseline_spec.name if baseline_spec else None))
     return computations
+
+
+def _diversity_change_computation(model_names: List[str], baseline: Optional[str]
+                                  ) -> metric_types.DerivedMetricComputation:
+    """DIVERSITY_CHANGE of every model but the baseline, from the slice's combined metrics."""
+    diversity = INTRA_LIST_DIVERSITY.format(LIST_CUTOFF)
+    change_keys = {model_name: _key(DIVERSITY_CHANGE.format(LIST_CUTOFF), model_name)
+                   for model_name in model_names if model_name != baseline}
+
+    def result(metrics: Dict[metric_types.MetricKey, Any]) -> Dict[metric_types.MetricKey, float]:
+        reference = (None if baseline is None
+                     else float(metrics.get(_key(diversity, baseline), math.nan)))
+        return {key: diversity_change(float(metrics.get(_key(diversity, model_name), math.nan)),
+                                      reference)
+                for model_name, key in change_keys.items()}
+
+    return metric_types.DerivedMetricComputation(keys=list(change_keys.values()), result=result)
 
 
 class _Accumulator:
@@ -93,6 +168,9 @@ class _Accumulator:
         self.dcg = 0.0
         self.users: Set[bytes] = set()
         self.recommended: Dict[int, Optional[np.ndarray]] = {k: None for k in COVERAGE_CUTOFFS}
+        # Per-list metrics: sums and how many lists had a value (0: the model has no output).
+        self.diversity_sum, self.diversity_lists = 0.0, 0
+        self.novelty_sum, self.novelty_lists = 0.0, 0
 
     def mark(self, k: int, rows: np.ndarray, catalogue_size: int) -> None:
         if self.recommended[k] is None:
@@ -118,6 +196,24 @@ def _as_dict(predictions: Any, model_name: str) -> Dict[str, np.ndarray]:
         raise ValueError("RetrievalMetrics needs the outputs of the 'evaluate_examples' "
                          f"signature; got {type(predictions).__name__} {predictions!r:.200}")
     return predictions
+
+
+def _add_list_metrics(accumulator: _Accumulator, outputs: Dict[str, np.ndarray]) -> None:
+    """Adds the per-list outputs, if the model has them (older exports do not)."""
+    if "intra_list_diversity" in outputs:
+        diversity = np.asarray(outputs["intra_list_diversity"], dtype=np.float64).ravel()
+        measured = diversity[~np.isnan(diversity)]  # NaN: no pair of tracks with content
+        accumulator.diversity_sum += float(measured.sum())
+        accumulator.diversity_lists += len(measured)
+    if "novelty" in outputs:
+        # Every list has a novelty; a NaN (a broken export) is kept, to show in the mean.
+        novelty = np.asarray(outputs["novelty"], dtype=np.float64).ravel()
+        accumulator.novelty_sum += float(novelty.sum())
+        accumulator.novelty_lists += len(novelty)
+
+
+def _mean(total: float, count: int) -> float:
+    return total / count if count else math.nan  # NaN: nothing measured, not a measured 0
 
 
 class _RetrievalCombiner(beam.CombineFn):
@@ -146,6 +242,7 @@ class _RetrievalCombiner(beam.CombineFn):
         accumulator.dcg += float(np.sum(1.0 / np.log2(ranks[in_top] + 2.0)))
         for k in COVERAGE_CUTOFFS:
             accumulator.mark(k, top[:, :k].ravel(), catalogue_size)
+        _add_list_metrics(accumulator, outputs)
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[_Accumulator]) -> _Accumulator:
@@ -155,6 +252,10 @@ class _RetrievalCombiner(beam.CombineFn):
             merged.popularity_hits += accumulator.popularity_hits
             merged.dcg += accumulator.dcg
             merged.users |= accumulator.users
+            merged.diversity_sum += accumulator.diversity_sum
+            merged.diversity_lists += accumulator.diversity_lists
+            merged.novelty_sum += accumulator.novelty_sum
+            merged.novelty_lists += accumulator.novelty_lists
             for k in RECALL_CUTOFFS:
                 merged.hits[k] += accumulator.hits[k]
             for k in COVERAGE_CUTOFFS:
@@ -178,4 +279,8 @@ class _RetrievalCombiner(beam.CombineFn):
             float("inf") if recall > 0 else 0.0)
         values[EVAL_PLAYS] = float(accumulator.plays)
         values[EVAL_USERS] = float(len(accumulator.users))
+        values[INTRA_LIST_DIVERSITY.format(LIST_CUTOFF)] = _mean(accumulator.diversity_sum,
+                                                                 accumulator.diversity_lists)
+        values[NOVELTY.format(LIST_CUTOFF)] = _mean(accumulator.novelty_sum,
+                                                    accumulator.novelty_lists)
         return {self._keys[name]: value for name, value in values.items()}
