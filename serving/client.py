@@ -1,9 +1,10 @@
 """Clients for crossfade models served by TF Serving (or the local stand-in), gRPC and REST.
 
     with GrpcClient("127.0.0.1:8500") as client:        # or RestClient("127.0.0.1:8501")
-        result = client.recommend("user-17", recent_tracks=["spotify:track:..."], k=10)
+        result = client.recommend("user-17", recent_tracks=["spotify:track:..."], k=10,
+                                  diversity=0.3, exclude_listened=True)
         for track in result.tracks:
-            print(track.track_id, track.score)
+            print(track.track_id, track.title, track.artist, track.score)
         client.similar_tracks("spotify:track:...", k=10)
 
 Both clients take the model name, and a version number or a label (`stable`, `canary`) for
@@ -11,11 +12,20 @@ the client or per call; no choice means the latest loaded version. Every call ha
 (`timeout_s`, covering retries); calls are retried with exponential backoff only when the
 server is UNAVAILABLE (not started, restarting, overloaded: nothing was computed), never
 after other errors. Failures raise `ServingClientError` with the gRPC status code (over REST,
-the code TF Serving's HTTP status stands for).
+the code TF Serving's HTTP status stands for, from `crossfade.serving.errors`' table).
+
+`recommend` calls the model's `recommend` signature (`crossfade.serving.signatures`), which
+takes the controls (`exclude`, `diversity`, `explore`, `seed`) and answers titles, artists and
+sampling propensities. A model that predates that signature (the server's error names it) is
+asked through `serving_default` instead when every control is neutral — titles and artists
+are then "" and propensities 1.0 — and the client skips the `recommend` attempt for that
+model version choice for `SIGNATURE_RECHECK_S`; with a control set it fails with
+FAILED_PRECONDITION saying the model predates `recommend`, rather than silently ignoring it.
 
 gRPC uses the official `tensorflow-serving-api` stubs; REST sends TF Serving's row format
 (`instances`), padding `recent_tracks` to a rectangle. Results are truncated to the `k`
-asked for: under TF Serving's batching a response can carry the batch's largest K.
+asked for (under TF Serving's batching a response can carry the batch's largest K), and the ""
+track ids that pad rows with fewer eligible tracks are dropped.
 Clients are thread-safe.
 """
 import dataclasses
@@ -37,39 +47,56 @@ from tensorflow_serving.apis import (
 )
 
 from crossfade.serving import json_tensors, signatures, tensor_proto
-from crossfade.serving.errors import ServingError, code_from_number
+from crossfade.serving.errors import ServingError, code_from_number, http_status
 from crossfade.serving.model_base_path import MODEL_NAME
 
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_RETRIES = 3
+SIGNATURE_RECHECK_S = 60.0  # how long a model found without `recommend` is asked without it
 T = TypeVar("T")
 
-# HTTP status -> the gRPC code TF Serving's REST API sends it for (see serving/errors.py).
-_CODE_OF_HTTP = {
-    400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
-    409: grpc.StatusCode.ABORTED, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    429: grpc.StatusCode.RESOURCE_EXHAUSTED, 499: grpc.StatusCode.CANCELLED,
-    500: grpc.StatusCode.INTERNAL, 501: grpc.StatusCode.UNIMPLEMENTED,
-    503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED,
-}
+
+def _codes_of_http() -> Dict[int, grpc.StatusCode]:
+    """HTTP status -> the gRPC code it most likely stands for: the inverse of TF Serving's
+    table (`errors.http_status`), the first code listed here winning where several share a
+    status; 413 is the REST layer's own "body too large" (RESOURCE_EXHAUSTED over gRPC)."""
+    preferred = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ABORTED,
+                 grpc.StatusCode.INTERNAL)
+    codes = {413: grpc.StatusCode.RESOURCE_EXHAUSTED}
+    for code in preferred + tuple(grpc.StatusCode):
+        if code != grpc.StatusCode.OK:
+            codes.setdefault(http_status(code), code)
+    return codes
+
+
+_CODE_OF_HTTP = _codes_of_http()
 
 
 class ScoredTrack(NamedTuple):  # a tuple: cheap to build by the hundred per response
+    """One recommended track. `title` and `artist` are "" when the model's catalogue has none
+    or the answer came from a signature without them (`serving_default`, `similar_tracks`);
+    `propensity` is the probability the model's sampler chose this track in its slot given
+    the earlier slots (1.0 when nothing was sampled)."""
+
     track_id: str
     score: float
+    title: str = ""
+    artist: str = ""
+    propensity: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Recommendations:
     """Tracks best first. `model_version`: the version that answered (gRPC says; over REST
     only a requested version number is known). `found`: False when `similar_tracks`' seed
-    track is not in the model's catalogue (then `tracks` is empty)."""
+    track is not in the model's catalogue (then `tracks` is empty). `signature_name`: the
+    signature that answered (`serving_default` when a model without `recommend` was asked)."""
 
     tracks: Tuple[ScoredTrack, ...]
     model_name: str
     model_version: Optional[int]
     found: bool = True
+    signature_name: str = ""
 
     @property
     def track_ids(self) -> List[str]:
@@ -111,29 +138,76 @@ class ServingClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
+        # (version, label) -> monotonic time until which `recommend` is not tried again.
+        self._without_recommend: Dict[Tuple[Optional[int], Optional[str]], float] = {}
+        self._lock = threading.Lock()
 
     # -- public API ------------------------------------------------------------------------
 
     def recommend(self, user_id: str, recent_tracks: Optional[Sequence[str]] = None,
                   k: int = 10, *, platform: str = "", timestamp: Optional[int] = None,
+                  exclude: Optional[Sequence[str]] = None, diversity: float = 0.0,
+                  explore: float = 0.0, seed: int = 0, exclude_listened: bool = False,
                   version: Optional[int] = None, label: Optional[str] = None,
                   timeout_s: Optional[float] = None) -> Recommendations:
         """Top `k` tracks for `user_id`, given their `recent_tracks` (most recent first),
-        `platform` and `timestamp` (Unix seconds; None: the server's clock)."""
+        `platform` and `timestamp` (Unix seconds; None: the server's clock).
+
+        Controls (all neutral by default): `exclude` track ids are never returned, nor with
+        `exclude_listened` the `recent_tracks` given (not the history a model may store for a
+        user sent without any); `diversity` in [0, 1] re-ranks for variety
+        (0: pure relevance); `explore` in [0, 1] is the chance each slot is sampled instead of
+        taken best first; `seed` fixes the sampler (0: the server derives one). See the module
+        docstring for models without the `recommend` signature."""
         return self.recommend_many([user_id], [recent_tracks], k, platform=platform,
-                                   timestamp=timestamp, version=version, label=label,
-                                   timeout_s=timeout_s)[0]
+                                   timestamp=timestamp,
+                                   exclude=None if exclude is None else [exclude],
+                                   diversity=diversity, explore=explore, seed=seed,
+                                   exclude_listened=exclude_listened, version=version,
+                                   label=label, timeout_s=timeout_s)[0]
 
     def recommend_many(self, user_ids: Sequence[str],
                        recent_tracks: Optional[Sequence[Optional[Sequence[str]]]] = None,
                        k: int = 10, *, platform: str = "", timestamp: Optional[int] = None,
-                       version: Optional[int] = None, label: Optional[str] = None,
+                       exclude: Optional[Sequence[Optional[Sequence[str]]]] = None,
+                       diversity: float = 0.0, explore: float = 0.0, seed: int = 0,
+                       exclude_listened: bool = False, version: Optional[int] = None,
+                       label: Optional[str] = None,
                        timeout_s: Optional[float] = None) -> List[Recommendations]:
-        """`recommend` for several users in one request (one result per user)."""
-        inputs = signatures.recommend_inputs(user_ids, recent_tracks, k, platform, timestamp)
-        outputs, answered = self._call(signatures.SERVING_DEFAULT, inputs, version, label,
-                                       timeout_s)
-        return [self._result(outputs, row, k, answered) for row in range(len(user_ids))]
+        """`recommend` for several users in one request (one result per user); `exclude`
+        holds one list of track ids per user. ValueError for a control out of range."""
+        inputs = signatures.recommend_controls_inputs(
+            user_ids, recent_tracks, k, platform, timestamp, exclude, diversity, explore, seed)
+        if exclude_listened and recent_tracks is not None:  # shapes checked just above
+            inputs["exclude_track_ids"] = signatures.exclusions_matrix([
+                _merged(listened, excluded) for listened, excluded in zip(
+                    recent_tracks, exclude or [None] * len(user_ids), strict=True)])
+        controls = signatures.non_neutral_controls(inputs)
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        choice = self._choice(version, label)
+        if controls or not self._known_without_recommend(choice):
+            try:
+                outputs, answered = self._call(signatures.RECOMMEND, inputs, *choice,
+                                               deadline - time.monotonic())
+                return [self._result(outputs, row, k, answered, signatures.RECOMMEND)
+                        for row in range(len(user_ids))]
+            except ServingClientError as error:
+                if not _lacks_signature(error, signatures.RECOMMEND):
+                    raise
+                if controls:
+                    raise ServingClientError(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"model '{self.model_name}' predates the '{signatures.RECOMMEND}' "
+                        f"signature, so it cannot apply {', '.join(controls)} (the server "
+                        f"said: {error.message})", error.http_status) from None
+                with self._lock:
+                    self._without_recommend[choice] = time.monotonic() + SIGNATURE_RECHECK_S
+        query = {name: value for name, value in inputs.items()
+                 if name not in signatures.CONTROL_INPUTS}
+        outputs, answered = self._call(signatures.SERVING_DEFAULT, query, *choice,
+                                       deadline - time.monotonic())
+        return [self._result(outputs, row, k, answered, signatures.SERVING_DEFAULT)
+                for row in range(len(user_ids))]
 
     def similar_tracks(self, track_id: str, k: int = 10, *, version: Optional[int] = None,
                        label: Optional[str] = None,
@@ -143,7 +217,7 @@ class ServingClient:
         outputs, answered = self._call(signatures.SIMILAR_TRACKS, inputs, version, label,
                                        timeout_s)
         found = bool(np.asarray(outputs.get("found", [True]))[0])
-        result = self._result(outputs, 0, k, answered)
+        result = self._result(outputs, 0, k, answered, signatures.SIMILAR_TRACKS)
         return result if found else dataclasses.replace(result, tracks=(), found=False)
 
     def predict(self, signature_name: str, inputs: Mapping[str, np.ndarray],
@@ -175,6 +249,14 @@ class ServingClient:
             return self.version, self.label
         return version, label
 
+    def _known_without_recommend(self, choice: Tuple[Optional[int], Optional[str]]) -> bool:
+        with self._lock:
+            until = self._without_recommend.get(choice)
+            if until is not None and time.monotonic() >= until:
+                del self._without_recommend[choice]
+                until = None
+        return until is not None
+
     def _call(self, signature_name: str, inputs: Dict[str, np.ndarray], version, label,
               timeout_s) -> Tuple[Outputs, Optional[int]]:
         version, label = self._choice(version, label)
@@ -200,14 +282,24 @@ class ServingClient:
                 time.sleep(pause)
         raise AssertionError("unreachable")
 
-    def _result(self, outputs: Outputs, row: int, k: int,
-                answered: Optional[int]) -> Recommendations:
+    def _result(self, outputs: Outputs, row: int, k: int, answered: Optional[int],
+                signature_name: str) -> Recommendations:
         ids = outputs["track_ids"][row]
-        scores = outputs["scores"][row]
         count = len(ids) if k <= 0 else min(k, len(ids))
-        tracks = tuple(ScoredTrack(_text(track), score)
-                       for track, score in zip(ids[:count], scores[:count].tolist(), strict=True))
-        return Recommendations(tracks, self.model_name, answered)
+
+        def column(name: str, default) -> list:
+            if name not in outputs:
+                return [default] * count
+            return np.asarray(outputs[name][row][:count]).tolist()
+
+        tracks = tuple(
+            ScoredTrack(_text(track), score, _text(title), _text(artist), propensity)
+            for track, score, title, artist, propensity in zip(
+                ids[:count], column("scores", 0.0), column("titles", ""),
+                column("artists", ""), column("propensities", 1.0), strict=True)
+            if _text(track) != signatures.PAD)
+        return Recommendations(tracks, self.model_name, answered,
+                               signature_name=signature_name)
 
     def _predict(self, signature_name, inputs, version, label, timeout_s):
         raise NotImplementedError
@@ -223,6 +315,23 @@ def _check_choice(version: Optional[int], label: Optional[str]) -> None:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _merged(first: Optional[Sequence[str]], second: Optional[Sequence[str]]) -> List[str]:
+    """`first` then `second`, without repeats or padding."""
+    return list(dict.fromkeys(track for track in [*(first or ()), *(second or ())]
+                              if track != signatures.PAD))
+
+
+def _lacks_signature(error: ServingClientError, signature_name: str) -> bool:
+    """Whether `error` is the server saying the model has no signature `signature_name`:
+    TF Serving (and the local server) answer `Serving signature key "NAME" not found.` over
+    gRPC (FAILED_PRECONDITION) and `Serving signature name: "NAME" not found in signature
+    def` over REST (INVALID_ARGUMENT)."""
+    message = error.message.lower()
+    return (error.code in (grpc.StatusCode.FAILED_PRECONDITION,
+                           grpc.StatusCode.INVALID_ARGUMENT)
+            and f'"{signature_name.lower()}" not found' in message and "signature" in message)
 
 
 class GrpcClient(ServingClient):

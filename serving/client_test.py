@@ -32,6 +32,7 @@ from tensorflow_serving.apis import (
 )
 
 from crossfade.components.pusher import atomic_pusher
+from crossfade.components.trainer import export
 from crossfade.serving import commands, signatures
 from crossfade.serving.client import GrpcClient, RestClient, ServingClientError, connect
 
@@ -444,3 +445,231 @@ def test_no_server_is_unavailable_and_deadlines_hold():
         client.close()
     with pytest.raises(ValueError):
         GrpcClient("127.0.0.1:1", version=1, label="stable")
+
+
+# -- the `recommend` signature and its controls ----------------------------------------------
+
+def _model_signatures(saved_model) -> set:
+    return set(saved_model.signatures.keys())
+
+
+def test_recommend_with_neutral_controls_matches_serving_default(server, saved_model,
+                                                                  listeners):
+    if signatures.RECOMMEND not in _model_signatures(saved_model):
+        pytest.skip("the pushed model has no recommend signature yet (trainer/export.py)")
+    function = saved_model.signatures[signatures.RECOMMEND]
+    specs = function.structured_input_signature[1]
+    built = signatures.recommend_controls_inputs(["u"])
+    assert set(specs) == set(built)  # every input the contract names, and no other
+    for name, value in built.items():
+        assert value.dtype == object or value.dtype == specs[name].dtype.as_numpy_dtype, name
+    assert set(function.structured_outputs) == {"track_ids", "scores", "titles", "artists",
+                                                "propensities"}
+    users, recent = listeners
+    for protocol in ("grpc", "rest"):
+        with connect(getattr(server, f"{protocol}_target"), protocol, model_name=MODEL,
+                     timeout_s=30) as client:
+            result = client.recommend(users[0], recent[0], 10, platform="android",
+                                      timestamp=TIMESTAMP)
+        expected = _in_process(saved_model, signatures.SERVING_DEFAULT,
+                               signatures.recommend_inputs([users[0]], [recent[0]], 10,
+                                                           "android", TIMESTAMP))
+        assert result.signature_name == signatures.RECOMMEND
+        assert result.track_ids == [t.decode() for t in expected["track_ids"][0]]
+        assert all(track.title for track in result.tracks), protocol
+        assert [track.propensity for track in result.tracks] == [1.0] * 10
+
+
+def test_recommend_controls_reach_the_pushed_model(server, saved_model, listeners):
+    if signatures.RECOMMEND not in _model_signatures(saved_model):
+        pytest.skip("the pushed model has no recommend signature yet (trainer/export.py)")
+    users, recent = listeners
+    with server.grpc(timeout_s=30) as client:
+        plain = client.recommend(users[0], recent[0], 10, timestamp=TIMESTAMP)
+        excluded = client.recommend(users[0], recent[0], 10, timestamp=TIMESTAMP,
+                                    exclude=plain.track_ids[:3], exclude_listened=True)
+        assert not set(excluded.track_ids) & set(plain.track_ids[:3] + recent[0])
+        explored = [client.recommend(users[0], recent[0], 10, timestamp=TIMESTAMP,
+                                     explore=0.5, diversity=0.3, seed=42) for _ in range(2)]
+        assert explored[0].tracks == explored[1].tracks  # a fixed seed replays
+        assert all(0.0 < track.propensity <= 1.0 for track in explored[0].tracks)
+        bad = signatures.recommend_controls_inputs([users[0]], released_within_days=1)
+        with pytest.raises(ServingClientError) as error:
+            client.predict(signatures.RECOMMEND, bad)
+        assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+class _RecommendModel(tf.Module):
+    """A stand-in with `recommend` as the contract has it, over five titled tracks: scores
+    fall with the catalogue row, exclusions are removed (rows padded with ""), and
+    propensities are 1 - explore, so a test sees each control arrive."""
+
+    IDS = [f"spotify:track:r{i}" for i in range(5)]
+
+    def __init__(self):
+        super().__init__()
+        self.ids = tf.constant(self.IDS)
+        self.titles = tf.constant([f"Title {i}" for i in range(5)])
+        self.artists = tf.constant(["Artist A", "Artist B", "", "Artist D", "Artist E"])
+
+    @tf.function(input_signature=(export.QUERY_INPUT_SIGNATURE + (export.K_INPUT,)
+                                  + export.CONTROL_INPUT_SIGNATURE))
+    def recommend(self, user_id, recent_track_ids, timestamp, platform, k, exclude_track_ids,
+                  diversity, explore, seed, released_within_days, probe):
+        count = tf.reduce_max(tf.where(k > 0, k, 10))
+        excluded = tf.reduce_any(tf.equal(self.ids[None, :, None],
+                                          exclude_track_ids[:, None, :]), axis=2)
+        base = tf.cast(5 - tf.range(5), tf.float32)[None, :] - diversity[:, None]
+        top = tf.math.top_k(tf.where(excluded, -1e9, base), k=count)
+        kept = top.values > -1e8
+        return {"track_ids": tf.where(kept, tf.gather(self.ids, top.indices), ""),
+                "scores": top.values,
+                "titles": tf.where(kept, tf.gather(self.titles, top.indices), ""),
+                "artists": tf.where(kept, tf.gather(self.artists, top.indices), ""),
+                "propensities": tf.broadcast_to(1.0 - explore[:, None], tf.shape(top.values))}
+
+
+@pytest.fixture(scope="module")
+def in_process_servers(tmp_path_factory):
+    """An in-process local server with model `old` (the toy model: no `recommend`) and
+    model `new` (`_RecommendModel`, `recommend` only)."""
+    from crossfade.serving import toy_model
+    from crossfade.serving.conftest import TOY_TRACKS
+    from crossfade.serving.model_config import ModelConfig
+    from crossfade.serving.model_server import ModelServer, ServerOptions
+    root = tmp_path_factory.mktemp("recommend-models")
+    toy_model.save_toy_model(str(root / "old" / "1"), TOY_TRACKS, warmup_users=None)
+    module = _RecommendModel()
+    tf.saved_model.save(module, str(root / "new" / "1"), signatures={
+        signatures.RECOMMEND: module.recommend.get_concrete_function()})
+    running = ModelServer([ModelConfig("old", str(root / "old")),
+                           ModelConfig("new", str(root / "new"))],
+                          ServerOptions(grpc_port=0, rest_port=0)).start(wait_seconds=60)
+    yield running
+    running.stop()
+
+
+def _in_process_client(servers, protocol: str, model: str):
+    port = servers.grpc_port if protocol == "grpc" else servers.rest_port
+    return connect(f"127.0.0.1:{port}", protocol, model_name=model, timeout_s=30)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_recommend_sends_the_controls_and_reads_titles(in_process_servers, protocol):
+    ids = _RecommendModel.IDS
+    with _in_process_client(in_process_servers, protocol, "new") as client:
+        result = client.recommend("u1", [ids[1]], 3, exclude=[ids[0]], diversity=0.25,
+                                  explore=0.2, seed=9, exclude_listened=True)
+        assert result.signature_name == signatures.RECOMMEND
+        assert result.track_ids == ids[2:5]  # r0 excluded, r1 listened
+        assert [(t.title, t.artist) for t in result.tracks] == [
+            ("Title 2", ""), ("Title 3", "Artist D"), ("Title 4", "Artist E")]
+        assert [t.score for t in result.tracks] == pytest.approx([2.75, 1.75, 0.75])
+        assert [t.propensity for t in result.tracks] == pytest.approx([0.8] * 3)
+        # fewer eligible tracks than k: the "" padding is dropped
+        short = client.recommend("u1", k=4, exclude=ids[1:])
+        assert short.track_ids == [ids[0]]
+        assert client.recommend("u1", [ids[0]], k=2).track_ids == ids[:2]  # listened kept
+        many = client.recommend_many(["u1", "u2"], k=2, exclude=[[ids[0]], None])
+        assert [r.track_ids for r in many] == [ids[1:3], ids[:2]]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_a_model_without_recommend_answers_through_serving_default(in_process_servers,
+                                                                   protocol):
+    from crossfade.serving.conftest import TOY_TRACKS
+    with _in_process_client(in_process_servers, protocol, "old") as client:
+        result = client.recommend("u1", [TOY_TRACKS[0]], 5, exclude_listened=False)
+        expected, _ = client.predict(signatures.SERVING_DEFAULT, signatures.recommend_inputs(
+            ["u1"], [[TOY_TRACKS[0]]], 5))
+        assert result.signature_name == signatures.SERVING_DEFAULT
+        assert result.track_ids == [_text(t) for t in expected["track_ids"][0]]
+        assert {(t.title, t.artist, t.propensity) for t in result.tracks} == {("", "", 1.0)}
+        # exclude_listened without listened tracks asks for nothing the old model lacks
+        assert client.recommend("u1", k=5, exclude_listened=True).track_ids
+        for controls in ({"exclude": [TOY_TRACKS[1]]}, {"diversity": 0.3}, {"explore": 0.1},
+                         {"seed": 3}, {"exclude_listened": True}):
+            with pytest.raises(ServingClientError) as error:
+                client.recommend("u1", [TOY_TRACKS[0]], 5, **controls)
+            assert error.value.code == grpc.StatusCode.FAILED_PRECONDITION, controls
+            assert "predates the 'recommend' signature" in error.value.message
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# -- fallback bookkeeping (no server needed) --------------------------------------------------
+
+class _OldModelClient(GrpcClient):
+    """A client whose "server" has no `recommend` signature, with TF Serving's messages."""
+
+    def __init__(self, message='Serving signature key "recommend" not found.',
+                 code=grpc.StatusCode.FAILED_PRECONDITION, **options):
+        super().__init__("127.0.0.1:1", **options)
+        self.message, self.code = message, code
+        self.calls: List[str] = []
+
+    def _predict(self, signature_name, inputs, version, label, timeout_s):
+        self.calls.append(signature_name)
+        if signature_name == signatures.RECOMMEND:
+            raise ServingClientError(self.code, self.message)
+        rows = len(inputs["user_id"])
+        assert set(inputs) == set(signatures.recommend_inputs(["u"]))
+        return {"track_ids": np.array([[b"a", b"b"]] * rows, dtype=object),
+                "scores": np.ones((rows, 2), np.float32)}, 3
+
+
+def test_the_fallback_is_remembered_for_a_while(monkeypatch):
+    from crossfade.serving import client as client_module
+    client = _OldModelClient()
+    assert client.recommend("u", k=2).track_ids == ["a", "b"]
+    assert client.recommend("u", k=2).signature_name == signatures.SERVING_DEFAULT
+    assert client.calls == [signatures.RECOMMEND, signatures.SERVING_DEFAULT,
+                            signatures.SERVING_DEFAULT]  # the second call skips recommend
+    client.recommend("u", k=2, label="canary")  # another version choice is asked afresh
+    assert client.calls[3:] == [signatures.RECOMMEND, signatures.SERVING_DEFAULT]
+    with pytest.raises(ServingClientError):  # a control is always tried on `recommend`
+        client.recommend("u", k=2, diversity=0.5)
+    assert client.calls[-1] == signatures.RECOMMEND
+    monkeypatch.setattr(client_module, "SIGNATURE_RECHECK_S", 0.0)
+    client = _OldModelClient()
+    client.recommend("u")
+    client.recommend("u")
+    assert client.calls.count(signatures.RECOMMEND) == 2  # expired: asked again
+
+
+def test_only_a_missing_recommend_signature_falls_back():
+    rest_message = 'Serving signature name: "recommend" not found in signature def'
+    client = _OldModelClient(rest_message, grpc.StatusCode.INVALID_ARGUMENT)
+    assert client.recommend("u", k=2).signature_name == signatures.SERVING_DEFAULT
+    for code, message in ((grpc.StatusCode.INVALID_ARGUMENT, "k must be at most 100"),
+                          (grpc.StatusCode.NOT_FOUND, "Servable not found for request"),
+                          (grpc.StatusCode.FAILED_PRECONDITION,
+                           'Serving signature key "serving_default" not found.')):
+        client = _OldModelClient(message, code)
+        with pytest.raises(ServingClientError) as error:
+            client.recommend("u")
+        assert (error.value.code, error.value.message) == (code, message)
+        assert client.calls == [signatures.RECOMMEND]
+
+
+def test_bad_controls_fail_before_any_call():
+    client = _OldModelClient()
+    for controls in ({"diversity": 1.5}, {"explore": float("nan")}, {"exclude": "t1"}):
+        with pytest.raises(ValueError):
+            client.recommend("u", **controls)
+    assert client.calls == []
+
+
+def test_http_statuses_map_to_tf_servings_codes():
+    from crossfade.serving import errors
+    from crossfade.serving.client import _CODE_OF_HTTP
+    assert _CODE_OF_HTTP[400] == grpc.StatusCode.INVALID_ARGUMENT
+    assert _CODE_OF_HTTP[409] == grpc.StatusCode.ABORTED
+    assert _CODE_OF_HTTP[500] == grpc.StatusCode.INTERNAL
+    assert _CODE_OF_HTTP[413] == _CODE_OF_HTTP[429] == grpc.StatusCode.RESOURCE_EXHAUSTED
+    for status, code in _CODE_OF_HTTP.items():  # the inverse of errors' table
+        assert status == 413 or errors.http_status(code) == status
+    assert set(_CODE_OF_HTTP) == {errors.http_status(c) for c in grpc.StatusCode
+                                  if c != grpc.StatusCode.OK} | {413}

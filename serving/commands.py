@@ -5,8 +5,18 @@
                     [--max_num_load_retries N] [--load_retry_interval_micros US]
     crossfade recommend [--server HOST:PORT] [--protocol grpc|rest]
                         (--user ID [--recent T1,T2,...] | --similar TRACK_ID) [-k K]
-                        [--version N | --label NAME] [--pseudonym-key FILE]
+                        [--exclude TRACK ...] [--exclude-listened] [--diversity D]
+                        [--explore E] [--seed N]
+                        [--version N | --label NAME] [--pseudonym-key FILE] [--json]
     crossfade check-model PATH [--json]        (serving/check_model.py)
+
+`recommend` prints rank, track id, title, artist and score per track (the propensity too
+with `--explore` > 0); `--json` prints the same fields. The controls (`--exclude`,
+`--exclude-listened`, `--diversity`, `--explore`, `--seed`) go to the model's `recommend`
+signature and apply to `--user` only; a model that predates it answers controlled requests
+with an error (`crossfade.serving.client`). `--server` defaults to loopback on the
+protocol's default port. The server's defaults (ports, limits, batch size) are read from
+their homes (`ServerOptions`, `RequestLimits`, `BatchingOptions`), not restated here.
 
 `add_commands` registers them on the `crossfade` CLI's subparsers; `python -m
 crossfade.serving.commands` runs them on their own.
@@ -30,6 +40,16 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def add_commands(subparsers) -> None:
     """Registers `serve` and `recommend` on an argparse subparsers object."""
     serve = subparsers.add_parser(
@@ -47,37 +67,45 @@ def add_commands(subparsers) -> None:
                             "given, replaces the base path of --model-name's entry")
     serve.add_argument("--label", action="append", default=[], metavar="NAME=VERSION",
                        help="version label for --model-name, e.g. stable=1700000000")
-    serve.add_argument("--host", default="127.0.0.1",
+    # The defaults live with the server (TF Serving's where it has one), not here.
+    from crossfade.serving.batching import BatchingOptions
+    from crossfade.serving.model_server import ServerOptions
+    defaults = ServerOptions()
+    serve.add_argument("--host", default=defaults.host,
                        help="interface to bind (default loopback only)")
-    serve.add_argument("--port", type=int, default=8500, help="gRPC port")
-    serve.add_argument("--rest-port", type=int, default=8501, help="REST port; 0 = no REST")
-    serve.add_argument("--poll-seconds", type=float, default=1.0,
+    serve.add_argument("--port", type=int, default=defaults.grpc_port, help="gRPC port")
+    serve.add_argument("--rest-port", type=int, default=defaults.rest_port,
+                       help="REST port; 0 = no REST")
+    serve.add_argument("--poll-seconds", type=float, default=defaults.poll_seconds,
                        help="how often to look for new versions")
-    serve.add_argument("--max-k", type=int, default=100, help="largest k a request may ask")
-    serve.add_argument("--max-rows", type=int, default=1024, help="largest batch per request")
-    serve.add_argument("--max-request-bytes", type=int, default=4 * 1024 * 1024)
+    serve.add_argument("--max-k", type=int, default=defaults.limits.max_k,
+                       help="largest k a request may ask")
+    serve.add_argument("--max-rows", type=int, default=defaults.limits.max_rows,
+                       help="largest batch per request")
+    serve.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes)
     serve.add_argument("--no-batching", action="store_true",
                        help="run every request on its own model call")
-    serve.add_argument("--max-batch-size", type=int, default=64)
+    serve.add_argument("--max-batch-size", type=int, default=BatchingOptions.max_batch_size)
     serve.add_argument("--batch-threads", type=int, default=0,
                        help="model calls at once (default: CPU cores, at most 4)")
     serve.add_argument("--no-warmup", action="store_true",
                        help="skip assets.extra/tf_serving_warmup_requests")
     serve.add_argument("--wait-seconds", type=float,
                        help="give up if no version loads in this time (default: wait)")
-    from crossfade.serving import versions  # the defaults are TF Serving's, kept there
     serve.add_argument("--max_num_load_retries", type=_non_negative,
-                       default=versions.DEFAULT_MAX_NUM_LOAD_RETRIES,
+                       default=defaults.max_num_load_retries,
                        help="retry a failed version load this many times (TF Serving's flag)")
     serve.add_argument("--load_retry_interval_micros", type=_non_negative,
-                       default=versions.DEFAULT_LOAD_RETRY_INTERVAL_MICROS,
+                       default=defaults.load_retry_interval_micros,
                        help="microseconds between load retries (TF Serving's flag)")
     serve.add_argument("--verbose", action="store_true")
     serve.set_defaults(handler=_serve)
 
     recommend = subparsers.add_parser(
         "recommend", help="ask a model server for recommendations or similar tracks")
-    recommend.add_argument("--server", default="127.0.0.1:8500", help="HOST:PORT")
+    recommend.add_argument("--server", help=f"HOST:PORT (default 127.0.0.1:"
+                                            f"{defaults.grpc_port} for gRPC, "
+                                            f"{defaults.rest_port} for REST)")
     recommend.add_argument("--protocol", choices=("grpc", "rest"), default="grpc")
     recommend.add_argument("--model-name", default=MODEL_NAME)
     what = recommend.add_mutually_exclusive_group(required=True)
@@ -91,6 +119,19 @@ def add_commands(subparsers) -> None:
                                 "(comma-separated or repeated)")
     recommend.add_argument("--platform", default="")
     recommend.add_argument("-k", type=int, default=10, help="how many tracks")
+    recommend.add_argument("--exclude", action="append", default=[], metavar="TRACK",
+                           help="never recommend this track id (repeatable or "
+                                "comma-separated)")
+    recommend.add_argument("--exclude-listened", action="store_true",
+                           help="never recommend the --recent tracks either")
+    recommend.add_argument("--diversity", type=_unit_interval, default=0.0,
+                           help="0 (default): pure relevance; up to 1: re-rank for variety")
+    recommend.add_argument("--explore", type=_unit_interval, default=0.0,
+                           help="chance in [0, 1] that each slot is sampled instead of taken "
+                                "best first (default 0)")
+    recommend.add_argument("--seed", type=int, default=0,
+                           help="sampler seed, for repeatable --explore (0: derived from the "
+                                "request: same user, tracks and time, same list)")
     choice = recommend.add_mutually_exclusive_group()
     choice.add_argument("--version", type=int, help="model version number")
     choice.add_argument("--label", help="model version label, e.g. stable or canary")
@@ -174,13 +215,34 @@ def _serve(args: argparse.Namespace) -> int:
 
 # -- recommend -----------------------------------------------------------------------------
 
-def _recent(values: List[str]) -> List[str]:
+def _track_ids(values: List[str]) -> List[str]:
+    """Track ids from repeated and comma-separated flag values."""
     return [track for value in values for track in value.split(",") if track]
+
+
+def _controls_given(args: argparse.Namespace) -> List[str]:
+    """The `recommend` control flags set away from their defaults."""
+    flags = (("--exclude", bool(args.exclude)), ("--exclude-listened", args.exclude_listened),
+             ("--diversity", args.diversity != 0), ("--explore", args.explore != 0),
+             ("--seed", args.seed != 0))
+    return [flag for flag, given in flags if given]
+
+
+def _server(args: argparse.Namespace) -> str:
+    if args.server:
+        return args.server
+    from crossfade.serving.model_server import DEFAULT_GRPC_PORT, DEFAULT_REST_PORT
+    return f"127.0.0.1:{DEFAULT_REST_PORT if args.protocol == 'rest' else DEFAULT_GRPC_PORT}"
 
 
 def _recommend(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from crossfade.serving.client import ServingClientError, connect
+    args.server = _server(args)
+    controls = _controls_given(args)
+    if args.similar and controls:
+        print(f"error: {', '.join(controls)} apply to --user, not --similar", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     try:
         if args.pseudonym_key and args.user:
@@ -192,8 +254,12 @@ def _recommend(args: argparse.Namespace) -> int:
             if args.similar:
                 result = client.similar_tracks(args.similar, args.k)
             else:
-                result = client.recommend(args.user, _recent(args.recent), args.k,
-                                          platform=args.platform)
+                result = client.recommend(args.user, _track_ids(args.recent), args.k,
+                                          platform=args.platform,
+                                          exclude=_track_ids(args.exclude),
+                                          diversity=args.diversity, explore=args.explore,
+                                          seed=args.seed,
+                                          exclude_listened=args.exclude_listened)
     except ServingClientError as error:
         print(f"error: {error.code.name}: {error.message}", file=sys.stderr)
         return 1
@@ -203,8 +269,10 @@ def _recommend(args: argparse.Namespace) -> int:
     elapsed_ms = (time.perf_counter() - started) * 1000
     if args.json:
         print(json.dumps({"model": result.model_name, "version": result.model_version,
-                          "found": result.found,
-                          "tracks": [{"track_id": t.track_id, "score": t.score}
+                          "signature": result.signature_name, "found": result.found,
+                          "tracks": [{"track_id": t.track_id, "title": t.title,
+                                      "artist": t.artist, "score": t.score,
+                                      "propensity": t.propensity}
                                      for t in result.tracks]}, indent=2))
         return 0 if result.found else 1
     if not result.found:
@@ -212,11 +280,17 @@ def _recommend(args: argparse.Namespace) -> int:
               f"'{result.model_name}'", file=sys.stderr)
         return 1
     print(render_table(result, args, elapsed_ms))
+    from crossfade.serving import signatures
+    if args.user and result.signature_name == signatures.SERVING_DEFAULT:
+        print(f"note: model '{result.model_name}' predates the '{signatures.RECOMMEND}' "
+              "signature: no titles or artists", file=sys.stderr)
     return 0
 
 
 def render_table(result, args: argparse.Namespace, elapsed_ms: float) -> str:
-    """A readable table of `result` (a client.Recommendations)."""
+    """A readable table of `result` (a client.Recommendations): rank, track id, title and
+    artist, score, and the propensity when `args.explore` > 0. The title and artist columns
+    are left out when no track has either (`similar_tracks`, a model without `recommend`)."""
     subject = f"tracks similar to '{args.similar}'" if args.similar else \
         f"recommendations for user '{args.user}'"
     version = result.model_version if result.model_version is not None else \
@@ -224,11 +298,24 @@ def render_table(result, args: argparse.Namespace, elapsed_ms: float) -> str:
     lines = [f"Top {len(result.tracks)} {subject}",
              f"model '{result.model_name}' version {version} via {args.protocol} "
              f"{args.server} in {elapsed_ms:.1f} ms", ""]
-    width = max([len("track id")] + [len(t.track_id) for t in result.tracks])
-    lines.append(f"{'rank':>4}  {'track id':<{width}}  {'score':>8}")
-    lines.append(f"{'-' * 4}  {'-' * width}  {'-' * 8}")
-    for rank, track in enumerate(result.tracks, start=1):
-        lines.append(f"{rank:>4}  {track.track_id:<{width}}  {track.score:>8.4f}")
+    columns = [("rank", ">", [str(rank) for rank in range(1, len(result.tracks) + 1)]),
+               ("track id", "<", [t.track_id for t in result.tracks])]
+    if any(t.title or t.artist for t in result.tracks):
+        columns += [("title", "<", [t.title for t in result.tracks]),
+                    ("artist", "<", [t.artist for t in result.tracks])]
+    columns.append(("score", ">", [f"{t.score:.4f}" for t in result.tracks]))
+    if getattr(args, "explore", 0) > 0:
+        columns.append(("propensity", ">", [f"{t.propensity:.4f}" for t in result.tracks]))
+    widths = [max([len(name)] + [len(value) for value in values])
+              for name, _, values in columns]
+
+    def row(cells) -> str:
+        return "  ".join(f"{cell:{align}{width}}" for cell, (_, align, _), width
+                         in zip(cells, columns, widths, strict=True)).rstrip()
+
+    lines.append(row([name for name, _, _ in columns]))
+    lines.append(row(["-" * width for width in widths]))
+    lines += [row(cells) for cells in zip(*(values for _, _, values in columns), strict=True)]
     return "\n".join(lines)
 
 

@@ -66,8 +66,13 @@ def _calls(path: str) -> Dict[str, Dict[str, np.ndarray]]:
     seeds = np.array([t.encode() for t in tracks[:2] + [UNKNOWN_TRACK]], dtype=object)
     examples = [_example(users[0], tracks[0], history), _example("cold-user", UNKNOWN_TRACK,
                                                                  [""] * len(history))]
+    controlled = signatures.recommend_controls_inputs(
+        users[:1] + ["cold-user", users[-1]], recent, k=8, platform="ios", timestamp=TIMESTAMP,
+        exclude=[tracks[:1], [], [UNKNOWN_TRACK]], diversity=[0.3, 0.0, 1.0],
+        explore=[0.1, 0.5, 0.0], seed=[7, 0, 123])
     return {
         signatures.SERVING_DEFAULT: recommend,
+        signatures.RECOMMEND: controlled,
         signatures.SIMILAR_TRACKS: {"track_id": seeds, "k": np.array([3, 3, 3], np.int32)},
         signatures.QUERY_EMBEDDING: query,
         signatures.CANDIDATE_EMBEDDING: {"track_id": seeds},
@@ -104,7 +109,7 @@ def test_pushed_model_loads_and_replays_every_warmup_record(pushed_report, pushe
 def test_pushed_model_lists_its_signatures(pushed_report):
     _, report = pushed_report
     listed = {signature.name: signature for signature in report.signatures}
-    for name in (signatures.SERVING_DEFAULT, signatures.SIMILAR_TRACKS,
+    for name in (signatures.SERVING_DEFAULT, signatures.RECOMMEND, signatures.SIMILAR_TRACKS,
                  signatures.QUERY_EMBEDDING, signatures.CANDIDATE_EMBEDDING,
                  signatures.EVALUATE_EXAMPLES):
         assert name in listed

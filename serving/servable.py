@@ -54,8 +54,9 @@ class RequestLimits:
 
 def read_signature_defs(export_dir: str) -> Dict[str, meta_graph_pb2.SignatureDef]:
     """The `serve` MetaGraph's SignatureDefs of the SavedModel in `export_dir`."""
+    import tensorflow as tf  # gfile: the export may be on a remote filesystem
     saved_model = saved_model_pb2.SavedModel()
-    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as handle:
+    with tf.io.gfile.GFile(os.path.join(export_dir, "saved_model.pb"), "rb") as handle:
         saved_model.ParseFromString(handle.read())
     for meta_graph in saved_model.meta_graphs:
         if SERVE_TAG in meta_graph.meta_info_def.tags:

@@ -8,7 +8,15 @@ memory allocation. The local server replays the same file the same way (`replay`
 `write_warmup_requests` builds the file from representative values: one `serving_default`
 request per user (with their recent tracks; k = 10, the usual request), one `similar_tracks`
 request per track, and one small batch of each with k = 100 (the largest result, and a batch
-shape as server-side batching produces). TF Serving caps the file at 1000 records; at most
+shape as server-side batching produces). For a model with the `recommend` signature it adds
+three `recommend` requests: the first user's with neutral controls (what a client without
+controls sends), and the first `BATCH_ROWS` users as one batch at k = 10 and at k = 100 with
+controls cycling through `CONTROL_PATTERN` (diversity 0.3 runs the MMR re-ranking, explore 0.1
+the sampler), one exclusion per row (the user's most recent track, else one of the tracks) and
+fixed nonzero seeds (`WARMUP_SEED` + row), so every replay computes the same answers. Whether
+the model has `recommend` is read from the `saved_model.pb` in the export folder (a model
+saved without it, such as `crossfade.serving.toy_model`'s, gets none: a warmup record for a
+missing signature would fail its load). TF Serving caps the file at 1000 records; at most
 `MAX_EACH` users and tracks are used.
 """
 import os
@@ -26,6 +34,9 @@ BATCH_ROWS = 8
 USUAL_K = 10
 LARGEST_K = 100  # the pipeline's max_k is at least 100 (pipeline/configs.py)
 TF_SERVING_MAX_RECORDS = 1000
+# (diversity, explore) of the controlled `recommend` warmup rows, cycled over the rows.
+CONTROL_PATTERN = ((0.3, 0.0), (0.0, 0.1), (0.3, 0.1), (0.0, 0.0))
+WARMUP_SEED = 1_000
 
 
 def warmup_path(export_dir: str) -> str:
@@ -41,10 +52,30 @@ def _log(signature_name: str, inputs, model_name: str) -> prediction_log_pb2.Pre
         predict_log=prediction_log_pb2.PredictLog(request=request))
 
 
+def _recommend_logs(users: List[str], recent: List[List[str]], tracks: List[str],
+                    platform: List[str], model_name: str
+                    ) -> List[prediction_log_pb2.PredictionLog]:
+    logs = [_log(signatures.RECOMMEND, signatures.recommend_controls_inputs(
+        users[:1], recent[:1], k=USUAL_K, platform=platform[:1]), model_name)]
+    rows = range(min(BATCH_ROWS, len(users)))
+    pattern = [CONTROL_PATTERN[row % len(CONTROL_PATTERN)] for row in rows]
+    spare = [[track] for track in tracks] or [[]]
+    exclude = [recent[row][:1] or spare[row % len(spare)] for row in rows]
+    for k in (USUAL_K, LARGEST_K):
+        logs.append(_log(signatures.RECOMMEND, signatures.recommend_controls_inputs(
+            users[:len(rows)], recent[:len(rows)], k=k, platform=platform[:len(rows)],
+            exclude=exclude, diversity=[diversity for diversity, _ in pattern],
+            explore=[explore for _, explore in pattern],
+            seed=[WARMUP_SEED + row for row in rows]), model_name))
+    return logs
+
+
 def warmup_logs(user_ids: Sequence[str], recent_tracks: Sequence[Sequence[str]],
                 track_ids: Sequence[str], platforms: Optional[Sequence[str]] = None,
-                model_name: str = MODEL_NAME) -> List[prediction_log_pb2.PredictionLog]:
-    """The PredictionLogs `write_warmup_requests` writes; see the module docstring."""
+                model_name: str = MODEL_NAME, include_recommend: bool = True
+                ) -> List[prediction_log_pb2.PredictionLog]:
+    """The PredictionLogs `write_warmup_requests` writes; see the module docstring.
+    `include_recommend`: add the `recommend` requests (when there is a user)."""
     if len(recent_tracks) != len(user_ids):
         raise ValueError(f"recent_tracks has {len(recent_tracks)} rows for "
                          f"{len(user_ids)} users")
@@ -62,6 +93,8 @@ def warmup_logs(user_ids: Sequence[str], recent_tracks: Sequence[Sequence[str]],
         rows = slice(0, BATCH_ROWS)
         logs.append(_log(signatures.SERVING_DEFAULT, signatures.recommend_inputs(
             users[rows], recent[rows], k=LARGEST_K, platform=platform[rows]), model_name))
+        if include_recommend:
+            logs += _recommend_logs(users, recent, tracks, platform, model_name)
     for track in tracks:
         logs.append(_log(signatures.SIMILAR_TRACKS,
                          signatures.similar_tracks_inputs([track], k=USUAL_K), model_name))
@@ -71,16 +104,32 @@ def warmup_logs(user_ids: Sequence[str], recent_tracks: Sequence[Sequence[str]],
     return logs
 
 
+def has_signature(export_dir: str, signature_name: str) -> bool:
+    """Whether the SavedModel in `export_dir` has the serving signature `signature_name`;
+    True when there is no `saved_model.pb` yet (warmup written before the model: a new one)."""
+    import tensorflow as tf
+    if not tf.io.gfile.exists(os.path.join(export_dir, "saved_model.pb")):
+        return True
+    from crossfade.serving.servable import read_signature_defs
+    return signature_name in read_signature_defs(export_dir)
+
+
 def write_warmup_requests(export_dir: str, user_ids: List[str],
                           recent_tracks: List[List[str]], track_ids: List[str],
-                          platforms: Optional[List[str]] = None) -> str:
+                          platforms: Optional[List[str]] = None,
+                          include_recommend: Optional[bool] = None) -> str:
     """Writes `<export_dir>/assets.extra/tf_serving_warmup_requests`; returns its path.
 
     `user_ids[i]` with `recent_tracks[i]` (most recent first) and optionally `platforms[i]`
     form one recommend request; each of `track_ids` one similar-tracks request.
+    `include_recommend` None: add the `recommend` requests when the model in `export_dir`
+    has that signature (`has_signature`).
     """
     import tensorflow as tf
-    logs = warmup_logs(user_ids, recent_tracks, track_ids, platforms)
+    if include_recommend is None:
+        include_recommend = has_signature(export_dir, signatures.RECOMMEND)
+    logs = warmup_logs(user_ids, recent_tracks, track_ids, platforms,
+                       include_recommend=include_recommend)
     if not logs:
         raise ValueError("no warmup requests: give at least one user or track")
     path = warmup_path(export_dir)

@@ -54,7 +54,7 @@ def test_default_key_path_is_a_sibling_of_the_output(tmp_path):
 class _FakeClient:
     users = []
 
-    def recommend(self, user, recent, k, platform=""):
+    def recommend(self, user, recent, k, **controls):
         _FakeClient.users.append(user)
         raise ValueError("stop here")
 
