@@ -5,8 +5,8 @@
     crossfade run [--runner local|beam] [--workers N] [--data DIR] [--output DIR]
                   [--split auto|time|leave-last-out|random] [--split-seed N] [--eval-days N]
                   [--set NAME=VALUE ...]
-    crossfade benchmark quality --dataset lastfm-hetrec|spotify-history|csv --data-dir DIR
-                  [--split ...] [--seeds N] [--json OUT] [--out DIR]
+    crossfade benchmark quality --dataset lastfm-hetrec|spotify-history|csv|simulated --data-dir DIR
+                  [--split ...] [--seeds N] [--diversity 0,0.1,...] [--json OUT] [--out DIR]
     crossfade compile --out FILE [--image IMAGE] [--data DIR] [--set NAME=VALUE ...]
     crossfade status [--output DIR] [--json]
     crossfade serve --model-base-path DIR [--model-name NAME] [--port 8500] [--rest-port 8501]
@@ -104,15 +104,27 @@ def _benchmark_quality(args: argparse.Namespace) -> int:
     try:
         benchmark.run(args.dataset, args.data_dir, args.out, split=args.split,
                       seeds=args.seeds, json_path=args.json, max_users=args.max_users,
-                      hyperparameter_overrides=overrides, eval_days=args.eval_days or 7)
+                      hyperparameter_overrides=overrides, eval_days=args.eval_days or 7,
+                      diversities=(benchmark.DEFAULT_DIVERSITIES if args.diversity is None
+                                   else args.diversity))
     except (InputDataError, ValueError) as error:  # bad data, or a split the data cannot take
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"\nWrote {os.path.join(args.out, 'quality.md')}, "
-          f"{os.path.join(args.out, 'recall_at_k.png')} and "
+          f"{os.path.join(args.out, 'recall_at_k.png')}, "
+          f"{os.path.join(args.out, 'diversity_tradeoff.png')} and "
           f"{os.path.join(args.out, 'results.json')}"
           + (f"; JSON summary in {args.json}" if args.json else ""))
     return 0
+
+
+def _floats(text: str) -> List[float]:
+    """A comma-separated list of numbers (the range is the benchmark's to check)."""
+    try:
+        return [float(value) for value in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}") from None
 
 
 def _default_data(output: str) -> str:
@@ -236,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(handler=_generate)
 
     from crossfade.components.listening_data.importers import FORMATS
+    from crossfade.pipeline.quality import SIMULATED
     import_ = commands.add_parser(
         "import", help="convert a real listening-data export into a folder `run` reads")
     import_.add_argument("--format", required=True, choices=FORMATS)
@@ -287,12 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
     quality = benchmarks.add_parser(
         "quality", help="two-tower vs most-popular, item-kNN, EASE and iALS on real data",
         description="Imports the dataset, trains through the pipeline once per seed and "
-        "compares full-ranking Recall@10, NDCG@10 and Hit@10 with the baselines on the same "
-        "split (pipeline/quality/benchmark.py).")
-    quality.add_argument("--dataset", required=True, choices=FORMATS)
-    quality.add_argument("--data-dir", required=True, help="the dataset's folder")
+        "compares full-ranking Recall@10, NDCG@10, Hit@10, ILD@10, novelty@10 and coverage@10 "
+        "with the baselines on the same split, plus the two-tower's `recommend` at each "
+        "--diversity and without recent tracks (pipeline/quality/benchmark.py).")
+    quality.add_argument("--dataset", required=True, choices=FORMATS + (SIMULATED,))
+    quality.add_argument("--data-dir", required=True,
+                         help=f"the dataset's folder (for {SIMULATED}: `crossfade generate`'s)")
     _add_split_arguments(quality, with_seed=False)
     quality.add_argument("--seeds", type=int, default=3, help="splits (and model seeds) 0..N-1")
+    quality.add_argument("--diversity", type=_floats, metavar="D,D,...",
+                         help="the two-tower's `recommend` re-ranking settings in [0, 1] to "
+                         "sweep (default 0: pure relevance, a check of the served path)")
     quality.add_argument("--json", help="also write {method: {metric: {mean, per_seed}}} here")
     quality.add_argument("--out", default=os.path.join(DEFAULT_OUTPUT, "quality"),
                          help="working folder: imported data, pipeline runs, report")

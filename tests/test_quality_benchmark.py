@@ -1,9 +1,11 @@
 """`crossfade benchmark quality` on a small slice of the real Last.fm HetRec 2011 data, and
 `crossfade import` from the command line.
 
-The benchmark test runs the real pipeline once (one seed, the first 120 users, 2 epochs:
-about two minutes on 2 cores) and checks the report's structure and the split it used; the
-numbers themselves are the benchmark's business (README.md, "Quality benchmark").
+The benchmark test runs the real pipeline once (one seed, the first 120 users, 2 epochs,
+diversity settings 0 and 0.3: about two minutes on 2 cores) and checks the report's structure,
+the split it used and that the served `recommend` path agrees with full-sort scoring at
+diversity 0; the numbers themselves are the benchmark's business (README.md, "Quality
+benchmark").
 """
 import json
 import os
@@ -21,6 +23,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 LASTFM_DIR = os.environ.get(
     "CROSSFADE_LASTFM_DIR", str(REPO.parent / "shared" / "datasets" / "hetrec2011-lastfm-2k"))
 SLICE_USERS = 120
+DIVERSITIES = ("0", "0.3")
 
 
 def _cli(*args):
@@ -37,7 +40,8 @@ def slice_run(tmp_path_factory):
     summary_json = out / "summary.json"
     result = _cli("benchmark", "quality", "--dataset", "lastfm-hetrec", "--data-dir",
                   LASTFM_DIR, "--seeds", "1", "--max-users", str(SLICE_USERS), "--out",
-                  str(out), "--json", str(summary_json), "--set", "epochs=2")
+                  str(out), "--json", str(summary_json), "--set", "epochs=2",
+                  "--diversity", ",".join(DIVERSITIES))
     assert result.returncode == 0, result.stderr[-3000:]
     return out, summary_json, result.stdout
 
@@ -47,13 +51,16 @@ def test_json_maps_every_method_to_mean_and_per_seed_metrics(slice_run):
     summary = json.loads(summary_json.read_text())
     assert list(summary) == list(benchmark.METHODS)  # iALS installs here: all five
     for method, metrics in summary.items():
-        assert sorted(metrics) == ["hit@10", "ndcg@10", "recall@10"], method
-        for values in metrics.values():
+        # HetRec artists carry tags, so ILD is defined for every method.
+        assert sorted(metrics) == sorted(benchmark.METRICS), method
+        for name, values in metrics.items():
             assert len(values["per_seed"]) == 1
             assert values["mean"] == pytest.approx(values["per_seed"][0])
-            assert 0.0 <= values["mean"] <= 1.0
-            # Hit@10 >= Recall@10 for every user, so also on average.
+            if name != "novelty@10":  # bits, not a share
+                assert 0.0 <= values["mean"] <= 1.0
+        # Hit@10 >= Recall@10 for every user, so also on average.
         assert metrics["hit@10"]["mean"] >= metrics["recall@10"]["mean"]
+        assert metrics["novelty@10"]["mean"] > 0 and metrics["coverage@10"]["mean"] > 0
     # On real data the collaborative baselines beat popularity.
     assert summary["ease"]["recall@10"]["mean"] > summary["most-popular"]["recall@10"]["mean"]
 
@@ -65,6 +72,8 @@ def test_report_table_plot_and_recorded_split(slice_run):
     assert "random 8:1:1 per user" in table  # the protocol is recorded with the results
     assert "| Method |" in stdout  # and printed
     assert (out / "recall_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "diversity_tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| diversity 0.3 |" in table and "| user id alone |" in table
     details = json.loads((out / "results.json").read_text())["_meta"]
     assert details["split"].startswith("random 8:1:1")
     curves = details["recall_curves"]
@@ -72,6 +81,33 @@ def test_report_table_plot_and_recorded_split(slice_run):
     for curve in curves.values():
         assert len(curve) == benchmark.CURVE_MAX_K
         assert np.all(np.diff(curve) >= -1e-12)  # Recall@K never falls as K grows
+
+
+def test_recommend_sweep_and_stored_history_results(slice_run):
+    out, summary_json, _ = slice_run
+    results = json.loads((out / "results.json").read_text())
+    two_tower = json.loads(summary_json.read_text())[benchmark.TWO_TOWER]
+    sweep = results["_diversity"]
+    assert list(sweep) == list(DIVERSITIES)
+    for setting in sweep.values():
+        assert set(benchmark.METRICS) <= set(setting)
+    # With train and eval items sent as exclusions, `recommend` at diversity 0 is the
+    # full-sort ranking: only float ties (numpy vs TensorFlow matmul) may differ, which is
+    # far less than one user's hit.
+    gap = sweep["0"][benchmark.FULL_SORT_GAP]["per_seed"][0]
+    assert abs(gap) < 0.5 / SLICE_USERS
+    assert sweep["0"]["recall@10"]["mean"] == pytest.approx(two_tower["recall@10"]["mean"],
+                                                            abs=0.5 / SLICE_USERS)
+    # Re-ranking for diversity raises ILD@10.
+    assert sweep["0.3"]["ild@10"]["mean"] > sweep["0"]["ild@10"]["mean"]
+    history = results["_stored_history"]
+    assert history[benchmark.WITH_HISTORY]["recall@10"]["mean"] == pytest.approx(
+        two_tower["recall@10"]["mean"])
+    ratio = history[benchmark.HISTORY_RATIO]
+    assert ratio["target"] == benchmark.HISTORY_RATIO_TARGET
+    assert ratio["mean"] == pytest.approx(
+        history[benchmark.USER_ID_ALONE]["recall@10"]["mean"]
+        / history[benchmark.WITH_HISTORY]["recall@10"]["mean"])
 
 
 def test_the_pipeline_split_is_disjoint_per_user_and_8_1_1(slice_run):
@@ -138,6 +174,9 @@ def test_benchmark_on_a_spotify_export_uses_the_time_split(tmp_path):
     assert set(summary) == set(benchmark.METHODS)
     assert summary["two-tower"]["recall@10"]["mean"] > summary["most-popular"]["recall@10"][
         "mean"]
+    results = (out / "results.json").read_text()
+    # Neither the pseudonym key nor where it is kept goes into shareable results.
+    assert "pseudonym_key" not in results and ".pseudonym-key" not in results
     for path in glob.glob(str(out / "data" / "**" / "*"), recursive=True):
         if os.path.isfile(path):
             assert b"203.0.113.7" not in open(path, "rb").read(), path

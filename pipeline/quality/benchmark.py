@@ -16,8 +16,28 @@ Trainer's SavedModel. On those same splits:
 
 Ranking is full (every catalogue item) and excludes what the user has in train and eval; a
 user's relevant items are their test items outside that set, and users with none, or with
-no train items, are left out (as in RecBole's full-sort evaluation). Metrics
-(pipeline/quality/ranking_metrics.py): Recall@10, NDCG@10, Hit@10, and Recall@K for K = 1..100.
+no train items, are left out (as in RecBole's full-sort evaluation). Metrics: Recall@10,
+NDCG@10, Hit@10 and Recall@K for K = 1..100 (pipeline/quality/ranking_metrics.py), and of the
+top-10 lists: ILD@10 (intra-list diversity on the catalogue's genres and tags), novelty@10
+(mean self-information of the listed items under the training counts: users per item in the
+train matrix) with their one definition in `crossfade.components.evaluator.list_metrics`, and
+coverage@10 (share of the catalogue in at least one evaluated user's top 10).
+
+Two more views of the two-tower model, on the same users and queries:
+
+* **diversity sweep**: the model's `recommend` signature (the re-ranking TF Serving runs)
+  with each requested `diversity`, explore 0, k = 10 and the user's train and eval items as
+  `exclude_track_ids`, so the protocol stays full-sort (on Last.fm HetRec that is at most about
+  45 ids per request). At diversity 0 `recommend` is pure relevance, so its Recall@10 must
+  equal the full-sort scoring's; the gap is recorded per seed (`FULL_SORT_GAP`) as a check of
+  the served path, not hidden by tolerance.
+* **stored history**: the same queries with `recent_track_ids` emptied, which makes the model
+  fall back on the user's training history stored in it. "user id alone" against
+  "user id + history" Recall@10, and their ratio (the target is >= `HISTORY_RATIO_TARGET`).
+
+Outputs: results.json (every method's metrics, the sweep and the stored-history rows as
+{"mean", "per_seed"}, plus details; never secrets such as the pseudonym key's path),
+quality.md, recall_at_k.png and diversity_tradeoff.png (Recall@10 against ILD@10).
 """
 import dataclasses
 import glob
@@ -32,6 +52,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tfx.utils import path_utils
 
+from crossfade.components.evaluator import list_metrics
 from crossfade.components.example_gen.listening_example_gen import CATALOGUE_SPLIT
 from crossfade.components.example_gen.split_protocols import (
     EVAL_SPLIT,
@@ -39,14 +60,24 @@ from crossfade.components.example_gen.split_protocols import (
     TEST_SPLIT,
     TRAIN_SPLIT,
 )
-from crossfade.pipeline.quality import baselines, ranking_metrics, report
+from crossfade.pipeline.quality import SIMULATED, baselines, ranking_metrics, report
 from crossfade.serving import signatures
 
 TWO_TOWER = "two-tower"
 METHODS = (TWO_TOWER, "most-popular", "item-knn", "ease", "ials")
-METRICS = ("recall@10", "ndcg@10", "hit@10")
+CUTOFF = list_metrics.LIST_CUTOFF  # the "@10" of every metric name below
+ACCURACY_METRICS = ("recall@10", "ndcg@10", "hit@10")
+LIST_METRICS = ("ild@10", "novelty@10", "coverage@10")
+METRICS = ACCURACY_METRICS + LIST_METRICS
 CURVE_MAX_K = 100
+DEFAULT_DIVERSITIES = (0.0,)
+FULL_SORT_GAP = "recall@10 minus full sort"  # diversity 0 only; 0 when serving is consistent
+WITH_HISTORY, USER_ID_ALONE = "user id + history", "user id alone"
+HISTORY_RATIO = "recall@10 ratio"
+HISTORY_RATIO_TARGET = 0.98
 _QUERY_BATCH = 1024
+# Rows per `recommend` call: its re-ranking holds a [rows, 200, 200] similarity tensor.
+_RECOMMEND_BATCH = 256
 
 
 @dataclasses.dataclass
@@ -61,6 +92,8 @@ class SplitMatrices:
     # split -> raw query features of each user's first play in that held-out split, with
     # "row" the user's row in the matrices (users without plays there have no entry).
     queries: Dict[str, Dict[str, np.ndarray]]
+    # [I, F] the catalogue's genres and tags (list_metrics.content_matrix), for ILD.
+    content: Optional[sp.csr_matrix] = None
 
 
 def _read_examples(pattern: str, names: Sequence[str]) -> Dict[str, np.ndarray]:
@@ -91,7 +124,7 @@ def split_matrices(examples_uri: str, catalogue_uri: str) -> SplitMatrices:
     """The user x item matrices of a run's qualified splits, over the run's catalogue."""
     from crossfade.components import features
     catalogue = _read_examples(_split_files(catalogue_uri, CATALOGUE_SPLIT),
-                               [features.TRACK_ID])[features.TRACK_ID]
+                               [features.TRACK_ID, features.GENRES, features.TAGS])
     query_names = [features.USER_ID, features.TRACK_ID, features.TIMESTAMP,
                    features.RECENT_TRACK_IDS, features.PLATFORM]
     splits = {split: _read_examples(_split_files(examples_uri, split),
@@ -99,15 +132,18 @@ def split_matrices(examples_uri: str, catalogue_uri: str) -> SplitMatrices:
                                     else [features.USER_ID, features.TRACK_ID])
               for split in SPLIT_NAMES}
     users = np.array(sorted(set(splits[TRAIN_SPLIT][features.USER_ID])), dtype=object)
-    user_index, item_index = pd.Index(users), pd.Index(catalogue)
-    shape = (len(users), len(catalogue))
+    items = catalogue[features.TRACK_ID]
+    user_index, item_index = pd.Index(users), pd.Index(items)
+    shape = (len(users), len(items))
     matrices = {split: _matrix(user_index.get_indexer(values[features.USER_ID]),
                                item_index.get_indexer(values[features.TRACK_ID]), shape)
                 for split, values in splits.items()}
     queries = {split: _first_play_queries(splits[split], user_index)
                for split in (EVAL_SPLIT, TEST_SPLIT)}
-    return SplitMatrices(users=users, items=catalogue, train=matrices[TRAIN_SPLIT],
-                         eval=matrices[EVAL_SPLIT], test=matrices[TEST_SPLIT], queries=queries)
+    content = list_metrics.content_matrix(catalogue[features.GENRES], catalogue[features.TAGS])
+    return SplitMatrices(users=users, items=items, train=matrices[TRAIN_SPLIT],
+                         eval=matrices[EVAL_SPLIT], test=matrices[TEST_SPLIT], queries=queries,
+                         content=content)
 
 
 def _split_files(examples_uri: str, split: str) -> str:
@@ -131,33 +167,143 @@ def _first_play_queries(plays: Dict[str, np.ndarray],
     return queries
 
 
-def two_tower_scores(model_dir: str, matrices: SplitMatrices, split: str) -> np.ndarray:
-    """[U, I] cosine scores of the exported model for the users' queries in `split` (rows of
-    users without a query there are 0)."""
-    import tensorflow as tf
-    model = tf.saved_model.load(model_dir)
-    candidate = model.signatures[signatures.CANDIDATE_EMBEDDING]
-    query = model.signatures[signatures.QUERY_EMBEDDING]
-    item_embeddings = np.concatenate([
-        candidate(track_id=tf.constant(matrices.items[start:start + 8192]))["embedding"].numpy()
-        for start in range(0, len(matrices.items), 8192)])
-    scores = np.zeros((len(matrices.users), len(matrices.items)), np.float32)
-    q = matrices.queries[split]
-    for start in range(0, len(q["row"]), _QUERY_BATCH):
-        window = slice(start, start + _QUERY_BATCH)
-        embedding = query(user_id=tf.constant(q["user_id"][window]),
-                          recent_track_ids=tf.constant(q["recent_track_ids"][window]),
-                          timestamp=tf.constant(q["ts"][window]),
-                          platform=tf.constant(q["platform"][window]))["embedding"].numpy()
-        scores[q["row"][window]] = embedding @ item_embeddings.T
-    return scores
+def _queries_for(queries: Dict[str, np.ndarray], rows: np.ndarray) -> Dict[str, np.ndarray]:
+    """The entries of `queries` for user rows `rows`, in that order (each must have one)."""
+    position = pd.Index(queries["row"]).get_indexer(rows)
+    if (position < 0).any():
+        raise ValueError(f"{int((position < 0).sum())} evaluated users have no query")
+    return {name: values[position] for name, values in queries.items()}
 
 
-def _evaluate(scores: np.ndarray, exclude: sp.csr_matrix, relevant: sp.csr_matrix,
-              users: np.ndarray) -> Dict[str, Any]:
-    top = ranking_metrics.top_k(scores, exclude[users], CURVE_MAX_K)
-    result = dict(ranking_metrics.ranking_metrics(top, relevant[users], k=10))
-    result["recall_curve"] = ranking_metrics.recall_curve(top, relevant[users], CURVE_MAX_K)
+def _without_history(queries: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """`queries` with every recent track id "": the model falls back on its stored history."""
+    from crossfade.components import features
+    empty = np.full(queries[features.RECENT_TRACK_IDS].shape, b"", dtype=object)
+    return {**queries, features.RECENT_TRACK_IDS: empty}
+
+
+class ServedTwoTower:
+    """The Trainer's SavedModel, asked through the signatures TF Serving serves."""
+
+    def __init__(self, model_dir: str, items: np.ndarray):
+        import tensorflow as tf
+        self._tf = tf
+        self._model = tf.saved_model.load(model_dir)
+        self._items = items
+        self._item_index = pd.Index(items)
+        candidate = self._model.signatures[signatures.CANDIDATE_EMBEDDING]
+        self.item_embeddings = np.concatenate([
+            candidate(track_id=tf.constant(items[start:start + 8192]))["embedding"].numpy()
+            for start in range(0, len(items), 8192)])
+
+    def _query_inputs(self, queries: Dict[str, np.ndarray], window: slice) -> Dict[str, Any]:
+        from crossfade.components import features
+        constant = self._tf.constant
+        return {"user_id": constant(queries[features.USER_ID][window]),
+                "recent_track_ids": constant(queries[features.RECENT_TRACK_IDS][window]),
+                "timestamp": constant(queries[features.TIMESTAMP][window]),
+                "platform": constant(queries[features.PLATFORM][window])}
+
+    def scores(self, queries: Dict[str, np.ndarray], num_users: int) -> np.ndarray:
+        """[num_users, I] cosine scores of `queries` (`query_embedding` against every
+        candidate embedding) in their users' rows; rows without a query are 0."""
+        query = self._model.signatures[signatures.QUERY_EMBEDDING]
+        scores = np.zeros((num_users, len(self._items)), np.float32)
+        for start in range(0, len(queries["row"]), _QUERY_BATCH):
+            window = slice(start, start + _QUERY_BATCH)
+            embedding = query(**self._query_inputs(queries, window))["embedding"].numpy()
+            scores[queries["row"][window]] = embedding @ self.item_embeddings.T
+        return scores
+
+    def recommend(self, queries: Dict[str, np.ndarray], exclude: sp.csr_matrix,
+                  diversity: float, seed: int, k: int = CUTOFF) -> np.ndarray:
+        """[len(queries), k] item indices (`ranking_metrics.PAD` where the list ran out) from
+        the `recommend` signature, without exploration, row r never listing an item stored
+        in `exclude` row r. Requests are built as clients build them
+        (`signatures.recommend_controls_inputs`)."""
+        recommend = self._model.signatures[signatures.RECOMMEND]
+        top = np.full((len(queries["row"]), k), ranking_metrics.PAD, np.int64)
+        for start in range(0, len(top), _RECOMMEND_BATCH):
+            window = slice(start, start + _RECOMMEND_BATCH)
+            inputs = self._controlled_inputs(queries, window, exclude[window], diversity,
+                                             seed, k)
+            ids = recommend(**{name: self._tf.constant(value)
+                               for name, value in inputs.items()})["track_ids"].numpy()
+            ids = ids[:, :k]
+            # "" (a row with fewer eligible tracks than k) is no catalogue id: it maps to PAD.
+            top[window, :ids.shape[1]] = self._item_index.get_indexer(ids.ravel()).reshape(
+                ids.shape)
+        return top
+
+    def _controlled_inputs(self, queries: Dict[str, np.ndarray], window: slice,
+                           exclude: sp.csr_matrix, diversity: float, seed: int,
+                           k: int) -> Dict[str, np.ndarray]:
+        from crossfade.components import features
+        exclude = sp.csr_matrix(exclude)
+        return signatures.recommend_controls_inputs(
+            list(queries[features.USER_ID][window]),
+            [list(row) for row in queries[features.RECENT_TRACK_IDS][window]], k,
+            list(queries[features.PLATFORM][window]),
+            [int(ts) for ts in queries[features.TIMESTAMP][window]],
+            exclude=[list(self._items[exclude.indices[exclude.indptr[row]:
+                                                      exclude.indptr[row + 1]]])
+                     for row in range(exclude.shape[0])],
+            diversity=float(diversity), explore=0.0, seed=int(seed))
+
+
+@dataclasses.dataclass
+class EvaluationSet:
+    """Who every method is measured on in one seed, against what."""
+
+    users: np.ndarray  # [V] evaluated user rows
+    seen: sp.csr_matrix  # [U, I] train + eval items: excluded from every ranking
+    relevant: sp.csr_matrix  # [U, I] test items outside `seen`
+    content: Optional[sp.csr_matrix]  # [I, F] genres and tags, for ILD (None: not measured)
+    information: np.ndarray  # [I] self-information of the training counts, bits
+
+    @classmethod
+    def of(cls, matrices: SplitMatrices) -> "EvaluationSet":
+        seen = (matrices.train + matrices.eval).tocsr()
+        seen.data[:] = 1.0
+        relevant = matrices.test - matrices.test.multiply(seen)
+        relevant.eliminate_zeros()
+        users = np.flatnonzero((np.diff(relevant.indptr) > 0)
+                               & (np.diff(matrices.train.indptr) > 0))
+        users_per_item = np.asarray(matrices.train.sum(axis=0)).ravel()
+        return cls(users=users, seen=seen, relevant=relevant, content=matrices.content,
+                   information=list_metrics.self_information(users_per_item))
+
+    def measure(self, top: np.ndarray) -> Dict[str, float]:
+        """Accuracy and list metrics at CUTOFF of [V, >= CUTOFF] lists (rows = `users`)."""
+        result = ranking_metrics.ranking_metrics(top, self.relevant[self.users], k=CUTOFF)
+        return {**result, **self.list_quality(top)}
+
+    def list_quality(self, top: np.ndarray) -> Dict[str, float]:
+        """ILD@10 (left out when no list has a pair with content), novelty@10, coverage@10."""
+        lists = np.asarray(top)[:, :CUTOFF]
+        result = {"novelty@10": _mean_defined(list_metrics.novelty(lists, self.information)),
+                  "coverage@10": ranking_metrics.coverage(lists, len(self.information), CUTOFF)}
+        if self.content is not None:
+            ild = _mean_defined(list_metrics.intra_list_diversity(lists, self.content))
+            if np.isfinite(ild):
+                result["ild@10"] = ild
+        return result
+
+
+def _mean_defined(values: np.ndarray) -> float:
+    """Mean over the finite entries (NaN: the metric is undefined for that list), else NaN."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
+
+
+def _evaluate(scores: np.ndarray, evaluation: EvaluationSet) -> Dict[str, Any]:
+    """Every metric, and the recall curve, of [V, I] scores of the evaluated users."""
+    users = evaluation.users
+    top = ranking_metrics.top_k(scores, evaluation.seen[users], CURVE_MAX_K)
+    result: Dict[str, Any] = evaluation.measure(top)
+    result["recall_curve"] = ranking_metrics.recall_curve(top, evaluation.relevant[users],
+                                                          CURVE_MAX_K)
     return result
 
 
@@ -172,48 +318,117 @@ def _baseline_factories(seed: int) -> Dict[str, Callable[[Any], baselines.Recomm
     return factories
 
 
-def evaluate_seed(matrices: SplitMatrices, model_dir: str, seed: int,
-                  log: Callable[[str], None] = print) -> Dict[str, Dict[str, Any]]:
-    """Test metrics of the two-tower model and every baseline on one seed's splits."""
-    seen = (matrices.train + matrices.eval).tocsr()
-    seen.data[:] = 1.0
-    relevant = matrices.test - matrices.test.multiply(seen)
-    relevant.eliminate_zeros()
-    users = np.flatnonzero((np.diff(relevant.indptr) > 0)
-                           & (np.diff(matrices.train.indptr) > 0))
-    results: Dict[str, Dict[str, Any]] = {}
+@dataclasses.dataclass
+class SeedResults:
+    """One seed's numbers: per method, per diversity setting, and the stored-history rows."""
+
+    methods: Dict[str, Dict[str, Any]]  # method -> METRICS, "recall_curve" and details
+    diversity: Dict[str, Dict[str, float]]  # setting label -> METRICS via `recommend`
+    history: Dict[str, Dict[str, float]]  # WITH_HISTORY / USER_ID_ALONE -> accuracy metrics
+
+
+def diversity_label(diversity: float) -> str:
+    """The key of a diversity setting in results ("0", "0.1", ...)."""
+    return f"{diversity:g}"
+
+
+def _two_tower(two_tower: ServedTwoTower, matrices: SplitMatrices,
+               evaluation: EvaluationSet, log: Callable[[str], None]) -> Dict[str, Any]:
     started = time.perf_counter()
-    scores = two_tower_scores(model_dir, matrices, TEST_SPLIT)
-    results[TWO_TOWER] = _evaluate(scores[users], seen, relevant, users)
-    results[TWO_TOWER]["seconds"] = time.perf_counter() - started
+    test = matrices.queries[TEST_SPLIT]
+    scores = two_tower.scores(test, len(matrices.users))
+    result = _evaluate(scores[evaluation.users], evaluation)
+    result["seconds"] = time.perf_counter() - started
     # The same measure on the eval split (train items excluded): what a hyperparameter
     # search of the two-tower model should compare, keeping test untouched.
     eval_users = np.flatnonzero((np.diff(matrices.eval.indptr) > 0)
                                 & (np.diff(matrices.train.indptr) > 0))
-    eval_scores = two_tower_scores(model_dir, matrices, EVAL_SPLIT)[eval_users]
-    top = ranking_metrics.top_k(eval_scores, matrices.train[eval_users], 10)
-    results[TWO_TOWER]["validation_recall"] = ranking_metrics.ranking_metrics(
-        top, matrices.eval[eval_users], k=10)["recall@10"]
-    log(f"  {TWO_TOWER:<13} recall@10 {results[TWO_TOWER]['recall@10']:.4f}  (eval split: "
-        f"{results[TWO_TOWER]['validation_recall']:.4f})")
+    del scores  # [U, I]: one at a time
+    eval_scores = two_tower.scores(matrices.queries[EVAL_SPLIT], len(matrices.users))
+    top = ranking_metrics.top_k(eval_scores[eval_users], matrices.train[eval_users], CUTOFF)
+    result["validation_recall"] = ranking_metrics.ranking_metrics(
+        top, matrices.eval[eval_users], k=CUTOFF)["recall@10"]
+    log(f"  {TWO_TOWER:<13} recall@10 {result['recall@10']:.4f}  (eval split: "
+        f"{result['validation_recall']:.4f})")
+    return result
+
+
+def _baselines(matrices: SplitMatrices, evaluation: EvaluationSet, seed: int,
+               log: Callable[[str], None]) -> Dict[str, Dict[str, Any]]:
+    results = {}
     for name, factory in _baseline_factories(seed).items():
         started = time.perf_counter()
         grid = baselines.DEFAULT_GRIDS.get(name, [None])
         best, validation = baselines.tune(factory, grid, matrices.train, matrices.eval)
         model = factory(best).fit(matrices.train)
-        results[name] = _evaluate(model.scores(users), seen, relevant, users)
+        results[name] = _evaluate(model.scores(evaluation.users), evaluation)
         results[name].update(seconds=time.perf_counter() - started, tuned=best,
                              validation_recall={str(k): v for k, v in validation.items()})
         log(f"  {name:<13} recall@10 {results[name]['recall@10']:.4f}"
             + (f"  (tuned: {best})" if len(grid) > 1 else ""))
-    for result in results.values():
-        result["users"] = int(len(users))
     return results
+
+
+def _diversity_sweep(two_tower: ServedTwoTower, matrices: SplitMatrices,
+                     evaluation: EvaluationSet, diversities: Sequence[float], seed: int,
+                     full_sort_recall: float,
+                     log: Callable[[str], None]) -> Dict[str, Dict[str, float]]:
+    queries = _queries_for(matrices.queries[TEST_SPLIT], evaluation.users)
+    exclude = evaluation.seen[evaluation.users]
+    sweep = {}
+    for diversity in diversities:
+        label = diversity_label(diversity)
+        top = two_tower.recommend(queries, exclude, diversity, seed)
+        sweep[label] = evaluation.measure(top)
+        if diversity == 0:
+            sweep[label][FULL_SORT_GAP] = sweep[label]["recall@10"] - full_sort_recall
+        log(f"  recommend, diversity {label:<4} recall@10 {sweep[label]['recall@10']:.4f}  "
+            f"ILD@10 {sweep[label].get('ild@10', float('nan')):.4f}")
+    return sweep
+
+
+def _stored_history(two_tower: ServedTwoTower, matrices: SplitMatrices,
+                    evaluation: EvaluationSet, with_history: Dict[str, Any],
+                    log: Callable[[str], None]) -> Dict[str, Dict[str, float]]:
+    """The two-tower's accuracy with and without the queries' recent tracks."""
+    queries = _without_history(matrices.queries[TEST_SPLIT])
+    scores = two_tower.scores(queries, len(matrices.users))[evaluation.users]
+    top = ranking_metrics.top_k(scores, evaluation.seen[evaluation.users], CUTOFF)
+    alone = ranking_metrics.ranking_metrics(top, evaluation.relevant[evaluation.users],
+                                            k=CUTOFF)
+    rows = {WITH_HISTORY: {m: with_history[m] for m in ACCURACY_METRICS}, USER_ID_ALONE: alone}
+    log(f"  two-tower, user id alone: recall@10 {alone['recall@10']:.4f} "
+        f"({_history_ratio(rows):.3f} of user id + history)")
+    return rows
+
+
+def _history_ratio(rows: Dict[str, Dict[str, float]]) -> float:
+    with_history = rows[WITH_HISTORY]["recall@10"]
+    return rows[USER_ID_ALONE]["recall@10"] / with_history if with_history else float("nan")
+
+
+def evaluate_seed(matrices: SplitMatrices, model_dir: str, seed: int,
+                  diversities: Sequence[float] = DEFAULT_DIVERSITIES,
+                  log: Callable[[str], None] = print) -> SeedResults:
+    """Test metrics of the two-tower model and every baseline on one seed's splits, the
+    two-tower's `recommend` at each diversity, and its stored-history rows."""
+    evaluation = EvaluationSet.of(matrices)
+    two_tower = ServedTwoTower(model_dir, matrices.items)
+    methods = {TWO_TOWER: _two_tower(two_tower, matrices, evaluation, log)}
+    methods.update(_baselines(matrices, evaluation, seed, log))
+    for result in methods.values():
+        result["users"] = int(len(evaluation.users))
+    sweep = _diversity_sweep(two_tower, matrices, evaluation, diversities, seed,
+                             methods[TWO_TOWER]["recall@10"], log)
+    history = _stored_history(two_tower, matrices, evaluation, methods[TWO_TOWER], log)
+    return SeedResults(methods=methods, diversity=sweep, history=history)
 
 
 @dataclasses.dataclass
 class BenchmarkResult:
-    """Aggregated results: per method, each metric as {"mean", "per_seed"}."""
+    """Aggregated results: per method, each metric as {"mean", "per_seed"}; likewise per
+    diversity setting (`diversity`) and per stored-history row (`stored_history`, with
+    HISTORY_RATIO)."""
 
     dataset: str
     split: str
@@ -221,36 +436,80 @@ class BenchmarkResult:
     methods: Dict[str, Dict[str, Dict[str, Any]]]
     curves: Dict[str, List[float]]
     details: Dict[str, Any]
+    diversity: Dict[str, Dict[str, Dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    stored_history: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> Dict[str, Any]:
         return {method: {metric: values for metric, values in metrics.items()}
                 for method, metrics in self.methods.items()}
 
 
+def _mean_and_seeds(per_seed: List[Dict[str, Dict[str, Any]]], rows: Sequence[str],
+                    metrics: Sequence[str]) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """{row: {metric: {"mean", "per_seed"}}} over seeds, for the rows every seed has and, per
+    row, the metrics every seed has (ILD is absent without content features)."""
+    rows = [row for row in rows if all(row in seed for seed in per_seed)]
+    return {row: {metric: {"mean": float(np.mean([s[row][metric] for s in per_seed])),
+                           "per_seed": [float(s[row][metric]) for s in per_seed]}
+                  for metric in metrics if all(metric in s[row] for s in per_seed)}
+            for row in rows}
+
+
 def aggregate(per_seed: List[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Dict[str, Any]]]:
     """{method: {metric: {"mean", "per_seed"}}} over seeds, methods in METHODS order."""
-    methods = [m for m in METHODS if all(m in seed for seed in per_seed)]
-    return {method: {metric: {"mean": float(np.mean([s[method][metric] for s in per_seed])),
-                              "per_seed": [float(s[method][metric]) for s in per_seed]}
-                     for metric in METRICS}
-            for method in methods}
+    return _mean_and_seeds(per_seed, METHODS, METRICS)
+
+
+def aggregate_diversity(per_seed: List[Dict[str, Dict[str, float]]]
+                        ) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """{setting: {metric: {"mean", "per_seed"}}}, settings in the order first requested."""
+    return _mean_and_seeds(per_seed, list(per_seed[0]) if per_seed else [],
+                           METRICS + (FULL_SORT_GAP,))
+
+
+def aggregate_history(per_seed: List[Dict[str, Dict[str, float]]]) -> Dict[str, Any]:
+    """{WITH_HISTORY / USER_ID_ALONE: {metric: {...}}, HISTORY_RATIO: {"mean", "per_seed",
+    "target"}}; the ratio is per seed (alone / with history), then averaged."""
+    rows: Dict[str, Any] = _mean_and_seeds(per_seed, (WITH_HISTORY, USER_ID_ALONE),
+                                           ACCURACY_METRICS)
+    ratios = [_history_ratio(seed) for seed in per_seed]
+    rows[HISTORY_RATIO] = {"mean": float(np.mean(ratios)), "per_seed": ratios,
+                           "target": HISTORY_RATIO_TARGET}
+    return rows
+
+
+def _check_diversities(diversities: Sequence[float]) -> List[float]:
+    values = [float(value) for value in diversities]
+    if not values or any(not 0.0 <= value <= 1.0 for value in values):
+        raise ValueError(f"diversity settings must be in [0, 1], got {list(diversities)}")
+    if len({diversity_label(value) for value in values}) != len(values):
+        raise ValueError(f"diversity settings repeat: {list(diversities)}")
+    return values
 
 
 def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
         seeds: int = 3, json_path: Optional[str] = None, max_users: Optional[int] = None,
         hyperparameter_overrides: Optional[Dict[str, Any]] = None, eval_days: int = 7,
+        diversities: Sequence[float] = DEFAULT_DIVERSITIES,
         log: Callable[[str], None] = print) -> BenchmarkResult:
     """Imports `data_dir`, runs the pipeline and every method for `seeds` seeds, writes
-    `out_dir`/{results.json, quality.md, recall_at_k.png} (and `json_path`)."""
+    `out_dir`/{results.json, quality.md, recall_at_k.png, diversity_tradeoff.png} (and
+    `json_path`). `diversities`: the `recommend` settings in [0, 1] to sweep."""
     from crossfade.components.example_gen.split_protocols import AUTO, TIME, SplitProtocol
     from crossfade.components.listening_data import importers, sources
-    from crossfade.pipeline import configs, local_runner, run_summary
+    from crossfade.pipeline import configs
 
+    diversities = _check_diversities(diversities)  # before minutes of import and training
     os.makedirs(out_dir, exist_ok=True)
-    imported = os.path.join(out_dir, "data")
-    summary = importers.import_dataset(dataset, data_dir, imported)
-    log(f"Imported {dataset} from {data_dir}: {summary.users:,} users, {summary.items:,} "
-        f"items, {summary.interactions:,} interactions")
+    if dataset == SIMULATED:
+        imported, import_details = _simulated_folder(data_dir, max_users), {"format": SIMULATED}
+        log(f"Using the simulated data in {data_dir} as it is")
+    else:
+        imported = os.path.join(out_dir, "data")
+        summary = importers.import_dataset(dataset, data_dir, imported)
+        import_details = _import_details(dataclasses.asdict(summary))
+        log(f"Imported {dataset} from {data_dir}: {summary.users:,} users, "
+            f"{summary.items:,} items, {summary.interactions:,} interactions")
     if max_users:
         imported = _first_users(imported, os.path.join(out_dir, f"data-{max_users}-users"),
                                 max_users)
@@ -263,37 +522,66 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
     hyperparameters = configs.hyperparameters_for_data(imported, dataset,
                                                        hyperparameter_overrides)
 
-    per_seed, curves_per_seed, validation = [], [], []
-    for seed in range(seeds):
-        protocol = dataclasses.replace(base_protocol, seed=seed)
-        config = configs.PipelineConfig(
-            data_dir=os.path.abspath(imported),
-            output_dir=os.path.abspath(os.path.join(out_dir, f"seed-{seed}")),
-            split=protocol, hyperparameters=dataclasses.replace(hyperparameters, seed=seed))
-        log(f"Seed {seed}: {protocol.describe()}; running the pipeline")
-        started = time.perf_counter()
-        local_runner.run(config)
-        run = run_summary.latest_run(config)
-        log(f"  pipeline finished in {time.perf_counter() - started:.0f} s; Evaluator "
-            f"recall@10 on eval (unfiltered ranking) {run.metrics.get('recall@10', 0):.4f}")
-        model_dir = path_utils.serving_model_dir(run.artifact_uris["CatalogueTrainer/Model"])
-        matrices = split_matrices(run.artifact_uris["StreamQualifier/Examples"],
-                                  run.artifact_uris["CatalogueExampleGen/Examples"])
-        results = evaluate_seed(matrices, model_dir, seed, log)
-        per_seed.append(results)
-        curves_per_seed.append({m: r.pop("recall_curve") for m, r in results.items()})
-        validation.append({m: {k: v for k, v in r.items() if k not in METRICS}
-                           for m, r in results.items()})
-
-    methods = aggregate(per_seed)
-    curves = {m: np.mean([c[m] for c in curves_per_seed], axis=0).tolist() for m in methods}
+    per_seed = [_run_seed(imported, out_dir, dataclasses.replace(base_protocol, seed=seed),
+                          hyperparameters, diversities, log)
+                for seed in range(seeds)]
+    methods = aggregate([seed.methods for seed in per_seed])
+    curves = {m: np.mean([seed.methods[m]["recall_curve"] for seed in per_seed],
+                         axis=0).tolist() for m in methods}
     result = BenchmarkResult(
         dataset=dataset, split=base_protocol.describe(with_seed=False),
         seeds=list(range(seeds)), methods=methods, curves=curves,
         details={"hyperparameters": dataclasses.asdict(hyperparameters),
-                 "per_seed_details": validation, "import": dataclasses.asdict(summary)})
+                 "per_seed_details": [_details(seed.methods) for seed in per_seed],
+                 "import": import_details},
+        diversity=aggregate_diversity([seed.diversity for seed in per_seed]),
+        stored_history=aggregate_history([seed.history for seed in per_seed]))
     _write(result, out_dir, json_path)
     return result
+
+
+def _run_seed(imported: str, out_dir: str, protocol, hyperparameters,
+              diversities: Sequence[float], log: Callable[[str], None]) -> SeedResults:
+    """Runs the pipeline for one seed's split and evaluates everything on what it produced."""
+    from crossfade.pipeline import configs, local_runner, run_summary
+    seed = protocol.seed
+    config = configs.PipelineConfig(
+        data_dir=os.path.abspath(imported),
+        output_dir=os.path.abspath(os.path.join(out_dir, f"seed-{seed}")),
+        split=protocol, hyperparameters=dataclasses.replace(hyperparameters, seed=seed))
+    log(f"Seed {seed}: {protocol.describe()}; running the pipeline")
+    started = time.perf_counter()
+    local_runner.run(config)
+    run = run_summary.latest_run(config)
+    log(f"  pipeline finished in {time.perf_counter() - started:.0f} s; Evaluator "
+        f"recall@10 on eval (unfiltered ranking) {run.metrics.get('recall@10', 0):.4f}")
+    model_dir = path_utils.serving_model_dir(run.artifact_uris["CatalogueTrainer/Model"])
+    matrices = split_matrices(run.artifact_uris["StreamQualifier/Examples"],
+                              run.artifact_uris["CatalogueExampleGen/Examples"])
+    return evaluate_seed(matrices, model_dir, seed, diversities, log)
+
+
+def _simulated_folder(data_dir: str, max_users: Optional[int]) -> str:
+    """`data_dir` if it holds `crossfade generate` output (read in place, never written)."""
+    from crossfade.components.listening_data import layout, sources
+    if sources.detect_layout(data_dir) != layout.SIMULATOR:
+        raise ValueError(f"--dataset {SIMULATED} needs a folder written by `crossfade "
+                         f"generate`; {data_dir} is not one")
+    if max_users:
+        raise ValueError(f"--max-users needs an imported dataset, not --dataset {SIMULATED}")
+    return os.path.abspath(data_dir)
+
+
+def _import_details(summary: Dict[str, Any]) -> Dict[str, Any]:
+    """The import summary for results.json, without the pseudonym key's path: results are
+    shared, and where the key lives is not theirs to tell."""
+    return {name: value for name, value in summary.items() if name != "pseudonym_key"}
+
+
+def _details(methods: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Per method, what is not a metric (tuning, timings, users), for results.json."""
+    return {m: {k: v for k, v in r.items() if k not in METRICS and k != "recall_curve"}
+            for m, r in methods.items()}
 
 
 def _first_users(imported: str, out: str, max_users: int) -> str:
@@ -317,26 +605,82 @@ def _first_users(imported: str, out: str, max_users: int) -> str:
     return out
 
 
-def _write(result: BenchmarkResult, out_dir: str, json_path: Optional[str]) -> None:
+def _methods_section(result: BenchmarkResult) -> str:
     hp = result.details["hyperparameters"]
     lines = [f"dataset: {result.dataset}; split: {result.split}; seeds: "
              f"{', '.join(map(str, result.seeds))}",
              "full ranking over the catalogue, train and eval items excluded; users with "
              "test items outside them",
+             "ILD@10 on genres and tags, novelty@10 in bits of the training counts, "
+             "coverage@10 of the catalogue over all evaluated users' top 10",
              "two-tower: " + ", ".join(f"{k}={v}" for k, v in sorted(hp.items())
                                       if k != "seed")]
     tuned = {m: [d[m].get("tuned") for d in result.details["per_seed_details"]]
              for m in result.methods if m not in (TWO_TOWER, "most-popular")}
     lines += [f"{m} tuned on eval, per seed: " + "; ".join(f"({value})" for value in values)
               for m, values in tuned.items()]
-    table = report.markdown_table(result.methods, title=f"Recommendation quality: "
-                                  f"{result.dataset}", details=lines)
+    return report.markdown_table(result.methods, title=f"Recommendation quality: "
+                                 f"{result.dataset}", details=lines)
+
+
+def _diversity_section(result: BenchmarkResult) -> str:
+    if not result.diversity:
+        return ""
+    lines = ["two-tower through its `recommend` signature: greedy MMR re-ranking of the top "
+             "200 by relevance, explore 0, k = 10, train and eval items sent as exclusions"]
+    for label, entries in result.diversity.items():
+        if FULL_SORT_GAP in entries:
+            gaps = ", ".join(f"{gap:+.4f}" for gap in entries[FULL_SORT_GAP]["per_seed"])
+            lines.append(f"diversity {label} vs full-sort scoring: Recall@10 differs by "
+                         f"[{gaps}] per seed (0 expected)")
+    rows = {f"diversity {label}": entries for label, entries in result.diversity.items()}
+    return report.markdown_table(rows, title="Diversity re-ranking (two-tower)",
+                                 details=lines, row_header="Setting")
+
+
+def _history_section(result: BenchmarkResult) -> str:
+    if not result.stored_history:
+        return ""
+    ratio = result.stored_history[HISTORY_RATIO]
+    seeds = ", ".join(f"{value:.4f}" for value in ratio["per_seed"])
+    lines = ["same test queries; \"user id alone\" sends no recent tracks, so the model "
+             "uses the user's training history stored in it",
+             f"Recall@10 ratio, user id alone / user id + history: {ratio['mean']:.4f} "
+             f"[{seeds}] (target >= {ratio['target']:.2f})"]
+    rows = {row: entries for row, entries in result.stored_history.items()
+            if row != HISTORY_RATIO}
+    return report.markdown_table(rows, title="Stored history (two-tower)", details=lines,
+                                 row_header="Query")
+
+
+def _tradeoff_points(result: BenchmarkResult):
+    def point(entries: Dict[str, Dict[str, Any]]):
+        return (entries.get("ild@10", {}).get("mean", float("nan")),
+                entries["recall@10"]["mean"])
+    sweep = {label: point(entries) for label, entries in result.diversity.items()}
+    # The full-sort two-tower is the sweep's diversity-0 point: drawn once, on the line.
+    references = {method: point(entries) for method, entries in result.methods.items()
+                  if not (method == TWO_TOWER and diversity_label(0.0) in sweep)}
+    return sweep, references
+
+
+def _write(result: BenchmarkResult, out_dir: str, json_path: Optional[str]) -> None:
+    sections = [_methods_section(result), _diversity_section(result),
+                _history_section(result)]
+    text = "\n".join(section for section in sections if section)
     with open(os.path.join(out_dir, "quality.md"), "w") as handle:
-        handle.write(table + "\n")
+        handle.write(text + "\n")
     report.plot_recall_curves({m: np.array(c) for m, c in result.curves.items()},
                               os.path.join(out_dir, "recall_at_k.png"),
                               title=f"Recall@K, {result.dataset}, {result.split}")
+    if result.diversity:
+        sweep, references = _tradeoff_points(result)
+        report.plot_diversity_tradeoff(
+            sweep, references, os.path.join(out_dir, "diversity_tradeoff.png"),
+            title=f"Recall@10 vs ILD@10, {result.dataset}", sweep_label="two-tower, diversity")
     payload = {**result.to_json(),
+               "_diversity": result.diversity,
+               "_stored_history": result.stored_history,
                "_meta": {"dataset": result.dataset, "split": result.split,
                          "seeds": result.seeds, "details": result.details,
                          "recall_curves": result.curves}}
@@ -345,4 +689,4 @@ def _write(result: BenchmarkResult, out_dir: str, json_path: Optional[str]) -> N
     if json_path:  # exactly {method: {metric: {"mean", "per_seed"}}}
         with open(json_path, "w") as handle:
             json.dump(result.to_json(), handle, indent=1)
-    print(table)
+    print(text)

@@ -9,6 +9,7 @@ shape, where any stored nonzero marks an interaction (the benchmark's are binary
   equal scores are ordered by the lower item index, so the result is deterministic.
 * ``ranking_metrics(top_items, relevant, k)`` -> ``{"recall@k", "ndcg@k", "hit@k"}``.
 * ``recall_curve(top_items, relevant, max_k)`` -> ``[max_k]`` Recall@1..max_k.
+* ``coverage(top_items, num_items, k)`` -> share of the catalogue in at least one top-k list.
 
 Metric definitions follow RecBole, with binary relevance. For a user with relevant set R
 and ranked list r_0, r_1, ... (rank 0 first):
@@ -20,6 +21,12 @@ and ranked list r_0, r_1, ... (rank 0 first):
 
 Each metric is the unweighted mean over users with at least one relevant item; users with
 none are left out rather than counted as zeros, since they could not have scored anything.
+
+Coverage is a property of the whole set of lists, not a per-user mean: the number of distinct
+items in the users' top k (`PAD` never counts) over the catalogue size. It depends on how many
+users are evaluated, so it only compares methods evaluated on the same users.
+(Intra-list diversity and novelty are per-list measures with their one definition in
+``crossfade.components.evaluator.list_metrics``.)
 """
 from typing import Dict
 
@@ -170,3 +177,15 @@ def recall_curve(top_items: np.ndarray, relevant: sp.csr_matrix,
         raise ValueError("no user has a relevant item")
     hits = _hits(top_items[:, :max_k], relevant)[users]
     return np.mean(np.cumsum(hits, axis=1) / counts[users, None], axis=0)
+
+
+def coverage(top_items: np.ndarray, num_items: int, k: int = 10) -> float:
+    """Share of the `num_items` catalogue items that appear in at least one row's top k."""
+    top_items = np.asarray(top_items)
+    if top_items.ndim != 2 or top_items.shape[1] < k or k < 1:
+        raise ValueError(f"need top_items with at least k={k} columns, got {top_items.shape}")
+    if num_items < 1:
+        raise ValueError(f"num_items must be positive, got {num_items}")
+    listed = top_items[:, :k]
+    listed = listed[(listed >= 0) & (listed < num_items)]
+    return float(len(np.unique(listed)) / num_items)

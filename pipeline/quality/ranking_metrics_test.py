@@ -166,3 +166,18 @@ def test_metrics_need_k_columns():
         ranking_metrics.ranking_metrics(TOP, RELEVANT, k=4)
     with pytest.raises(ValueError, match="at least max_k"):
         ranking_metrics.recall_curve(TOP, RELEVANT, 4)
+
+
+# --- coverage --------------------------------------------------------------------------------
+
+def test_coverage_counts_distinct_listed_items_over_the_catalogue():
+    top = np.array([[0, 1, 2], [1, 2, 3], [1, ranking_metrics.PAD, ranking_metrics.PAD]])
+    # Items 0..3 appear in some top 3 of a 10-item catalogue; PAD is not an item.
+    assert ranking_metrics.coverage(top, 10, k=3) == pytest.approx(0.4)
+    # Only the first k columns count: at k=1 the lists hold items 0 and 1.
+    assert ranking_metrics.coverage(top, 10, k=1) == pytest.approx(0.2)
+
+
+def test_coverage_rejects_short_lists():
+    with pytest.raises(ValueError, match="k=3"):
+        ranking_metrics.coverage(np.zeros((2, 2), np.int64), 10, k=3)

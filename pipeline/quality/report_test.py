@@ -1,4 +1,4 @@
-"""Markdown table text and the recall-curve PNG."""
+"""Markdown table text, the recall-curve PNG and the diversity trade-off PNG."""
 import numpy as np
 
 from crossfade.pipeline.quality import report
@@ -53,3 +53,35 @@ def test_plot_recall_curves_writes_png(tmp_path):
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 1000
+
+
+def test_beyond_accuracy_columns_follow_the_accuracy_ones_unbolded():
+    results = {
+        "ease": {"recall@10": _entry(0.2), "coverage@10": _entry(0.1), "ild@10": _entry(0.5)},
+        "random": {"recall@10": _entry(0.01), "coverage@10": _entry(0.9),
+                   "ild@10": _entry(0.9)},
+    }
+    lines = report.markdown_table(results, "t", row_header="Setting").splitlines()
+    # Columns in METRICS order whatever the dicts' order; only those some row has.
+    assert lines[2] == "| Setting | Recall@10 | ILD@10 | Coverage@10 |"
+    # Higher diversity or coverage is a trade-off, not a win: no bold outside accuracy.
+    assert lines[4] == "| ease | **0.2000** ± 0.0000 [0.2000] | 0.5000 ± 0.0000 [0.5000] " \
+        "| 0.1000 ± 0.0000 [0.1000] |"
+    assert "**" not in lines[5]
+
+
+def test_plot_diversity_tradeoff_writes_png_and_skips_undefined_points(tmp_path):
+    path = tmp_path / "plots" / "tradeoff.png"
+    sweep = {"0": (0.31, 0.20), "0.2": (0.38, 0.19), "0.5": (0.52, 0.15)}
+    references = {"ease": (0.29, 0.21), "ials": (float("nan"), 0.21)}
+    report.plot_diversity_tradeoff(sweep, references, str(path), "Recall@10 vs ILD@10")
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 1000
+
+
+def test_plot_diversity_tradeoff_without_any_ild_still_writes_a_png(tmp_path):
+    path = tmp_path / "tradeoff.png"
+    nan = float("nan")
+    report.plot_diversity_tradeoff({"0": (nan, 0.2)}, {"ease": (nan, 0.21)}, str(path), "t")
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
