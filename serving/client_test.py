@@ -481,8 +481,7 @@ def test_recommend_with_neutral_controls_matches_serving_default(server, saved_m
 
 
 def test_recommend_controls_reach_the_pushed_model(server, saved_model, listeners):
-    if signatures.RECOMMEND not in _model_signatures(saved_model):
-        pytest.skip("the pushed model has no recommend signature yet (trainer/export.py)")
+    assert signatures.RECOMMEND in _model_signatures(saved_model)
     users, recent = listeners
     with server.grpc(timeout_s=30) as client:
         plain = client.recommend(users[0], recent[0], 10, timestamp=TIMESTAMP)
@@ -493,10 +492,18 @@ def test_recommend_controls_reach_the_pushed_model(server, saved_model, listener
                                      explore=0.5, diversity=0.3, seed=42) for _ in range(2)]
         assert explored[0].tracks == explored[1].tracks  # a fixed seed replays
         assert all(0.0 < track.propensity <= 1.0 for track in explored[0].tracks)
-        bad = signatures.recommend_controls_inputs([users[0]], released_within_days=1)
-        with pytest.raises(ServingClientError) as error:
-            client.predict(signatures.RECOMMEND, bad)
-        assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    bad = signatures.recommend_controls_inputs([users[0]], released_within_days=1)
+    # Past the client's own checks: the model graph refuses it, over either protocol.
+    unchecked = {**signatures.recommend_controls_inputs([users[0]]),
+                 "diversity": np.array([1.5], np.float32)}
+    for connect_to, status in ((server.grpc, None), (server.rest, 400)):
+        with connect_to(timeout_s=30) as client:
+            for inputs, message in ((bad, "released_within_days"),
+                                    (unchecked, "diversity must be in")):
+                with pytest.raises(ServingClientError) as error:
+                    client.predict(signatures.RECOMMEND, inputs)
+                assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+                assert error.value.http_status == status and message in error.value.message
 
 
 class _RecommendModel(tf.Module):
