@@ -11,7 +11,10 @@ Under the random split protocol (data without order) "latest" is the last exampl
 history is a draw from the user's other training tracks (components/example_gen/history.py),
 so the row is a bag of the user's training profile, as the model was trained on.
 
-Size: (users + 2) x HISTORY_LENGTH int32, 16 MB for 100,000 users at 40 tracks.
+Size: (users + 2) x HISTORY_LENGTH int32, 16 MB for 100,000 users at 40 tracks
+(bench/model_size_bench.py). Any later per-user feature (friends, say) is kept the same way: a
+[users + 2, ...] variable gathered by the transformed user index, never a new input of
+`serving_default`, whose clients must not break.
 """
 import numpy as np
 
