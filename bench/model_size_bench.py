@@ -3,12 +3,12 @@
     python -m bench.model_size_bench [--users 100000] [--tracks 100000] [--output DIR]
 
 Exports the real serving module (`crossfade.components.trainer.export.RecommenderModule`,
-`export.save`, and the Trainer's warmup requests) twice, with the same towers and catalogue:
-once with every user's stored history (`user_history.latest_histories` over synthetic
-transformed plays, a full `HISTORY_LENGTH` row per user, as a heavy user has) and once with
-`user_histories=None`. For each it prints the size on disk (total, `variables/`,
+`export.save`, and the Trainer's warmup requests) with every user's stored history
+(`user_history.latest_histories` over synthetic transformed plays, a full `HISTORY_LENGTH` row
+per user, as a heavy user has) and prints the size on disk (total, `variables/`,
 `saved_model.pb`, `assets/`, `assets.extra/`), the largest variables by bytes with what they
-hold, and the difference between the two. Prints figures only; never fails on a size.
+hold, and the stored history's share. (An export without histories stores an all-padding
+table of the same shape, so it is no smaller.) Prints figures only; never fails on a size.
 
 What is real and what is not:
 
@@ -241,7 +241,7 @@ def catalogue_index(catalogue: Catalogue, embedding_dim: int, rng: np.random.Gen
 
 
 def export_variant(export_dir: str, two_tower, transform_output, index,
-                   user_histories: Optional[np.ndarray], seed: int) -> None:
+                   user_histories: np.ndarray, seed: int) -> None:
     """One SavedModel as the Trainer writes it: `export.save` plus its warmup requests."""
     from crossfade.components.trainer import export, train
     module = export.RecommenderModule(two_tower, transform_output, index,
@@ -337,23 +337,11 @@ def print_export(label: str, sizes: Dict[str, int], variables: List[Variable]) -
         print(f"    {sum(v.bytes for v in rest) / MB:>8.2f}         the other {len(rest)}")
 
 
-def print_difference(with_sizes: Dict[str, int], without_sizes: Dict[str, int],
-                     with_vars: List[Variable], without_vars: List[Variable]) -> None:
-    print("\nStored history: with minus without (user_histories=None)")
-    for part in with_sizes:
-        delta = with_sizes[part] - without_sizes[part]
-        print(f"  {part:<22} {delta / MB:>+9.2f} MB")
-    table = {v.name: v for v in with_vars if "user_histories" in v.name}
-    padding = {v.name: v for v in without_vars if "user_histories" in v.name}
-    for name, variable in table.items():
-        empty = padding.get(name)
-        print(f"  {_short(variable)}: {variable.bytes / MB:.2f} MB with the history, "
-              f"{(empty.bytes if empty else 0) / MB:.2f} MB without (None stores an "
-              f"all-padding table of the same shape)")
-        print(f"  the table is {variable.bytes / max(with_sizes['total'], 1):.1%} of the "
-              f"export; an export without it at all would be about "
-              f"{(with_sizes['total'] - variable.bytes) / MB:.2f} MB (total minus the table, "
-              f"not measured)")
+def print_history_share(sizes: Dict[str, int], variables: List[Variable]) -> None:
+    for variable in variables:
+        if "user_histories" in variable.name:
+            print(f"\nStored history: {_short(variable)} {variable.bytes / MB:.2f} MB, "
+                  f"{variable.bytes / max(sizes['total'], 1):.1%} of the export")
 
 
 def _arguments() -> argparse.Namespace:
@@ -371,7 +359,7 @@ def _arguments() -> argparse.Namespace:
 
 
 def run(users: int, tracks: int, work: str, seed: int = 0) -> None:
-    """Analyses, exports both variants under `work` and prints their sizes."""
+    """Analyses, exports under `work` and prints the sizes."""
     from crossfade.components import features
     from crossfade.components.trainer import model as model_lib
     from crossfade.components.trainer import train
@@ -393,25 +381,20 @@ def run(users: int, tracks: int, work: str, seed: int = 0) -> None:
         transform_output, train.track_play_counts(transform_output)))
     index = catalogue_index(catalogue, hp.embedding_dim, rng)
     histories = stored_histories(sizes.users, sizes.tracks, rng)
-    variants = {"with stored history": histories, "without (user_histories=None)": None}
-    measured = {}
-    for number, (label, table) in enumerate(variants.items()):
-        export_dir = os.path.join(work, "models", f"variant{number}", "1")
-        began = time.perf_counter()
-        export_variant(export_dir, two_tower, transform_output, index, table, hp.seed)
-        measured[label] = (disk_sizes(export_dir),
-                           variable_sizes(export_dir, query_tower_names(two_tower.query_tower)))
-        print(f"Exported {label} in {time.perf_counter() - began:.1f} s", flush=True)
+    export_dir = os.path.join(work, "model", "1")
+    began = time.perf_counter()
+    export_variant(export_dir, two_tower, transform_output, index, histories, hp.seed)
+    disk = disk_sizes(export_dir)
+    variables = variable_sizes(export_dir, query_tower_names(two_tower.query_tower))
+    print(f"Exported in {time.perf_counter() - began:.1f} s", flush=True)
 
     print(f"\ncrossfade SavedModel size: {users:,} users, {tracks:,} tracks "
           f"(catalogue {len(index):,}), HISTORY_LENGTH {features.HISTORY_LENGTH}, "
           f"Hyperparameters() defaults (embedding_dim {hp.embedding_dim}, id_embedding_dim "
           f"{hp.id_embedding_dim}, use_user_id {hp.use_user_id}); untrained towers, random "
           f"catalogue embeddings; MB = 10^6 bytes")
-    for label, (disk, variables) in measured.items():
-        print_export(label, disk, variables)
-    (with_disk, with_vars), (without_disk, without_vars) = measured.values()
-    print_difference(with_disk, without_disk, with_vars, without_vars)
+    print_export("with stored history", disk, variables)
+    print_history_share(disk, variables)
     print(f"\nTotal run time {time.perf_counter() - started:.1f} s")
 
 
