@@ -92,7 +92,7 @@ def _random_ids(rng: np.random.Generator, count: int, length: int, alphabet: np.
 
 def _names(rng: np.random.Generator, count: int, max_words: int) -> np.ndarray:
     """Display names of 1..max_words capitalised words, the simulator's kind of length."""
-    from crossfade.components.listening_data.simulator import TAG_VOCABULARY
+    from crossfade.components.listening_data.simulator.vocabulary import TAG_VOCABULARY
     words = np.array([tag.replace("-", " ").title() for tag in TAG_VOCABULARY], dtype=object)
     picks = words[rng.integers(0, len(words), (count, max_words))]
     lengths = rng.integers(1, max_words + 1, count)
@@ -125,7 +125,8 @@ class Catalogue(NamedTuple):
 def make_catalogue(tracks: int, rng: np.random.Generator) -> Catalogue:
     """`tracks` tracks: Spotify-style URIs, titles, one artist per 8 tracks, genres, tags."""
     from crossfade.components import features
-    from crossfade.components.listening_data.simulator import GENRES, PRESETS, TAG_VOCABULARY
+    from crossfade.components.listening_data.simulator.presets import PRESETS
+    from crossfade.components.listening_data.simulator.vocabulary import GENRES, TAG_VOCABULARY
     large = PRESETS[LARGE]
     artist_count = max(1, tracks * large.num_artists // large.num_tracks)
     artist_names = _names(rng, artist_count, 3)
@@ -143,7 +144,7 @@ def raw_columns(users: int, catalogue: Catalogue, rng: np.random.Generator
     """RAW_FEATURE_SPEC columns of max(users, tracks) plays: user i % users, track
     i % tracks, a history of the 3 tracks before it ("" padding), the track's content."""
     from crossfade.components import features
-    from crossfade.components.listening_data.simulator import PLATFORMS
+    from crossfade.components.listening_data.simulator.vocabulary import PLATFORMS
     tracks = len(catalogue.ids)
     rows = max(users, tracks)
     row = np.arange(rows)
@@ -345,7 +346,7 @@ def print_history_share(sizes: Dict[str, int], variables: List[Variable]) -> Non
 
 
 def _arguments() -> argparse.Namespace:
-    from crossfade.components.listening_data.simulator import PRESETS
+    from crossfade.components.listening_data.simulator.presets import PRESETS
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=PRESETS[LARGE].num_users)

@@ -20,7 +20,8 @@ import tempfile
 
 import pandas as pd
 
-from crossfade.components.listening_data import layout, simulator
+from crossfade.components.listening_data import layout
+from crossfade.components.listening_data.simulator import generator
 from crossfade.components.stream_qualification import executor
 from crossfade.pipeline import local_runner, run_summary
 from crossfade.pipeline.configs import PipelineConfig
@@ -43,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.output or tempfile.mkdtemp(prefix="crossfade-qualification-")
     data_dir = os.path.join(root, "data")
-    simulator.generate(args.preset, data_dir, seed=0)
+    generator.generate(args.preset, data_dir, seed=0)
 
     base = PipelineConfig(data_dir=data_dir, output_dir="")
     variants = {

@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.dsl.components.common import resolver
 
-from crossfade.components.listening_data import simulator
+from crossfade.components.listening_data.simulator import generator
 from crossfade.kubeflow import cluster_config, runner
 from crossfade.pipeline import beam_args
 from crossfade.pipeline.configs import PipelineConfig
@@ -37,7 +37,7 @@ EPOCHS = 7  # not the default, to see the config's hyperparameters reach the spe
 def layout_dir(tmp_path_factory):
     """A local data folder: compiling reads its layout, never its rows."""
     data_dir = str(tmp_path_factory.mktemp("kfp") / "data")
-    simulator.generate("tiny", data_dir, seed=0)
+    generator.generate("tiny", data_dir, seed=0)
     return data_dir
 
 

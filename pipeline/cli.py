@@ -61,9 +61,9 @@ def _config(args: argparse.Namespace, data_dir: str):
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from crossfade.components.listening_data import simulator
+    from crossfade.components.listening_data.simulator import generator
     started = time.perf_counter()
-    summary = simulator.generate(args.preset, args.out, seed=args.seed)
+    summary = generator.generate(args.preset, args.out, seed=args.seed)
     print(f"Generated preset '{summary.preset}' (seed {summary.seed}) in "
           f"{time.perf_counter() - started:.1f} s into {summary.out_dir}: "
           f"{summary.num_plays:,} plays by {summary.num_users:,} users "
@@ -129,13 +129,13 @@ def _floats(text: str) -> List[float]:
 
 def _default_data(output: str) -> str:
     """The embedded default data set, generated on first use."""
-    from crossfade.components.listening_data import simulator
     from crossfade.components.listening_data.layout import MANIFEST_FILE
+    from crossfade.components.listening_data.simulator import generator
     data_dir = os.path.join(output, "data", DEFAULT_PRESET)
     if not os.path.exists(os.path.join(data_dir, MANIFEST_FILE)):
         print(f"No --data given: generating the '{DEFAULT_PRESET}' simulator preset into "
               f"{data_dir}", flush=True)
-        simulator.generate(DEFAULT_PRESET, data_dir, seed=0)
+        generator.generate(DEFAULT_PRESET, data_dir, seed=0)
     return data_dir
 
 

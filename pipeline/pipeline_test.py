@@ -4,7 +4,7 @@ import json
 import pytest
 
 from crossfade.components.example_gen import listening_example_gen
-from crossfade.components.listening_data import simulator
+from crossfade.components.listening_data.simulator import generator
 from crossfade.pipeline.code_version import code_version
 from crossfade.pipeline.configs import PipelineConfig
 from crossfade.pipeline.pipeline import create_pipeline
@@ -13,7 +13,7 @@ from crossfade.pipeline.pipeline import create_pipeline
 @pytest.fixture(scope="module")
 def components(tmp_path_factory):
     root = tmp_path_factory.mktemp("wiring")
-    simulator.generate(simulator.PRESETS["tiny"], str(root / "data"), seed=1)
+    generator.generate("tiny", str(root / "data"), seed=1)
     # A non-default gate setting, to see it reach the Evaluator.
     pipeline = create_pipeline(PipelineConfig(data_dir=str(root / "data"),
                                               output_dir=str(root / "out"),

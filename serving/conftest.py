@@ -30,12 +30,12 @@ class PushedModel:
 
 @pytest.fixture(scope="session")
 def pushed_model(tmp_path_factory) -> PushedModel:
-    from crossfade.components.listening_data import simulator
+    from crossfade.components.listening_data.simulator import generator
     from crossfade.pipeline import local_runner
     from crossfade.pipeline.configs import PipelineConfig
     root = tmp_path_factory.mktemp("pipeline")
     data_dir = str(root / "data")
-    simulator.generate("tiny", data_dir, seed=0)
+    generator.generate("tiny", data_dir, seed=0)
     config = PipelineConfig(data_dir=data_dir, output_dir=str(root / "output")
                             ).with_hyperparameters(batch_size=1024, epochs=3)
     local_runner.run(config)

@@ -16,7 +16,7 @@ import os
 
 import pytest
 
-from crossfade.components.listening_data import simulator
+from crossfade.components.listening_data.simulator import generator
 from crossfade.pipeline import beam_args, beam_runner, local_runner, run_summary
 from crossfade.pipeline.configs import PipelineConfig
 from crossfade.serving import model_base_path
@@ -33,7 +33,7 @@ DATA_METRICS = ("eval_plays", "popularity_recall@50")
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("beam") / "data")
-    simulator.generate("tiny", data_dir, seed=0)
+    generator.generate("tiny", data_dir, seed=0)
     return data_dir
 
 

@@ -16,7 +16,7 @@ import sys
 import pytest
 from package_sources import product_folders
 
-from crossfade.components.listening_data import simulator
+from crossfade.components.listening_data.simulator import generator
 from crossfade.pipeline import code_version, import_graph
 
 TRAINER = "CatalogueTrainer"
@@ -72,7 +72,7 @@ def workspace(tmp_path_factory):
     site = str(root / "site")
     package = _copy_package(site)
     data_dir = str(root / "data")
-    simulator.generate("tiny", data_dir, seed=0)
+    generator.generate("tiny", data_dir, seed=0)
     return package, site, data_dir, str(root / "output")
 
 

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from crossfade.components import features
-from crossfade.components.listening_data import simulator
+from crossfade.components.listening_data.simulator import generator
 from crossfade.components.trainer import export
 from crossfade.pipeline import local_runner, run_summary
 from crossfade.pipeline.configs import PipelineConfig
@@ -34,7 +34,7 @@ def _versions(config: PipelineConfig):
 def first_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data_dir = str(root / "data")
-    simulator.generate("tiny", data_dir, seed=0)
+    generator.generate("tiny", data_dir, seed=0)
     config = PipelineConfig(data_dir=data_dir, output_dir=str(root / "output"),
                             ).with_hyperparameters(**TINY_TRAINING)
     local_runner.run(config)

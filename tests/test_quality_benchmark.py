@@ -149,9 +149,9 @@ def test_benchmark_on_a_spotify_export_uses_the_time_split(tmp_path):
 
     import pandas as pd
 
-    from crossfade.components.listening_data import simulator
+    from crossfade.components.listening_data.simulator import generator
     simulated = tmp_path / "simulated"
-    simulator.generate("tiny", str(simulated), seed=1)
+    generator.generate("tiny", str(simulated), seed=1)
     export = tmp_path / "export"
     export.mkdir()
     for number, path in enumerate(sorted(glob.glob(str(simulated / "plays" / "*" / "*.csv")))):

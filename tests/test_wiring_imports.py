@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 
-from crossfade.components.listening_data import simulator
+from crossfade.components.listening_data.simulator import generator
 
 RECOMMENDERS = "tensorflow_recommenders"
 MODEL_MODULES = ("crossfade.components.trainer.model", "crossfade.components.trainer.train",
@@ -122,7 +122,7 @@ def _assert_no_model_code(record):
 
 def test_building_and_compiling_the_pipeline_loads_no_model_code(tmp_path):
     data_dir = tmp_path / "data"
-    simulator.generate("tiny", str(data_dir), seed=0)
+    generator.generate("tiny", str(data_dir), seed=0)
     output_dir = tmp_path / "out"
     record = _imports(WIRING, tmp_path, data_dir, output_dir)
     _assert_no_model_code(record)

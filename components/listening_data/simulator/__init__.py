@@ -10,6 +10,8 @@ share one generative model (`world`, `responses`):
   listeners' streams, skips, play lengths and likes, with long-term effects (satiation,
   discovery) as named parameters.
 
+This package's ``__init__`` imports nothing (its modules import each other, and a package
+that re-exported them would sit in an import cycle); import the module that holds a name.
 Modules, one step each: `vocabulary` (fixed tables), `presets`, `sampling` (seeded streams and
 samplers), `catalogue`, `listeners`, `pools` (personal candidate pools), `responses`,
 `sessions` (a day of human listening), `bots`, `likes`, `plays` (a day's CSV), `world`,
@@ -45,36 +47,3 @@ Generative model (what a recommender can learn from the data):
   (30,000-31,500 ms), never skipped. A few heavy human listeners make bot filtering
   non-trivial. Bots are listed in ``truth/bots.csv``, which the training pipeline never reads.
 """
-
-from crossfade.components.listening_data.simulator.generator import (
-    FORMAT,
-    SimulationSummary,
-    generate,
-    main,
-    span_dir,
-)
-from crossfade.components.listening_data.simulator.presets import PRESETS, SimulatorPreset
-from crossfade.components.listening_data.simulator.responses import SKIP_THRESHOLD_MS
-from crossfade.components.listening_data.simulator.vocabulary import (
-    GENRES,
-    PLATFORMS,
-    REASONS_END,
-    REASONS_START,
-    TAG_VOCABULARY,
-)
-
-__all__ = [
-    "FORMAT",
-    "GENRES",
-    "PLATFORMS",
-    "PRESETS",
-    "REASONS_END",
-    "REASONS_START",
-    "SKIP_THRESHOLD_MS",
-    "TAG_VOCABULARY",
-    "SimulationSummary",
-    "SimulatorPreset",
-    "generate",
-    "main",
-    "span_dir",
-]

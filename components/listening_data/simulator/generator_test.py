@@ -12,17 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crossfade.components.listening_data import simulator
 from crossfade.components.listening_data.layout import CATALOGUE_COLUMNS, PLAY_COLUMNS
-from crossfade.components.listening_data.simulator import (
+from crossfade.components.listening_data.simulator.generator import SimulationSummary, generate
+from crossfade.components.listening_data.simulator.presets import PRESETS, SimulatorPreset
+from crossfade.components.listening_data.simulator.vocabulary import (
+    COUNTRIES,
     GENRES,
-    PRESETS,
+    PLATFORMS,
+    REASONS_END,
+    REASONS_START,
     TAG_VOCABULARY,
-    SimulationSummary,
-    SimulatorPreset,
-    generate,
 )
-from crossfade.components.listening_data.simulator.vocabulary import COUNTRIES
 from crossfade.components.testing_data import file_tree
 
 # Small enough to generate several times per test run.
@@ -219,7 +219,7 @@ def test_users_rows(tiny) -> None:
     assert set(users.account_type) == {"free", "premium"}
     for mix in users.platform_mix:
         parts = [x.split(":") for x in mix.split("|")]
-        assert {k for k, _ in parts} <= set(simulator.PLATFORMS)
+        assert {k for k, _ in parts} <= set(PLATFORMS)
         assert abs(sum(float(w) for _, w in parts) - 1.0) < 1e-9, mix
     assert set(bots.user_id) <= set(users.user_id)
     assert len(bots) == round(PRESETS["tiny"].bot_share * PRESETS["tiny"].num_users)
@@ -235,9 +235,9 @@ def test_play_rows_are_consistent_with_catalogue_and_users(tiny, plays, catalogu
     assert (merged.master_metadata_album_artist_name == merged.artist).all()
     assert (merged.master_metadata_album_album_name == merged.album).all()
     assert (plays.ms <= merged.duration_ms.astype(int)).all() and (plays.ms > 0).all()
-    assert set(plays.platform) <= set(simulator.PLATFORMS)
-    assert set(plays.reason_start) <= set(simulator.REASONS_START)
-    assert set(plays.reason_end) <= set(simulator.REASONS_END)
+    assert set(plays.platform) <= set(PLATFORMS)
+    assert set(plays.reason_start) <= set(REASONS_START)
+    assert set(plays.reason_end) <= set(REASONS_END)
     for col in ("shuffle", "skipped", "offline"):
         assert set(plays[col]) <= {"true", "false"}, col
     assert plays.conn_country.str.fullmatch(r"[A-Z]{2}").all()
