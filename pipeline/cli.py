@@ -9,6 +9,9 @@
                   [--split ...] [--seeds N] [--diversity 0,0.1,...] [--json OUT] [--out DIR]
     crossfade compile --out FILE [--image IMAGE] [--data DIR] [--set NAME=VALUE ...]
     crossfade status [--output DIR] [--json]
+    crossfade simulate [--data DIR] [--output DIR] [--policy SPEC ...] [--server HOST:PORT]
+                  [--users N] [--days D] [-k K] [--seed S] [--long-term on|off|both] [--out DIR]
+                  [--rounds R [--set NAME=VALUE ...] | --estimate [--logging SPEC]]
     crossfade serve --model-base-path DIR [--model-name NAME] [--port 8500] [--rest-port 8501]
     crossfade recommend [--server HOST:PORT] (--user ID | --similar TRACK_ID) [-k K]
 """
@@ -176,6 +179,28 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from crossfade.pipeline.configs import PipelineConfig
+    from crossfade.pipeline.simulation import ab_test, command, estimate
+    data_dir = args.data or _default_data(args.output)
+    try:
+        settings = ab_test.SimulationSettings(users=args.users, days=args.days, k=args.k,
+                                              seed=args.seed)
+        config = PipelineConfig.for_data(os.path.abspath(data_dir), os.path.abspath(args.output))
+        out = args.out or os.path.join(args.output, "simulation")
+        estimate_from = (args.logging or estimate.DEFAULT_LOGGING) if args.estimate else None
+        specs = args.policy or command.default_specs(args.rounds, estimate_from)
+        result = command.simulate(data_dir, config.serving_base_path, specs, out, settings,
+                                  args.long_term, args.server, args.rounds, estimate_from,
+                                  dict(args.set or []))
+    except (ValueError, FileExistsError) as error:  # bad settings, spec, export or data
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"\nSimulated in {result['wall_seconds']:.1f} s; "
+          f"report: {os.path.join(out, 'report.md')}")
+    return 0
+
+
 def _input_error_message(error: BaseException) -> Optional[str]:
     """The InputDataError behind `error` (Beam may wrap it), or None."""
     from crossfade.components.listening_data.sources import InputDataError
@@ -319,6 +344,41 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--set", type=_parse_assignment, action="append",
                          metavar="NAME=VALUE", help="override a two-tower hyperparameter")
     quality.set_defaults(handler=_benchmark_quality)
+
+    simulate = commands.add_parser(
+        "simulate", help="an A/B test of policies against the simulator's listeners",
+        description="Serves each policy's lists to simulated listeners for D days and reports "
+        "stream and skip rates, minutes, likes, new releases, coverage and the diversity of "
+        "what was consumed (pipeline/simulation/).")
+    simulate.add_argument("--data", help="simulator-made data (default: the embedded default "
+                          "data set)")
+    simulate.add_argument("--output", default=DEFAULT_OUTPUT,
+                          help="the pipeline output whose latest pushed model is `model`")
+    simulate.add_argument("--policy", action="append", metavar="SPEC",
+                          help="model, chart, random or an export's path, optionally with "
+                          ":diversity=D,explore=E (repeat; default: "
+                          "model, model:diversity=0.3, model:explore=0.1, chart, random)")
+    simulate.add_argument("--server", metavar="HOST:PORT",
+                          help="`model` is what this TF Serving gRPC server serves")
+    simulate.add_argument("--users", type=int, help="the first N human listeners (default all)")
+    simulate.add_argument("--days", type=int, default=1, help="simulated days")
+    simulate.add_argument("-k", type=int, default=10, help="tracks per list")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--long-term", choices=("on", "off", "both"), default="on",
+                          help="satiation and discovery (default on)")
+    simulate.add_argument("--out", help="report folder (default <output>/simulation)")
+    experiment = simulate.add_mutually_exclusive_group()
+    experiment.add_argument("--rounds", type=int, metavar="R",
+                            help="closed loop: each round's lists and organic plays become the "
+                            "next span and the pipeline retrains (model policies only)")
+    experiment.add_argument("--estimate", action="store_true",
+                            help="estimate the policies' stream rates by IPS/SNIPS from the "
+                            "--logging policy's logs, beside their on-policy values")
+    simulate.add_argument("--logging", metavar="SPEC", help="the exploring policy whose logs "
+                          "--estimate uses (default model:explore=0.2)")
+    simulate.add_argument("--set", type=_parse_assignment, action="append", metavar="NAME=VALUE",
+                          help="with --rounds: override a hyperparameter of the retraining")
+    simulate.set_defaults(handler=_simulate)
 
     from crossfade.serving import commands as serving_commands  # serve, recommend
     serving_commands.add_commands(commands)
