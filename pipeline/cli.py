@@ -180,8 +180,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from crossfade.components.simulation import ab_test
     from crossfade.pipeline.configs import PipelineConfig
-    from crossfade.pipeline.simulation import ab_test, command, estimate
+    from crossfade.pipeline.simulation import command, estimate
     data_dir = args.data or _default_data(args.output)
     try:
         settings = ab_test.SimulationSettings(users=args.users, days=args.days, k=args.k,

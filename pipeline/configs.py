@@ -11,6 +11,7 @@ from typing import Dict, Mapping, Optional, Tuple
 
 from crossfade.components.example_gen.split_protocols import SplitProtocol
 from crossfade.components.listening_data import play_checks
+from crossfade.components.simulation_gate.settings import SimulationGateSettings
 from crossfade.components.stream_qualification.rules import QualificationRules
 from crossfade.components.trainer import distribution, run_config
 from crossfade.components.trainer.hyperparameters import Hyperparameters
@@ -98,6 +99,10 @@ class PipelineConfig:
     # guard rail, not the objective, and a retrained model's lists move by a few per cent
     # without any change of behaviour; a slide into near-duplicate lists is far larger.
     diversity_regression_tolerance: float = 0.05
+    # ... and, on simulator-made data, a short simulated A/B test against the latest pushed
+    # model: no simulated stream-rate regression beyond its margin (2 %). On imported data
+    # the Evaluator's blessing passes through (components/simulation_gate).
+    simulation_gate: SimulationGateSettings = SimulationGateSettings()
     # Plays dated after the run's clock + 1 day or before 2000-01-01
     # (components/listening_data/play_checks.py): "reject" (default: the run stops with file,
     # row and field) or "drop" (dropped and counted; `crossfade status` shows the count).

@@ -13,6 +13,9 @@ from crossfade.components.example_gen import listening_example_gen
 from crossfade.components.example_gen.schema import PLAYS_SCHEMA_FILE
 from crossfade.components.example_gen.split_protocols import EVAL_SPLIT, TRAIN_SPLIT
 from crossfade.components.pusher.atomic_pusher import AtomicPusher
+from crossfade.components.simulation_gate.component import COMPONENT_ID as GATE_ID
+from crossfade.components.simulation_gate.component import SimulationGate
+from crossfade.components.simulation_gate.executor import BLESSING_KEY as GATE_BLESSING
 from crossfade.components.stream_qualification.component import StreamQualifier
 from crossfade.components.trainer.component import CatalogueTrainer
 from crossfade.pipeline.code_version import code_version
@@ -26,7 +29,7 @@ def create_pipeline(config: PipelineConfig,
                     metadata_connection_config: Optional[object] = None
                     ) -> tfx_pipeline.Pipeline:
     """ExampleGen (plays, catalogue) -> StreamQualifier -> Transform -> Trainer -> Evaluator
-    -> Pusher."""
+    -> SimulationGate -> Pusher."""
     version = code_version()
     plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.split, version,
                                                         config.timestamp_policy)
@@ -57,10 +60,13 @@ def create_pipeline(config: PipelineConfig,
         run_fn=RUN_FN,
         custom_config={**config.trainer_custom_config(), "code_version": version})
 
+    # The gate's blessings, not the Evaluator's: the baseline is the latest model that passed
+    # both, i.e. the latest pushed.
     latest_blessed_model = tfx.dsl.Resolver(
         strategy_class=LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=GATE_ID, output_key=GATE_BLESSING),
     ).with_id("LatestBlessedModelResolver")
 
     evaluator = tfx.components.Evaluator(
@@ -72,9 +78,17 @@ def create_pipeline(config: PipelineConfig,
                                           config.min_eval_plays, config.min_eval_users,
                                           config.diversity_regression_tolerance))
 
+    gate = SimulationGate(
+        model=trainer.outputs["model"],
+        evaluator_blessing=evaluator.outputs["blessing"],
+        data_dir=config.data_dir,
+        serving_base_path=config.serving_base_path,
+        settings=config.simulation_gate,
+        code_version=version).with_id(GATE_ID)
+
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=gate.outputs[GATE_BLESSING],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=config.serving_base_path)))
@@ -83,7 +97,7 @@ def create_pipeline(config: PipelineConfig,
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[plays_gen, catalogue_gen, schema_gen, qualifier, transform, trainer,
-                    latest_blessed_model, evaluator, pusher],
+                    latest_blessed_model, evaluator, gate, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args))

@@ -6,7 +6,7 @@ import pytest
 from crossfade.components.example_gen import listening_example_gen
 from crossfade.components.listening_data.simulator import generator
 from crossfade.pipeline.code_version import code_version
-from crossfade.pipeline.configs import PipelineConfig
+from crossfade.pipeline.configs import PIPELINE_NAME, PipelineConfig
 from crossfade.pipeline.pipeline import create_pipeline
 
 
@@ -29,7 +29,7 @@ def test_components_and_data_flow(components):
     assert set(components) == {
         "PlaysExampleGen", "CatalogueExampleGen", "ImportSchemaGen", "StreamQualifier",
         "Transform", "CatalogueTrainer", "LatestBlessedModelResolver", "Evaluator",
-        "AtomicPusher"}
+        "SimulationGate", "AtomicPusher"}
     assert _producer(components["StreamQualifier"].inputs["examples"]) == "PlaysExampleGen"
     assert _producer(components["Transform"].inputs["examples"]) == "StreamQualifier"
     trainer = components["CatalogueTrainer"].inputs
@@ -39,7 +39,27 @@ def test_components_and_data_flow(components):
     evaluator = components["Evaluator"].inputs
     assert _producer(evaluator["examples"]) == "StreamQualifier"
     assert _producer(evaluator["baseline_model"]) == "LatestBlessedModelResolver"
-    assert _producer(components["AtomicPusher"].inputs["model_blessing"]) == "Evaluator"
+    gate = components["SimulationGate"].inputs
+    assert _producer(gate["model"]) == "CatalogueTrainer"
+    assert _producer(gate["evaluator_blessing"]) == "Evaluator"
+    assert _producer(components["AtomicPusher"].inputs["model_blessing"]) == "SimulationGate"
+
+
+def test_the_baseline_is_the_latest_model_the_gate_blessed(tmp_path):
+    """Not merely the latest the Evaluator blessed: a model the gate refused was never pushed."""
+    from tfx.dsl.compiler import compiler
+    generator.generate("tiny", str(tmp_path / "data"), seed=1)
+    ir = compiler.Compiler().compile(create_pipeline(
+        PipelineConfig(data_dir=str(tmp_path / "data"), output_dir=str(tmp_path / "out"))))
+    resolver = next(node.pipeline_node for node in ir.nodes
+                    if node.pipeline_node.node_info.id == "LatestBlessedModelResolver")
+    blessings = [channel for spec in resolver.inputs.inputs.values()
+                 for channel in spec.channels
+                 if channel.artifact_query.type.name == "ModelBlessing"]
+    nodes = [[q.name.field_value.string_value for q in c.context_queries
+              if q.type.name == "node"] for c in blessings]
+    assert nodes == [[f"{PIPELINE_NAME}.SimulationGate"]]
+    assert [c.output_key for c in blessings] == ["blessing"]
 
 
 def test_code_version_keys_the_cache_of_code_running_components(components):
@@ -50,6 +70,7 @@ def test_code_version_keys_the_cache_of_code_running_components(components):
     assert json.loads(components["CatalogueTrainer"].exec_properties["custom_config"])[
         "code_version"] == version
     assert components["StreamQualifier"].exec_properties["code_version"] == version
+    assert components["SimulationGate"].exec_properties["code_version"] == version
     for example_gen in ("PlaysExampleGen", "CatalogueExampleGen"):
         settings = listening_example_gen.listening_config(
             components[example_gen].exec_properties)

@@ -12,6 +12,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
 from crossfade.components.listening_data.play_checks import READ_COUNT_NAMES
+from crossfade.components.simulation_gate import executor as gate_executor
 from crossfade.components.stream_qualification import executor
 from crossfade.components.trainer.run_config import TRAINING_STATS_FILE
 from crossfade.pipeline import run_lock
@@ -34,7 +35,12 @@ class RunSummary:
     component_states: Dict[str, str]
     metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
     baseline_metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
-    blessed: Optional[bool] = None
+    blessed: Optional[bool] = None  # the blessing the Pusher read (the simulation gate's)
+    evaluator_blessed: Optional[bool] = None
+    # The simulation gate's simulated A/B test: the candidate's metrics, the pushed model's
+    # stream rate (baseline_stream_rate) and why it decided as it did.
+    simulation: Dict[str, float] = dataclasses.field(default_factory=dict)
+    simulation_reason: str = ""
     pushed: Optional[bool] = None
     pushed_version: Optional[str] = None
     pushed_path: Optional[str] = None
@@ -77,6 +83,15 @@ class RunSummary:
         if self.training:
             lines.append(f"Training: {self.training.get('examples_trained')} examples, "
                          f"{self.training.get('examples_per_second', 0):.0f} examples/s")
+        if self.simulation:
+            lines.append("Simulated A/B test (candidate"
+                         + (" vs pushed model)" if "baseline_stream_rate" in self.simulation
+                            else ")"))
+            for name, value in sorted(self.simulation.items()):
+                lines.append(f"  {name:<24} {value:.4f}")
+        if self.evaluator_blessed is not None and self.simulation_reason:
+            lines.append(f"Evaluator blessed: {'yes' if self.evaluator_blessed else 'NO'}; "
+                         f"simulation gate: {self.simulation_reason}")
         if self.blessed is not None:
             lines.append(f"Blessed: {'yes' if self.blessed else 'NO'}")
         if self.pushed:
@@ -133,6 +148,24 @@ def _evaluation_metrics(uri: str) -> Dict[str, Dict[str, float]]:
     return result
 
 
+def _read_blessing(summary: RunSummary, component: str, properties) -> None:
+    blessed = bool(properties["blessed"].int_value)
+    if component != gate_executor.COMPONENT_ID:
+        summary.evaluator_blessed = blessed
+        if summary.blessed is None:  # a pipeline without the gate: the Evaluator's counts
+            summary.blessed = blessed
+        return
+    summary.blessed = blessed
+    summary.simulation_reason = properties[gate_executor.REASON_PROPERTY].string_value \
+        if gate_executor.REASON_PROPERTY in properties else ""
+    prefix = gate_executor.CANDIDATE_PREFIX
+    summary.simulation = {name[len(prefix):]: value.double_value
+                          for name, value in properties.items() if name.startswith(prefix)}
+    if gate_executor.BASELINE_RATE_PROPERTY in properties:
+        summary.simulation["baseline_stream_rate"] = \
+            properties[gate_executor.BASELINE_RATE_PROPERTY].double_value
+
+
 def latest_run(config: PipelineConfig) -> RunSummary:
     """Summary of the most recent pipeline run recorded in `config`'s metadata."""
     store = _store(config)
@@ -163,7 +196,7 @@ def latest_run(config: PipelineConfig) -> RunSummary:
                 summary.metrics = by_model.get("candidate", {})
                 summary.baseline_metrics = by_model.get("baseline", {})
             elif artifact_type == "ModelBlessing" and "blessed" in properties:
-                summary.blessed = bool(properties["blessed"].int_value)
+                _read_blessing(summary, component, properties)
             elif artifact_type == "PushedModel" and "pushed" in properties:
                 summary.pushed = bool(properties["pushed"].int_value)
                 if summary.pushed:

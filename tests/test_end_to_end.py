@@ -1,9 +1,11 @@
 """The whole pipeline on `tiny` simulator data with LocalDagRunner, as `crossfade run` runs it.
 
 One pipeline run is shared by the module (about a minute and a half on 2 cores); later tests
-add runs to the same output folder: a deliberately weak model, then bad input data.
+add runs to the same output folder: a deliberately weak model (refused by the Evaluator, then,
+with the Evaluator's checks all but off, by the simulation gate), then bad input data.
 """
 import collections
+import dataclasses
 import glob
 import os
 import shutil
@@ -116,6 +118,25 @@ def test_a_degraded_model_is_neither_blessed_nor_pushed(first_run):
     assert weak_summary.component_states["CatalogueTrainer"] == "COMPLETE"
     assert weak_summary.blessed is False and weak_summary.pushed is False
     assert weak_summary.metrics["recall@50"] < summary.metrics["recall@50"]
+    assert _versions(config) == [summary.pushed_version]
+
+
+def test_the_simulation_gate_refuses_a_model_the_evaluator_let_through(first_run):
+    """A deliberately weak model with the Evaluator's checks all but off: the Evaluator
+    blesses it, the simulated A/B test against the pushed model does not."""
+    config, summary = first_run
+    assert summary.simulation["stream_rate"] > 0  # the first model: measured, no baseline
+    assert "baseline_stream_rate" not in summary.simulation
+    lenient = dataclasses.replace(config, lift_floor=0.0, regression_tolerance=1.0,
+                                  diversity_regression_tolerance=1.0)
+    local_runner.run(lenient.with_hyperparameters(max_steps=1))
+    weak = run_summary.latest_run(lenient)
+    assert weak.component_states["SimulationGate"] == "COMPLETE"
+    assert weak.evaluator_blessed is True
+    assert weak.blessed is False and weak.pushed is False
+    assert weak.simulation["stream_rate"] < 0.98 * weak.simulation["baseline_stream_rate"]
+    assert "regression" in weak.simulation_reason
+    assert "Simulated A/B test (candidate vs pushed model)" in weak.render()
     assert _versions(config) == [summary.pushed_version]
 
 

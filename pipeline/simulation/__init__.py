@@ -1,5 +1,7 @@
-"""Simulated A/B tests of recommendation policies against the simulator's listeners.
+"""`crossfade simulate`: the A/B test, the closed loop and off-policy estimates, and the report.
 
-This is `crossfade simulate`: each arm serves lists to simulated users, and what they stream is
-judged on the simulator's ground truth.
+`command` runs one of three experiments on `crossfade.components.simulation`: the A/B test of
+policies, the closed loop over rounds of serving and retraining (`closed_loop`), or off-policy
+estimates from one exploring policy's logs (`estimate`); `report` writes markdown, JSON and
+plots.
 """

@@ -44,8 +44,8 @@ from crossfade.components.listening_data.simulator.vocabulary import (
     REASON_END_INDEX,
     REASON_START_INDEX,
 )
-from crossfade.pipeline.simulation import ab_test, metrics, policies
-from crossfade.pipeline.simulation.simulated_data import SimulatedData
+from crossfade.components.simulation import ab_test, metrics, policies
+from crossfade.components.simulation.simulated_data import SimulatedData
 
 #: Seconds between the end of one served play and the start of the next (autoplay).
 _GAP_S = 0.5
@@ -134,6 +134,9 @@ def prepare(data_dir: str, out_dir: str, specs: Sequence[policies.PolicySpec],
     lineages = [Lineage(spec, label, os.path.join(root, f"effects-{label}",
                                                   _lineage_name(spec)))
                 for label in effects_labels for spec in specs]
+    roots = [ln.root for ln in lineages]
+    if len(set(roots)) != len(roots):
+        raise policies.PolicyError(f"policies named twice: {sorted(s.name for s in specs)}")
     taken = [ln.root for ln in lineages if os.path.exists(ln.root)]
     if taken:
         raise FileExistsError(f"{taken[0]} exists: a loop is never written over; choose "

@@ -22,15 +22,9 @@ import time
 from typing import Mapping, Sequence
 
 from crossfade.components.listening_data.simulator.environment import LongTermEffects
-from crossfade.pipeline.simulation import (
-    ab_test,
-    closed_loop,
-    estimate,
-    metrics,
-    policies,
-    report,
-)
-from crossfade.pipeline.simulation.simulated_data import SimulatedData
+from crossfade.components.simulation import ab_test, metrics, policies
+from crossfade.components.simulation.simulated_data import SimulatedData
+from crossfade.pipeline.simulation import closed_loop, estimate, report
 
 DEFAULT_POLICIES = ("model", "model:diversity=0.3", "model:explore=0.1", "chart", "random")
 DEFAULT_LOOP_POLICIES = ("model", "model:diversity=0.3", "model:explore=0.1")
@@ -125,6 +119,10 @@ def simulate(data_dir: str, serving_base_path: str, specs: Sequence[str], out_di
     if estimate_from and long_term == "both":
         raise ValueError("--estimate compares with one setting of --long-term: on or off")
     parsed = [policies.parse_spec(s) for s in specs]
+    logging_spec = policies.parse_spec(estimate_from) if estimate_from else None
+    if logging_spec and logging_spec.name in {spec.name for spec in parsed}:
+        raise policies.PolicyError(f"--logging {logging_spec.name} is also a --policy: the "
+                                   "report keeps one row per name; drop it from --policy")
     data = SimulatedData.load(data_dir)
     if rounds:
         result = _closed_loop(data, parsed, out_dir, settings, long_term, rounds, overrides)
@@ -135,7 +133,7 @@ def simulate(data_dir: str, serving_base_path: str, specs: Sequence[str], out_di
             run_settings = dataclasses.replace(settings, effects=effects)
             print(f"Simulating {len(built)} policies, long-term effects {label}", flush=True)
             if estimate_from:
-                logger = build_policies([policies.parse_spec(estimate_from)], data,
+                logger = build_policies([logging_spec], data,
                                         serving_base_path, server, settings.seed)[0]
                 off, arms[label] = estimate.estimate(data, logger, built, run_settings)
             else:

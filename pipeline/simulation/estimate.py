@@ -29,8 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from crossfade.pipeline.simulation import ab_test, metrics, off_policy, policies
-from crossfade.pipeline.simulation.simulated_data import SimulatedData
+from crossfade.components.simulation import ab_test, metrics, off_policy, policies
+from crossfade.components.simulation.simulated_data import SimulatedData
 
 DEFAULT_LOGGING = "model:explore=0.2"
 DEFAULT_TARGETS = ("model", "model:diversity=0.3", "chart")
@@ -44,12 +44,16 @@ def target_probabilities(policy: policies.Policy, requests: policies.Requests,
         released = int((policy.release_day <= requests.day).sum())
         k = np.arange(logged.shape[1], dtype=np.float64)
         return np.broadcast_to(1.0 / (released - k), logged.shape) * (logged >= 0)
+    _check_target(policy)
+    shown = policy.recommend(requests).tracks
+    return ((shown == logged) & (logged >= 0)).astype(np.float64)
+
+
+def _check_target(policy: policies.Policy) -> None:
     if isinstance(policy, policies.ModelPolicy) and policy.controls.get("explore", 0.0) > 0:
         raise policies.PolicyError(f"target {policy.name}: an exploring target's slot "
                                    "probabilities given the logged slots are unknown; use "
                                    "explore=0")
-    shown = policy.recommend(requests).tracks
-    return ((shown == logged) & (logged >= 0)).astype(np.float64)
 
 
 def estimate(data: SimulatedData, logging: policies.Policy,
@@ -57,6 +61,8 @@ def estimate(data: SimulatedData, logging: policies.Policy,
              ) -> tuple[dict, list[ab_test.Arm]]:
     """The report's ``off_policy`` entry (each target's estimates and on-policy value), and
     the arms of the logger and of the targets served on-policy."""
+    for target in targets:  # before the first simulated day
+        _check_target(target)
     users = ab_test.listeners(data, settings)
     logger = ab_test.new_arm(data, logging, settings)
     samples: dict[str, list] = {t.name: [] for t in targets}

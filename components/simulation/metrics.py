@@ -23,8 +23,8 @@ import numpy as np
 
 from crossfade.components.listening_data.simulator.environment import Responses
 from crossfade.components.listening_data.simulator.world import World
-from crossfade.pipeline.simulation import consumption
-from crossfade.pipeline.simulation.policies import Requests
+from crossfade.components.simulation import consumption
+from crossfade.components.simulation.policies import Requests
 
 #: The generator's new-release window (days after release).
 NEW_RELEASE_DAYS = 14

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from crossfade.pipeline.simulation import off_policy
+from crossfade.components.simulation import off_policy
 
 
 def test_importance_weights_are_the_ratio_and_keep_the_shape():

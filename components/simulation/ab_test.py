@@ -27,9 +27,9 @@ from crossfade.components.listening_data.simulator.environment import (
     LongTermEffects,
 )
 from crossfade.components.listening_data.simulator.vocabulary import COUNTRY_OFFSET_S, PLATFORMS
-from crossfade.pipeline.simulation.metrics import DayLog
-from crossfade.pipeline.simulation.policies import Policy, Requests
-from crossfade.pipeline.simulation.simulated_data import SimulatedData
+from crossfade.components.simulation.metrics import DayLog
+from crossfade.components.simulation.policies import Policy, Requests
+from crossfade.components.simulation.simulated_data import SimulatedData
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from crossfade.pipeline.simulation import consumption
+from crossfade.components.simulation import consumption
 
 # Three directions in the plane: east, north, west (scaled: cosine ignores length).
 EAST, NORTH, WEST = [1.0, 0.0], [0.0, 2.0], [-3.0, 0.0]
