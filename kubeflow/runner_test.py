@@ -168,7 +168,10 @@ def test_the_links_named_in_the_issue(compiled):
     assert examples_origin("Evaluator") == "PlaysExampleGen"
     pusher = tasks["AtomicPusher"]
     assert _producer(pusher, "model") == ("CatalogueTrainer", "model")
-    assert _producer(pusher, "model_blessing") == ("Evaluator", "blessing")
+    assert _producer(pusher, "model_blessing") == ("SimulationGate", "blessing")
+    gate = tasks["SimulationGate"]
+    assert _producer(gate, "model") == ("CatalogueTrainer", "model")
+    assert _producer(gate, "evaluator_blessing") == ("Evaluator", "blessing")
     # The baseline is the latest *blessed* model: a query on blessings, then on models.
     executors = _executors(spec)
     blessing_query = executors[

@@ -1,6 +1,6 @@
 """`crossfade`: generate data, run the pipeline and inspect its results.
 
-    crossfade generate --preset tiny|default|large --out DIR [--seed N]
+    crossfade generate --preset tiny|small|default|large --out DIR [--seed N]
     crossfade import --format lastfm-hetrec|spotify-history|csv --source DIR --out DIR
     crossfade run [--runner local|beam] [--workers N] [--data DIR] [--output DIR]
                   [--split auto|time|leave-last-out|random] [--split-seed N] [--eval-days N]
@@ -268,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="write simulated listening data")
-    generate.add_argument("--preset", choices=("tiny", "default", "large"), default="default")
+    from crossfade.components.listening_data.simulator.presets import PRESETS
+    generate.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET)
     generate.add_argument("--out", required=True, help="folder to write")
     generate.add_argument("--seed", type=int, default=0)
     generate.set_defaults(handler=_generate)

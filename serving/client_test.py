@@ -680,3 +680,21 @@ def test_http_statuses_map_to_tf_servings_codes():
         assert status == 413 or errors.http_status(code) == status
     assert set(_CODE_OF_HTTP) == {errors.http_status(c) for c in grpc.StatusCode
                                   if c != grpc.StatusCode.OK} | {413}
+
+
+def test_simulate_through_a_server_answers_as_the_export_in_process(server, pushed_model,
+                                                                    tmp_path):
+    """`crossfade simulate --server`: the same lists, so the same simulated listening, as
+    the SavedModel loaded in process (the server applies the same graph to the same
+    requests, exploration seeds included)."""
+    from crossfade.components.simulation import ab_test
+    from crossfade.pipeline.simulation import command
+    settings = ab_test.SimulationSettings(users=40, days=2, k=10)
+    results = [command.simulate(pushed_model.data_dir, pushed_model.base_path,
+                                ["model:explore=0.1"], str(tmp_path / name), settings,
+                                server=target)
+               for name, target in (("server", server.grpc_target), ("in-process", None))]
+    through_server, in_process = (r["policies"]["model:explore=0.1"] for r in results)
+    assert through_server["source"] == f"grpc://{server.grpc_target}"
+    assert through_server["summary"] == in_process["summary"]
+    assert 0 < in_process["summary"]["stream_rate"] < 1

@@ -9,7 +9,15 @@ would have shown; its probability of the logged track in that slot is ``pi_k``: 
 a_k]`` for a deterministic target (a model without exploration, the chart) and ``1 / (C - k)``
 for the random policy (any track not shown earlier, uniformly; ``C`` released tracks).
 
-Estimator: per slot (`off_policy.snips` over slots, IPS beside it). Per-list weights
+Estimator: per slot, self-normalised per position: ``V = (1/K) sum_k SNIPS_k`` with
+``SNIPS_k = sum_i w_ik r_ik / sum_i w_ik`` over the logged lists' slot ``k`` and ``w = pi /
+mu``. Normalising each position apart matters: a target agrees with the logger's greedy pick
+far more often at the first slots (where every ranking starts from the most relevant track,
+and the first play is skipped less) than at the last, so pooling all slots into one SNIPS
+would weigh the first slots too much. A position where no logged slot matches has no estimate
+(the target is not supported there: its tracks are ones the logger never explores) and the
+estimate is then NaN, with those positions listed. Pooled SNIPS and IPS are reported beside
+it. Per-list weights
 ``prod_k pi_k / mu_k`` are exact but vanish unless the target's whole list was logged, which
 for K = 10 and any target that is not the logger's greedy list essentially never happens
 (their effective sample size is reported to show it). The per-slot form assumes a slot's
@@ -25,6 +33,7 @@ same state (`ab_test`), so estimate and truth differ only by the estimator.
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -34,7 +43,7 @@ from crossfade.components.simulation.simulated_data import SimulatedData
 
 DEFAULT_LOGGING = "model:explore=0.2"
 DEFAULT_TARGETS = ("model", "model:diversity=0.3", "chart")
-ESTIMATOR = "per-slot SNIPS (IPS beside it)"
+ESTIMATOR = "per-slot SNIPS normalised per position (pooled SNIPS and IPS beside it)"
 
 
 def target_probabilities(policy: policies.Policy, requests: policies.Requests,
@@ -67,33 +76,45 @@ def estimate(data: SimulatedData, logging: policies.Policy,
     logger = ab_test.new_arm(data, logging, settings)
     samples: dict[str, list] = {t.name: [] for t in targets}
     for d in range(settings.days):
-        day = data.num_days + d
-        log = ab_test.run_day(data, logger, users, day, settings.k)
-        filled = log.tracks >= 0
+        log = ab_test.run_day(data, logger, users, data.num_days + d, settings.k)
+        print(f"  day {d + 1}/{settings.days}  logged by {logging.name}", file=sys.stderr,
+              flush=True)
         for target in targets:
             pi = target_probabilities(target, log.requests, log.tracks)
-            samples[target.name].append((log.responses.streamed[filled].astype(np.float64),
-                                         pi[filled], log.propensities[filled],
-                                         _list_weights(pi, log.propensities, filled)))
-    on_policy = ab_test.run(data, targets, settings, progress=lambda text: None)
+            samples[target.name].append((log.responses.streamed.astype(np.float64), pi,
+                                         log.propensities, log.tracks >= 0))
+    on_policy = ab_test.run(data, targets, settings)  # the truth, for comparison
     rows = []
     for target, arm in zip(targets, on_policy, strict=True):
-        r, pi, mu, lists = (np.concatenate(parts) for parts in zip(*samples[target.name],
-                                                                      strict=True))
-        ips, snips = off_policy.ips(r, pi, mu), off_policy.snips(r, pi, mu)
-        list_ess = _kish(lists)
-        rows.append({
-            "policy": target.name,
-            "on_policy": metrics.summarise(data.world, arm.logs)["stream_rate"],
-            "ips": ips.value, "snips": snips.value,
-            "effective_sample_size": snips.effective_sample_size,
-            "matched": snips.matched, "num_samples": snips.num_samples,
-            "per_list_effective_sample_size": list_ess,
-        })
+        r, pi, mu, filled = (np.concatenate(parts) for parts in zip(*samples[target.name],
+                                                                       strict=True))
+        rows.append({"policy": target.name,
+                     "on_policy": metrics.summarise(data.world, arm.logs)["stream_rate"],
+                     **_estimates(r, pi, mu, filled)})
     entry = {"logging_policy": logging.name, "estimator": ESTIMATOR,
              "logged_stream_rate": metrics.summarise(data.world, logger.logs)["stream_rate"],
              "targets": rows}
     return entry, [logger, *on_policy]
+
+
+def _estimates(r: np.ndarray, pi: np.ndarray, mu: np.ndarray, filled: np.ndarray) -> dict:
+    """Per-slot IPS and SNIPS, pooled over slots and normalised per position, over [n, K]."""
+    ips = off_policy.ips(r[filled], pi[filled], mu[filled])
+    pooled = off_policy.snips(r[filled], pi[filled], mu[filled])
+    by_position = [off_policy.snips(r[filled[:, k], k], pi[filled[:, k], k],
+                                    mu[filled[:, k], k]) for k in range(r.shape[1])]
+    values = np.array([e.value for e in by_position])
+    return {
+        "ips": ips.value,
+        # NaN when some position has no matched sample: the target is not supported there.
+        "snips": float(values.mean()) if np.isfinite(values).all() else float("nan"),
+        "snips_pooled": pooled.value,
+        "effective_sample_size": min(e.effective_sample_size for e in by_position),
+        "pooled_effective_sample_size": pooled.effective_sample_size,
+        "matched": pooled.matched, "num_samples": pooled.num_samples,
+        "unsupported_positions": [k for k, v in enumerate(values) if not np.isfinite(v)],
+        "per_list_effective_sample_size": _kish(_list_weights(pi, mu, filled)),
+    }
 
 
 def _list_weights(pi: np.ndarray, mu: np.ndarray, filled: np.ndarray) -> np.ndarray:

@@ -104,8 +104,10 @@ def test_estimate_entry_has_the_documented_keys(estimated) -> None:
     assert entry["logging_policy"] == "random-logger"
     assert [row["policy"] for row in entry["targets"]] == ["random", "chart"]
     for row in entry["targets"]:
-        assert set(row) == {"policy", "on_policy", "ips", "snips", "effective_sample_size",
-                            "matched", "num_samples", "per_list_effective_sample_size"}
+        assert set(row) == {"policy", "on_policy", "ips", "snips", "snips_pooled",
+                            "effective_sample_size", "pooled_effective_sample_size",
+                            "matched", "num_samples", "unsupported_positions",
+                            "per_list_effective_sample_size"}
     assert [arm.policy.name for arm in arms] == ["random-logger", "random", "chart"]
     assert all(len(arm.logs) == 3 for arm in arms)
 
@@ -118,10 +120,17 @@ def test_snips_of_a_random_target_from_random_logs_is_the_logged_rate(estimated)
     streams = sum(int(log.responses.streamed.sum()) for log in logger.logs)
     # pi = mu in every slot: every weight is 1.
     assert random_row["num_samples"] == random_row["matched"] == slots
-    assert random_row["effective_sample_size"] == pytest.approx(slots)
+    # Equal weights: each position's ESS is its number of slots (the smallest is reported).
+    k = logger.logs[0].tracks.shape[1]
+    assert random_row["effective_sample_size"] == pytest.approx(slots / k)
+    assert random_row["pooled_effective_sample_size"] == pytest.approx(slots)
+    assert random_row["unsupported_positions"] == []
     assert random_row["per_list_effective_sample_size"] == pytest.approx(
         sum(len(log.users) for log in logger.logs))
-    assert random_row["snips"] == pytest.approx(streams / slots)
+    assert random_row["snips_pooled"] == pytest.approx(streams / slots)
+    per_position = np.mean([sum(int(log.responses.streamed[:, j].sum()) for log in logger.logs)
+                            / (slots / k) for j in range(k)])
+    assert random_row["snips"] == pytest.approx(per_position)
     assert random_row["ips"] == pytest.approx(streams / slots)
     assert entry["logged_stream_rate"] == pytest.approx(streams / slots)
     # Its on-policy value is another random draw of the same distribution: close.

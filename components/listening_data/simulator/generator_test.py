@@ -67,7 +67,7 @@ def catalogue(tiny: tuple[SimulationSummary, str]) -> pd.DataFrame:
 
 
 def test_presets_have_the_documented_scale() -> None:
-    assert set(PRESETS) == {"tiny", "default", "large"}
+    assert set(PRESETS) == {"tiny", "small", "default", "large"}
     for name, p in PRESETS.items():
         assert p.name == name
     large = PRESETS["large"]

@@ -61,6 +61,13 @@ PRESETS: dict[str, SimulatorPreset] = {
             # weaker popularity prior keep personalisation clearly ahead.
             taste_temperature=0.1, popularity_weight=0.4,
         ),
+        # Between tiny and default: enough listeners for the closed-loop benchmark of
+        # `crossfade simulate --rounds` at a fraction of default's training time.
+        SimulatorPreset(
+            name="small", num_users=2_000, num_tracks=6_000, num_artists=800, num_days=21,
+            sessions_per_user_day=0.35, plays_per_session=7.5, bot_share=0.01,
+            new_release_share=0.02, pool_per_genre=60,
+        ),
         SimulatorPreset(
             name="default", num_users=6_000, num_tracks=20_000, num_artists=2_500, num_days=28,
             sessions_per_user_day=0.29, plays_per_session=7.5, bot_share=0.01,
