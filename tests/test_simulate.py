@@ -85,9 +85,17 @@ def test_off_policy_estimates_come_with_their_sample_sizes(loop):
     assert off["logging_policy"] == "model:explore=0.2"
     targets = {t["policy"]: t for t in off["targets"]}
     assert set(targets) == {"model", "chart"}
-    # The greedy model agrees with most of the logger's slots: a large effective sample.
-    assert targets["model"]["effective_sample_size"] > 100
-    assert abs(targets["model"]["snips"] - targets["model"]["on_policy"]) < 0.1
+    # The greedy model agrees with the logger's unexplored slots: many matches, and an
+    # estimate near its on-policy value.
+    model = targets["model"]
+    assert model["matched"] > 100 and model["unsupported_positions"] == []
+    assert abs(model["snips"] - model["on_policy"]) < 0.1
+    assert 0 < model["effective_sample_size"] <= model["matched"]
+    # The chart's tracks are mostly outside the logger's candidate pool: few matches, and a
+    # position without any has no estimate (null in JSON), listed rather than invented.
+    chart = targets["chart"]
+    assert chart["matched"] < model["matched"]
+    assert (chart["snips"] is None) == bool(chart["unsupported_positions"])
 
 
 @pytest.mark.parametrize("args,message", [

@@ -6,16 +6,13 @@ import math
 import numpy as np
 import pytest
 
+from crossfade.components import testing_simulation
 from crossfade.components.listening_data.simulator.environment import Responses
-from crossfade.components.listening_data.simulator.presets import SimulatorPreset, resolve_preset
+from crossfade.components.listening_data.simulator.presets import resolve_preset
 from crossfade.components.listening_data.simulator.world import World, build_world
 from crossfade.components.simulation.metrics import METRICS, DayLog, metric_table, summarise
 
-_MICRO = SimulatorPreset(
-    name="micro", num_users=120, num_tracks=400, num_artists=60, num_days=4,
-    sessions_per_user_day=0.7, plays_per_session=6.0, bot_share=0.02, new_release_share=0.05,
-    pool_per_genre=20,
-)
+_MICRO = testing_simulation.MICRO
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crossfade.components import testing_simulation
 from crossfade.components.listening_data.simulator.generator import generate
-from crossfade.components.listening_data.simulator.presets import SimulatorPreset
 from crossfade.components.simulation.simulated_data import (
     RECENT_TRACKS,
     NotSimulatedError,
@@ -20,11 +20,7 @@ from crossfade.components.simulation.simulated_data import (
 )
 
 # More days than the chart's week, so that the window matters.
-_MICRO = SimulatorPreset(
-    name="micro", num_users=120, num_tracks=400, num_artists=60, num_days=9,
-    sessions_per_user_day=0.7, plays_per_session=6.0, bot_share=0.02, new_release_share=0.05,
-    pool_per_genre=20,
-)
+_MICRO = testing_simulation.micro(num_days=9)
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crossfade.components import testing_simulation
 from crossfade.components.listening_data.layout import PLAY_COLUMNS
 from crossfade.components.listening_data.simulator.bots import bot_day
 from crossfade.components.listening_data.simulator.environment import Responses
 from crossfade.components.listening_data.simulator.generator import generate, span_dir
-from crossfade.components.listening_data.simulator.presets import SimulatorPreset
 from crossfade.components.listening_data.simulator.sessions import human_day
 from crossfade.components.listening_data.simulator.vocabulary import (
     REASON_END_INDEX,
@@ -27,11 +27,7 @@ from crossfade.components.simulation.policies import ChartPolicy, PolicyError, P
 from crossfade.components.simulation.simulated_data import SimulatedData
 from crossfade.pipeline.simulation import closed_loop
 
-_MICRO = SimulatorPreset(
-    name="micro", num_users=120, num_tracks=400, num_artists=60, num_days=4,
-    sessions_per_user_day=0.7, plays_per_session=6.0, bot_share=0.02, new_release_share=0.05,
-    pool_per_genre=20,
-)
+_MICRO = testing_simulation.MICRO
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,14 @@ import os
 
 import pytest
 
+from crossfade.components import testing_simulation
 from crossfade.components.listening_data.simulator.generator import generate
-from crossfade.components.listening_data.simulator.presets import SimulatorPreset
 from crossfade.components.simulation.ab_test import SimulationSettings
 from crossfade.components.simulation.simulated_data import SimulatedData
 from crossfade.pipeline.simulation import command, estimate
 from crossfade.serving.toy_model import save_toy_model
 
-_MICRO = SimulatorPreset(
-    name="micro", num_users=120, num_tracks=400, num_artists=60, num_days=4,
-    sessions_per_user_day=0.7, plays_per_session=6.0, bot_share=0.02, new_release_share=0.05,
-    pool_per_genre=20,
-)
+_MICRO = testing_simulation.MICRO
 SETTINGS = SimulationSettings(users=40, days=2, k=5)
 
 

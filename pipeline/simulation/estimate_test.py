@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from crossfade.components import testing_simulation
 from crossfade.components.listening_data.simulator.generator import generate
-from crossfade.components.listening_data.simulator.presets import SimulatorPreset
 from crossfade.components.simulation import ab_test
 from crossfade.components.simulation.policies import (
     ChartPolicy,
@@ -21,11 +21,7 @@ from crossfade.components.simulation.simulated_data import SimulatedData
 from crossfade.pipeline.simulation import estimate
 from crossfade.serving import signatures
 
-_MICRO = SimulatorPreset(
-    name="micro", num_users=120, num_tracks=400, num_artists=60, num_days=4,
-    sessions_per_user_day=0.7, plays_per_session=6.0, bot_share=0.02, new_release_share=0.05,
-    pool_per_genre=20,
-)
+_MICRO = testing_simulation.MICRO
 
 
 @pytest.fixture(scope="module")

@@ -6,20 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from crossfade.components import testing_simulation
 from crossfade.components.listening_data.simulator import responses
 from crossfade.components.listening_data.simulator.environment import (
     ListeningEnvironment,
     ListeningParameters,
     LongTermEffects,
 )
-from crossfade.components.listening_data.simulator.presets import SimulatorPreset, resolve_preset
+from crossfade.components.listening_data.simulator.presets import resolve_preset
 from crossfade.components.listening_data.simulator.world import World, build_world
 
-_MICRO = SimulatorPreset(
-    name="micro", num_users=120, num_tracks=400, num_artists=60, num_days=4,
-    sessions_per_user_day=0.7, plays_per_session=6.0, bot_share=0.02, new_release_share=0.05,
-    pool_per_genre=20,
-)
+_MICRO = testing_simulation.MICRO
 _STAY = ListeningParameters(leave_probability=0.0, leave_after_skip=0.0)
 
 

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crossfade.components import testing_simulation
 from crossfade.components.listening_data.layout import CATALOGUE_COLUMNS, PLAY_COLUMNS
 from crossfade.components.listening_data.simulator.generator import SimulationSummary, generate
-from crossfade.components.listening_data.simulator.presets import PRESETS, SimulatorPreset
+from crossfade.components.listening_data.simulator.presets import PRESETS
 from crossfade.components.listening_data.simulator.vocabulary import (
     COUNTRIES,
     GENRES,
@@ -26,11 +27,7 @@ from crossfade.components.listening_data.simulator.vocabulary import (
 from crossfade.components.testing_data import file_tree
 
 # Small enough to generate several times per test run.
-_MICRO = SimulatorPreset(
-    name="micro", num_users=120, num_tracks=400, num_artists=60, num_days=4,
-    sessions_per_user_day=0.7, plays_per_session=6.0, bot_share=0.02, new_release_share=0.05,
-    pool_per_genre=20,
-)
+_MICRO = testing_simulation.MICRO
 
 
 @pytest.fixture(scope="module")
