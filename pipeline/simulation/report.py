@@ -336,6 +336,20 @@ def _policies_png(result: dict) -> bytes:
     return _png(figure)
 
 
+def _style_line_axes(ax, metric: dict, x_label: str) -> None:
+    ax.set_title(_header(metric), fontsize=9)
+    ax.set_xlabel(x_label, fontsize=8)
+    _integer_ticks(ax)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.3)
+
+
+def _legend_and_png(figure, axes, fontsize: int) -> bytes:
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=fontsize)
+    return _png(figure)
+
+
 def _per_day_png(result: dict) -> bytes:
     metrics, policies = _metrics(result), result["policies"]
     figure, axes = _grid(len(metrics))
@@ -344,14 +358,8 @@ def _per_day_png(result: dict) -> bytes:
             values = _series(policy.get("per_day", {}).get(metric["name"], []))
             if len(values):
                 ax.plot(np.arange(1, len(values) + 1), values, color=f"C{index}", label=name)
-        ax.set_title(_header(metric), fontsize=9)
-        ax.set_xlabel("day", fontsize=8)
-        _integer_ticks(ax)
-        ax.tick_params(labelsize=7)
-        ax.grid(True, alpha=0.3)
-    if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize=7)
-    return _png(figure)
+        _style_line_axes(ax, metric, "day")
+    return _legend_and_png(figure, axes, fontsize=7)
 
 
 def _rounds_png(result: dict) -> bytes:
@@ -369,14 +377,8 @@ def _rounds_png(result: dict) -> bytes:
                         _series(p.get("summary", {}).get(metric["name"]) for p in points),
                         color=colour, linestyle=_LINESTYLES.get(effects, ":"), marker="o",
                         markersize=3, label=f"{policy} (effects {effects})")
-        ax.set_title(_header(metric), fontsize=9)
-        ax.set_xlabel("round", fontsize=8)
-        _integer_ticks(ax)
-        ax.tick_params(labelsize=7)
-        ax.grid(True, alpha=0.3)
-    if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize=6)
-    return _png(figure)
+        _style_line_axes(ax, metric, "round")
+    return _legend_and_png(figure, axes, fontsize=6)
 
 
 _PLOTTERS = {"policies.png": _policies_png, "per_day.png": _per_day_png,
