@@ -18,7 +18,10 @@ per round ``r = 1..R`` and lineage:
    Pusher pushes the next model if the Evaluator blesses it.
 
 Organic listening keeps the listeners' initial tastes (see `environment`): what changes from
-lineage to lineage is the recommender's own traffic and what it teaches the next model.
+lineage to lineage is the recommender's own traffic and what it teaches the next model. Each
+round's queries carry the lineage's latest streams, organic ones included; discovery counts
+as known the artists streamed in the input data and those the lineage's lists got streamed
+(later organic streams come from the initial pools, whose artists the listeners know).
 """
 
 from __future__ import annotations
