@@ -74,8 +74,9 @@ class PolicySpec:
 
     @property
     def name(self) -> str:
-        base = self.source if self.source in (MODEL, CHART, RANDOM) else os.path.basename(
-            os.path.normpath(self.source))
+        # An export is named by its whole path: base paths all end in the model's name.
+        base = self.source if self.source in (MODEL, CHART, RANDOM) else os.path.normpath(
+            self.source)
         tail = ",".join(f"{k}={v:g}" for k, v in sorted(self.controls.items()))
         return f"{base}:{tail}" if tail else base
 

@@ -65,7 +65,7 @@ def test_parse_spec_keeps_a_path_with_colons() -> None:
     assert parse_spec("/runs/a:b/export") == PolicySpec("/runs/a:b/export", {})
     spec = parse_spec("/runs/a:b/export:explore=0.2")
     assert spec == PolicySpec("/runs/a:b/export", {"explore": 0.2})
-    assert spec.name == "export:explore=0.2"
+    assert spec.name == "/runs/a:b/export:explore=0.2"  # exports are named by their path
 
 
 # -- baselines -------------------------------------------------------------------------------

@@ -100,10 +100,10 @@ def test_estimate_entry_has_the_documented_keys(estimated) -> None:
     assert entry["logging_policy"] == "random-logger"
     assert [row["policy"] for row in entry["targets"]] == ["random", "chart"]
     for row in entry["targets"]:
-        assert set(row) == {"policy", "on_policy", "ips", "snips", "snips_pooled",
-                            "effective_sample_size", "pooled_effective_sample_size",
-                            "matched", "num_samples", "unsupported_positions",
-                            "per_list_effective_sample_size"}
+        assert set(row) == {"policy", "on_policy", "ips", "snips", "effective_sample_size",
+                            "snips_unclipped", "unclipped_effective_sample_size",
+                            "snips_pooled", "matched", "num_samples",
+                            "unsupported_positions", "per_list_effective_sample_size"}
     assert [arm.policy.name for arm in arms] == ["random-logger", "random", "chart"]
     assert all(len(arm.logs) == 3 for arm in arms)
 
@@ -119,14 +119,15 @@ def test_snips_of_a_random_target_from_random_logs_is_the_logged_rate(estimated)
     # Equal weights: each position's ESS is its number of slots (the smallest is reported).
     k = logger.logs[0].tracks.shape[1]
     assert random_row["effective_sample_size"] == pytest.approx(slots / k)
-    assert random_row["pooled_effective_sample_size"] == pytest.approx(slots)
+    assert random_row["unclipped_effective_sample_size"] == pytest.approx(slots / k)
     assert random_row["unsupported_positions"] == []
     assert random_row["per_list_effective_sample_size"] == pytest.approx(
         sum(len(log.users) for log in logger.logs))
     assert random_row["snips_pooled"] == pytest.approx(streams / slots)
     per_position = np.mean([sum(int(log.responses.streamed[:, j].sum()) for log in logger.logs)
                             / (slots / k) for j in range(k)])
-    assert random_row["snips"] == pytest.approx(per_position)
+    assert random_row["snips"] == pytest.approx(per_position)  # weights 1: no clipping
+    assert random_row["snips_unclipped"] == pytest.approx(per_position)
     assert random_row["ips"] == pytest.approx(streams / slots)
     assert entry["logged_stream_rate"] == pytest.approx(streams / slots)
     # Its on-policy value is another random draw of the same distribution: close.
@@ -163,3 +164,21 @@ def test_an_exploring_target_is_refused_before_the_first_simulated_day(data) -> 
         estimate.estimate(data, logger, [ChartPolicy(data.chart), exploring],
                           ab_test.SimulationSettings(users=5))
     assert not logger.asked
+
+
+def test_clipping_caps_one_explored_match_that_would_decide_a_position() -> None:
+    # Position 0: four agreeing slots (mu 0.8, reward 1) and one explored match (mu 0.001,
+    # reward 0); position 1: two agreeing slots with reward 0 and 1.
+    r = np.array([[1, 0], [1, 1], [1, 0], [1, 0], [0, 0]], dtype=np.float64)
+    pi = np.array([[1, 1], [1, 1], [1, 0], [1, 0], [1, 0]], dtype=np.float64)
+    mu = np.array([[0.8, 0.8], [0.8, 0.8], [0.8, 0.8], [0.8, 0.8], [0.001, 0.8]])
+    filled = np.ones_like(r, dtype=bool)
+    value, ess, unsupported = estimate._per_position_snips(r, pi, mu, filled)
+    heavy = 1000.0
+    assert value == pytest.approx((4 * 1.25 / (4 * 1.25 + heavy) + 0.5) / 2)
+    assert ess < 1.1 and unsupported == []
+    value, ess, _ = estimate._per_position_snips(r, pi, mu, filled, clip=10.0)
+    assert value == pytest.approx((5.0 / 15.0 + 0.5) / 2)
+    assert ess == pytest.approx(min(15.0 ** 2 / (4 * 1.25 ** 2 + 100), 2.0))
+    no_match = estimate._per_position_snips(r, np.zeros_like(pi), mu, filled)
+    assert np.isnan(no_match[0]) and no_match[2] == [0, 1]
