@@ -222,13 +222,11 @@ class ListeningEnvironment:
     ) -> None:
         cat, pools = self.world.catalogue, self.world.pools
         n = len(users)
-        # One block of uniforms per position whatever is present, so a request's responses do
-        # not depend on the other requests of the batch having left or not.
+        # Every draw is made for every row whatever is present, so a request's responses do
+        # not depend on which other requests of the batch have left (common random numbers).
         u_skip, u_leave, u_like = rng.random(n), rng.random(n), rng.random(n)
         t = tracks[:, pos]
         live = np.flatnonzero(present & (t >= 0))
-        if len(live) == 0:
-            return
         u, tr = users[live], t[live]
         z = responses.standardised_affinity(
             self.taste[u], cat.vec[tr], pools.aff_mean, pools.aff_std
@@ -240,9 +238,12 @@ class ListeningEnvironment:
         logit = responses.skip_logit(self.world.preset.skip_bias, z, 0.0, float(pos == 0)) + extra
         p_skip = responses.sigmoid(logit)
         released = cat.release_day[tr] <= day
-        skipped = (u_skip[live] < p_skip) | ~released
-        ms, _ = responses.draw_play_ms(rng, skipped, cat.duration_ms[tr], np.zeros(len(tr), bool))
-        ms = np.where(released, ms, 0)
+        skipped = np.zeros(n, dtype=bool)
+        skipped[live] = (u_skip[live] < p_skip) | ~released
+        ms_all, _ = responses.draw_play_ms(rng, skipped, cat.duration_ms[np.maximum(t, 0)],
+                                           np.zeros(n, bool))
+        skipped = skipped[live]
+        ms = np.where(released, ms_all[live], 0)
         streamed = ms >= responses.SKIP_THRESHOLD_MS
         liked = u_like[live] < responses.like_probability(z, streamed)
         out.heard[live, pos] = True

@@ -181,3 +181,16 @@ def test_days_must_not_go_backwards_and_parameters_are_checked(world) -> None:
         ListeningParameters(leave_probability=1.5)
     with pytest.raises(ValueError, match="discovery_rate"):
         LongTermEffects(discovery_rate=-0.1)
+
+
+def test_a_requests_responses_do_not_depend_on_the_rest_of_the_batch(world) -> None:
+    """Common random numbers: the same request answered beside different neighbours (who
+    leave at other positions, or have empty slots) gets the same responses."""
+    tracks = np.tile(_back_catalogue(world)[:10], (50, 1))
+    users = np.arange(50)
+    a = ListeningEnvironment(world, LongTermEffects.off(), seed=4).respond(0, users, tracks)
+    other = tracks.copy()
+    other[1:, 2:] = -1  # every other request ends early
+    b = ListeningEnvironment(world, LongTermEffects.off(), seed=4).respond(0, users, other)
+    for field in ("heard", "streamed", "skipped", "ms_played", "liked"):
+        np.testing.assert_array_equal(getattr(a, field)[0], getattr(b, field)[0], field)
