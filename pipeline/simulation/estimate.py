@@ -23,9 +23,8 @@ Weights are clipped at `CLIP` (10): a logged slot where the logger explored and 
 show the target's track has ``mu = explore / (pool - 1)``, a weight near 1,000 with the
 default logger, and a handful of those would otherwise decide a position's estimate alone
 (its effective sample size drops to a few). Clipping trades that variance for a bias towards
-the slots where target and logger agree. Measured on the `small` preset (README), clips of 5
-to 20 give nearly the same estimates; 10 was chosen from {5, 10, 20, 50, 100} on that run, so
-the README shows every one. Per-list weights
+the slots where target and logger agree. 10 was chosen from {5, 10, 20, 50, 100} on the
+`small` preset's benchmark; the README shows the estimates at every one. Per-list weights
 ``prod_k pi_k / mu_k`` are exact but vanish unless the target's whole list was logged, which
 for K = 10 and any target that is not the logger's greedy list essentially never happens
 (their effective sample size is reported to show it). The per-slot form assumes a slot's
