@@ -32,7 +32,7 @@ def main() -> None:
                         help="the policy's exploration (0 for the plain top-k)")
     args = parser.parse_args()
 
-    from crossfade.components.simulation import ab_test, metrics, policies
+    from crossfade.components.simulation import experiment, metrics, policies
     from crossfade.components.simulation.simulated_data import SimulatedData
 
     times = {}
@@ -44,16 +44,16 @@ def main() -> None:
     policy = policies.ModelPolicy("model", backend, {"explore": args.explore},
                                   data.world.catalogue.track_id)
     times["load SavedModel"] = time.perf_counter() - t0
-    settings = ab_test.SimulationSettings(users=args.users, days=args.days, k=args.k)
-    users = ab_test.listeners(data, settings)
-    arm = ab_test.new_arm(data, policy, settings)
+    settings = experiment.SimulationSettings(users=args.users, days=args.days, k=args.k)
+    users = experiment.listeners(data, settings)
+    arm = experiment.new_arm(data, policy, settings)
     t0 = time.perf_counter()
     for d in range(args.days):
-        ab_test.requests_for(data, users, data.num_days + d, arm.recent, args.k)
+        experiment.requests_for(data, users, data.num_days + d, arm.recent, args.k)
     times["build requests (separately)"] = time.perf_counter() - t0
     day_started = time.perf_counter()
     for d in range(args.days):
-        ab_test.run_day(data, arm, users, data.num_days + d, args.k)
+        experiment.run_day(data, arm, users, data.num_days + d, args.k)
     times["serve (model calls)"] = arm.serve_seconds
     times["respond (environment)"] = arm.respond_seconds
     t0 = time.perf_counter()

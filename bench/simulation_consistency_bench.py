@@ -7,7 +7,7 @@ Trains each variant (hyperparameter overrides, e.g. ``dim16=embedding_dim=16,
 id_embedding_dim=16``) through the real pipeline on ``--data`` (simulator-made), each in
 ``<work>/<name>``; reads its replay Recall@10 on the eval split from the Evaluator; then serves
 every variant's trained model (the Trainer's export, blessed or not) to the same simulated
-listeners side by side (`crossfade.components.simulation.ab_test`, long-term effects on) and
+listeners side by side (`crossfade.components.simulation.experiment`, long-term effects on) and
 measures the simulated stream rate. Prints both per variant, Kendall's tau between the two
 rankings (scipy) and every pair of variants the two order differently. Prints figures only.
 """
@@ -62,7 +62,7 @@ def main() -> None:
 
     from scipy.stats import kendalltau
 
-    from crossfade.components.simulation import ab_test, metrics, policies
+    from crossfade.components.simulation import experiment, metrics, policies
     from crossfade.components.simulation.simulated_data import SimulatedData
 
     trained = {name: _train(args.data, args.work, name, o) for name, o in variants}
@@ -70,8 +70,8 @@ def main() -> None:
     ids = data.world.catalogue.track_id
     served = [policies.ModelPolicy(name, policies.SavedModelBackend(path), {}, ids)
               for name, (_, path) in trained.items()]
-    settings = ab_test.SimulationSettings(users=args.users, days=args.days)
-    arms = ab_test.run(data, served, settings, progress=lambda text: None)
+    settings = experiment.SimulationSettings(users=args.users, days=args.days)
+    arms = experiment.run(data, served, settings, progress=lambda text: None)
     rate = {arm.policy.name: metrics.summarise(data.world, arm.logs)["stream_rate"]
             for arm in arms}
     recall = {name: r for name, (r, _) in trained.items()}

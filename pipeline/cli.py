@@ -180,12 +180,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from crossfade.components.simulation import ab_test
+    from crossfade.components.simulation import experiment
     from crossfade.pipeline.configs import PipelineConfig
     from crossfade.pipeline.simulation import command, estimate
     data_dir = args.data or _default_data(args.output)
     try:
-        settings = ab_test.SimulationSettings(users=args.users, days=args.days, k=args.k,
+        settings = experiment.SimulationSettings(users=args.users, days=args.days, k=args.k,
                                               seed=args.seed)
         config = PipelineConfig.for_data(os.path.abspath(data_dir), os.path.abspath(args.output))
         out = args.out or os.path.join(args.output, "simulation")
@@ -369,11 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--long-term", choices=("on", "off", "both"), default="on",
                           help="satiation and discovery (default on)")
     simulate.add_argument("--out", help="report folder (default <output>/simulation)")
-    experiment = simulate.add_mutually_exclusive_group()
-    experiment.add_argument("--rounds", type=int, metavar="R",
+    experiments = simulate.add_mutually_exclusive_group()
+    experiments.add_argument("--rounds", type=int, metavar="R",
                             help="closed loop: each round's lists and organic plays become the "
                             "next span and the pipeline retrains (model policies only)")
-    experiment.add_argument("--estimate", action="store_true",
+    experiments.add_argument("--estimate", action="store_true",
                             help="estimate the policies' stream rates by IPS/SNIPS from the "
                             "--logging policy's logs, beside their on-policy values")
     simulate.add_argument("--logging", metavar="SPEC", help="the exploring policy whose logs "

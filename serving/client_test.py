@@ -687,9 +687,9 @@ def test_simulate_through_a_server_answers_as_the_export_in_process(server, push
     """`crossfade simulate --server`: the same lists, so the same simulated listening, as
     the SavedModel loaded in process (the server applies the same graph to the same
     requests, exploration seeds included)."""
-    from crossfade.components.simulation import ab_test
+    from crossfade.components.simulation import experiment
     from crossfade.pipeline.simulation import command
-    settings = ab_test.SimulationSettings(users=40, days=2, k=10)
+    settings = experiment.SimulationSettings(users=40, days=2, k=10)
     results = [command.simulate(pushed_model.data_dir, pushed_model.base_path,
                                 ["model:explore=0.1"], str(tmp_path / name), settings,
                                 server=target)

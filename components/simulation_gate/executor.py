@@ -2,7 +2,7 @@
 
 On simulator-made data (where the listeners' truth is known) the candidate's serving export
 (``<model>/Format-Serving``) and the latest version under the serving base path serve the same
-simulated listeners (`crossfade.components.simulation.ab_test`: the listeners' own randomness
+simulated listeners (`crossfade.components.simulation.experiment`: the listeners' own randomness
 is shared between the arms, so they differ only by what they served). The verdict
 (`decision`) is written as a ModelBlessing like the Evaluator's: the ``blessed`` custom
 property and a ``BLESSED``/``NOT_BLESSED`` file, the current and baseline model, plus the
@@ -90,15 +90,15 @@ def _judge(evaluator_blessed: bool, settings: SimulationGateSettings, data_dir: 
 
 def _simulate(data, settings: SimulationGateSettings, candidate_dir: str,
               baseline_dir: Optional[str]) -> Dict[str, Dict[str, float]]:
-    from crossfade.components.simulation import ab_test, metrics, policies
+    from crossfade.components.simulation import experiment, metrics, policies
     ids = data.world.catalogue.track_id
     arms = {"candidate": candidate_dir, "baseline": baseline_dir}
     served = [policies.ModelPolicy(name, policies.SavedModelBackend(path), {}, ids,
                                    settings.seed)
               for name, path in arms.items() if path]
-    run = ab_test.SimulationSettings(users=settings.users, days=settings.days, k=settings.k,
+    run = experiment.SimulationSettings(users=settings.users, days=settings.days, k=settings.k,
                                      seed=settings.seed)
-    done = ab_test.run(data, served, run, progress=lambda text: logging.info(text))
+    done = experiment.run(data, served, run, progress=lambda text: logging.info(text))
     return {arm.policy.name: metrics.summarise(data.world, arm.logs) for arm in done}
 
 

@@ -7,7 +7,7 @@ per round ``r = 1..R`` and lineage:
 
 1. the lineage's latest pushed model (round 1: the base model) serves that day's sessions
    through its SavedModel signatures, with the policy's controls (`policies.ModelPolicy`);
-2. the lineage's listeners answer (`ab_test.run_day`; one `ListeningEnvironment` for all its
+2. the lineage's listeners answer (`experiment.run_day`; one `ListeningEnvironment` for all its
    rounds, so satiation and discovery carry over from round to round);
 3. the day's plays are appended to the lineage's data as a new span: the generator's organic
    listening of that day (`sessions.human_day`, the same in every lineage), its bots, and
@@ -47,7 +47,7 @@ from crossfade.components.listening_data.simulator.vocabulary import (
     REASON_END_INDEX,
     REASON_START_INDEX,
 )
-from crossfade.components.simulation import ab_test, metrics, policies
+from crossfade.components.simulation import experiment, metrics, policies
 from crossfade.components.simulation.simulated_data import SimulatedData
 
 #: Seconds between the end of one served play and the start of the next (autoplay).
@@ -62,7 +62,7 @@ class Lineage:
     spec: policies.PolicySpec
     effects_label: str
     root: str
-    arm: "ab_test.Arm | None" = None
+    arm: "experiment.Arm | None" = None
 
     @property
     def data_dir(self) -> str:
@@ -95,7 +95,7 @@ def served_plays(data: SimulatedData, requests: policies.Requests, tracks: np.nd
     n = int(keep.sum())
     return DayPlays(
         user=users[keep], second=end[keep],
-        platform=ab_test.main_platform(data, users)[keep], ms=ms[keep],
+        platform=experiment.main_platform(data, users)[keep], ms=ms[keep],
         country=data.world.users.country[users][keep], track=tracks[rows, cols][keep],
         reason_start=reason_start[keep],
         reason_end=np.where(skipped, rend["fwdbtn"], rend["trackdone"])[keep],
@@ -170,7 +170,7 @@ def train(data_dir: str, output_dir: str, overrides: Mapping[str, object]) -> st
 
 
 def run(data_dir: str, out_dir: str, specs: Sequence[policies.PolicySpec],
-        effects: Mapping[str, object], settings: ab_test.SimulationSettings,
+        effects: Mapping[str, object], settings: experiment.SimulationSettings,
         loop: LoopSettings, say: "Callable[[str], None] | None" = None
         ) -> tuple[list[dict], list[Lineage]]:
     """The loop's rounds for every (effects, policy): the report's ``rounds`` entries, and the
@@ -187,7 +187,7 @@ def run(data_dir: str, out_dir: str, specs: Sequence[policies.PolicySpec],
     return rounds, lineages
 
 
-def _round(lineage: Lineage, r: int, base: str, effects, settings: ab_test.SimulationSettings,
+def _round(lineage: Lineage, r: int, base: str, effects, settings: experiment.SimulationSettings,
            loop: LoopSettings, say: Callable[[str], None]) -> dict:
     started = time.perf_counter()
     data = SimulatedData.load(lineage.data_dir)
@@ -200,12 +200,12 @@ def _round(lineage: Lineage, r: int, base: str, effects, settings: ab_test.Simul
                                   settings.seed)
     run_settings = dataclasses.replace(settings, effects=effects)
     if lineage.arm is None:
-        lineage.arm = ab_test.new_arm(data, policy, run_settings)
+        lineage.arm = experiment.new_arm(data, policy, run_settings)
     lineage.arm.policy = policy
     # The next query carries everything streamed so far: organic plays included.
     lineage.arm.recent = data.recent.copy()
-    users = ab_test.listeners(data, run_settings)
-    log = ab_test.run_day(data, lineage.arm, users, data.num_days, settings.k)
+    users = experiment.listeners(data, run_settings)
+    log = experiment.run_day(data, lineage.arm, users, data.num_days, settings.k)
     append_day(data, lineage.data_dir, log)
     summary = metrics.summarise(data.world, [log])
     say(f"Round {r} effects {lineage.effects_label} {lineage.spec.name}: stream rate "

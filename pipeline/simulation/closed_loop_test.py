@@ -22,7 +22,7 @@ from crossfade.components.listening_data.simulator.vocabulary import (
     REASON_END_INDEX,
     REASON_START_INDEX,
 )
-from crossfade.components.simulation import ab_test
+from crossfade.components.simulation import experiment
 from crossfade.components.simulation.policies import ChartPolicy, PolicyError, PolicySpec, Requests
 from crossfade.components.simulation.simulated_data import SimulatedData
 from crossfade.pipeline.simulation import closed_loop
@@ -105,7 +105,7 @@ def test_served_plays_reasons_and_flags(data, planted) -> None:
     users = requests.users[[0, 0, 0, 1, 2]]
     np.testing.assert_array_equal(plays.user, users)
     np.testing.assert_array_equal(plays.country, data.world.users.country[users])
-    np.testing.assert_array_equal(plays.platform, ab_test.main_platform(data, users))
+    np.testing.assert_array_equal(plays.platform, experiment.main_platform(data, users))
 
 
 # -- a day appended to a lineage's data ------------------------------------------------------
@@ -119,9 +119,9 @@ def lineage_copy(folder, tmp_path) -> str:
 
 
 def _served_day(data: SimulatedData):
-    settings = ab_test.SimulationSettings(k=6)
-    arm = ab_test.new_arm(data, ChartPolicy(data.chart), settings)
-    return ab_test.run_day(data, arm, data.humans, data.num_days, settings.k)
+    settings = experiment.SimulationSettings(k=6)
+    arm = experiment.new_arm(data, ChartPolicy(data.chart), settings)
+    return experiment.run_day(data, arm, data.humans, data.num_days, settings.k)
 
 
 def test_append_day_writes_a_span_that_load_reads_back(data, lineage_copy) -> None:

@@ -22,7 +22,7 @@ import time
 from typing import Mapping, Sequence
 
 from crossfade.components.listening_data.simulator.environment import LongTermEffects
-from crossfade.components.simulation import ab_test, metrics, policies
+from crossfade.components.simulation import experiment, metrics, policies
 from crossfade.components.simulation.simulated_data import SimulatedData
 from crossfade.pipeline.simulation import closed_loop, estimate, report
 
@@ -66,8 +66,8 @@ def _backend(source: str, serving_base_path: str, server: "str | None"):
     return policies.SavedModelBackend(policies.latest_export(source))
 
 
-def result_of(data: SimulatedData, arms_by_effects: dict[str, list[ab_test.Arm]],
-              settings: ab_test.SimulationSettings, wall_seconds: float) -> dict:
+def result_of(data: SimulatedData, arms_by_effects: dict[str, list[experiment.Arm]],
+              settings: experiment.SimulationSettings, wall_seconds: float) -> dict:
     """The report's ``result`` dict (see `report`)."""
     both = len(arms_by_effects) > 1
     table = {}
@@ -85,7 +85,7 @@ def result_of(data: SimulatedData, arms_by_effects: dict[str, list[ab_test.Arm]]
                for label, arms in arms_by_effects.items() if arms}
     return {
         "settings": {
-            "data_dir": data.data_dir, "users": len(ab_test.listeners(data, settings)),
+            "data_dir": data.data_dir, "users": len(experiment.listeners(data, settings)),
             "days": settings.days, "k": settings.k, "seed": settings.seed,
             "first_day": data.num_days,
             "long_term_effects": effects if both else next(iter(effects.values())),
@@ -97,13 +97,13 @@ def result_of(data: SimulatedData, arms_by_effects: dict[str, list[ab_test.Arm]]
     }
 
 
-def _per_day(data: SimulatedData, arm: ab_test.Arm) -> dict[str, list[float]]:
+def _per_day(data: SimulatedData, arm: experiment.Arm) -> dict[str, list[float]]:
     days = [metrics.summarise(data.world, [log]) for log in arm.logs]
     return {name: [d[name] for d in days] for name, *_ in metrics.METRICS}
 
 
 def simulate(data_dir: str, serving_base_path: str, specs: Sequence[str], out_dir: str,
-             settings: ab_test.SimulationSettings, long_term: str = "on",
+             settings: experiment.SimulationSettings, long_term: str = "on",
              server: "str | None" = None, rounds: "int | None" = None,
              estimate_from: "str | None" = None,
              overrides: "Mapping[str, object] | None" = None) -> dict:
@@ -137,7 +137,7 @@ def simulate(data_dir: str, serving_base_path: str, specs: Sequence[str], out_di
                                         serving_base_path, server, settings.seed)[0]
                 off, arms[label] = estimate.estimate(data, logger, built, run_settings)
             else:
-                arms[label] = ab_test.run(data, built, run_settings)
+                arms[label] = experiment.run(data, built, run_settings)
         result = result_of(data, arms, settings, time.perf_counter() - started)
         if off is not None:
             result["off_policy"] = off
@@ -147,7 +147,7 @@ def simulate(data_dir: str, serving_base_path: str, specs: Sequence[str], out_di
 
 
 def _closed_loop(data: SimulatedData, specs: Sequence[policies.PolicySpec], out_dir: str,
-                 settings: ab_test.SimulationSettings, long_term: str, rounds: int,
+                 settings: experiment.SimulationSettings, long_term: str, rounds: int,
                  overrides: "Mapping[str, object] | None") -> dict:
     started = time.perf_counter()
     loop = closed_loop.LoopSettings(rounds, dict(overrides or {}))

@@ -9,7 +9,7 @@ import pytest
 
 from crossfade.components import testing_simulation
 from crossfade.components.listening_data.simulator.generator import generate
-from crossfade.components.simulation.ab_test import SimulationSettings
+from crossfade.components.simulation.experiment import SimulationSettings
 from crossfade.components.simulation.simulated_data import SimulatedData
 from crossfade.pipeline.simulation import command, estimate
 from crossfade.serving.toy_model import save_toy_model

@@ -35,7 +35,7 @@ a target's track that the logger showed earlier in the list cannot be matched la
 when a few explored matches carry weights of ``1 / mu`` in the thousands.
 
 The on-policy value of each target is measured by serving it to the same listeners from the
-same state (`ab_test`), so estimate and truth differ only by the estimator.
+same state (`experiment`), so estimate and truth differ only by the estimator.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from typing import Sequence
 
 import numpy as np
 
-from crossfade.components.simulation import ab_test, metrics, off_policy, policies
+from crossfade.components.simulation import experiment, metrics, off_policy, policies
 from crossfade.components.simulation.simulated_data import SimulatedData
 
 DEFAULT_LOGGING = "model:explore=0.2"
@@ -76,24 +76,24 @@ def _check_target(policy: policies.Policy) -> None:
 
 
 def estimate(data: SimulatedData, logging: policies.Policy,
-             targets: Sequence[policies.Policy], settings: ab_test.SimulationSettings
-             ) -> tuple[dict, list[ab_test.Arm]]:
+             targets: Sequence[policies.Policy], settings: experiment.SimulationSettings
+             ) -> tuple[dict, list[experiment.Arm]]:
     """The report's ``off_policy`` entry (each target's estimates and on-policy value), and
     the arms of the logger and of the targets served on-policy."""
     for target in targets:  # before the first simulated day
         _check_target(target)
-    users = ab_test.listeners(data, settings)
-    logger = ab_test.new_arm(data, logging, settings)
+    users = experiment.listeners(data, settings)
+    logger = experiment.new_arm(data, logging, settings)
     samples: dict[str, list] = {t.name: [] for t in targets}
     for d in range(settings.days):
-        log = ab_test.run_day(data, logger, users, data.num_days + d, settings.k)
+        log = experiment.run_day(data, logger, users, data.num_days + d, settings.k)
         print(f"  day {d + 1}/{settings.days}  logged by {logging.name}", file=sys.stderr,
               flush=True)
         for target in targets:
             pi = target_probabilities(target, log.requests, log.tracks)
             samples[target.name].append((log.responses.streamed.astype(np.float64), pi,
                                          log.propensities, log.tracks >= 0))
-    on_policy = ab_test.run(data, targets, settings)  # the truth, for comparison
+    on_policy = experiment.run(data, targets, settings)  # the truth, for comparison
     rows = []
     for target, arm in zip(targets, on_policy, strict=True):
         r, pi, mu, filled = (np.concatenate(parts) for parts in zip(*samples[target.name],

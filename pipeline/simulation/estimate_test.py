@@ -9,7 +9,7 @@ import pytest
 
 from crossfade.components import testing_simulation
 from crossfade.components.listening_data.simulator.generator import generate
-from crossfade.components.simulation import ab_test
+from crossfade.components.simulation import experiment
 from crossfade.components.simulation.policies import (
     ChartPolicy,
     ModelPolicy,
@@ -87,7 +87,7 @@ class _RandomLogger:
 
 @pytest.fixture(scope="module")
 def estimated(data):
-    settings = ab_test.SimulationSettings(days=3, k=10)
+    settings = experiment.SimulationSettings(days=3, k=10)
     release_day = data.world.catalogue.release_day
     targets = [RandomPolicy(release_day, seed=0), ChartPolicy(data.chart)]
     entry, arms = estimate.estimate(data, _RandomLogger(release_day), targets, settings)
@@ -162,7 +162,7 @@ def test_an_exploring_target_is_refused_before_the_first_simulated_day(data) -> 
     logger = _AskedLogger(data.world.catalogue.release_day)
     with pytest.raises(PolicyError, match="an exploring target"):
         estimate.estimate(data, logger, [ChartPolicy(data.chart), exploring],
-                          ab_test.SimulationSettings(users=5))
+                          experiment.SimulationSettings(users=5))
     assert not logger.asked
 
 

@@ -11,7 +11,7 @@ import pytest
 from crossfade.components import testing_simulation
 from crossfade.components.listening_data.simulator.generator import generate
 from crossfade.components.listening_data.simulator.vocabulary import COUNTRY_OFFSET_S, PLATFORMS
-from crossfade.components.simulation import ab_test
+from crossfade.components.simulation import experiment
 from crossfade.components.simulation.policies import ChartPolicy, RandomPolicy
 from crossfade.components.simulation.simulated_data import SimulatedData
 
@@ -33,14 +33,14 @@ def test_with_streams_puts_the_days_streams_first_last_stream_first() -> None:
     recent = np.array([[5, 6, -1, -1], [5, 6, 7, 8], [9, -1, -1, -1]])
     tracks = np.array([[1, 2, 3], [1, 2, 3], [1, 2, -1]])
     streamed = np.array([[True, False, True], [False, True, False], [False, False, False]])
-    np.testing.assert_array_equal(ab_test._with_streams(recent, tracks, streamed),
+    np.testing.assert_array_equal(experiment._with_streams(recent, tracks, streamed),
                                   [[3, 1, 5, 6], [2, 5, 6, 7], [9, -1, -1, -1]])
 
 
 def test_requests_are_each_listeners_peak_hour_on_the_day_in_utc(data) -> None:
     users = data.humans
     day = data.num_days
-    requests = ab_test.requests_for(data, users, day, data.recent, k=7)
+    requests = experiment.requests_for(data, users, day, data.recent, k=7)
     w = data.world
     dates = {dt.datetime.fromtimestamp(int(t), dt.timezone.utc).date()
              for t in requests.timestamps}
@@ -61,9 +61,9 @@ def test_requests_are_each_listeners_peak_hour_on_the_day_in_utc(data) -> None:
 
 
 def test_arms_serve_the_same_listeners_on_consecutive_days(data) -> None:
-    settings = ab_test.SimulationSettings(users=50, days=2, k=5)
+    settings = experiment.SimulationSettings(users=50, days=2, k=5)
     policies = [ChartPolicy(data.chart), RandomPolicy(data.world.catalogue.release_day)]
-    arms = ab_test.run(data, policies, settings, progress=_quiet)
+    arms = experiment.run(data, policies, settings, progress=_quiet)
     for arm in arms:
         assert [log.day for log in arm.logs] == [data.num_days, data.num_days + 1]
         for log in arm.logs:
@@ -73,8 +73,8 @@ def test_arms_serve_the_same_listeners_on_consecutive_days(data) -> None:
 
 
 def test_the_same_policy_in_two_arms_gets_identical_responses(data) -> None:
-    settings = ab_test.SimulationSettings(days=2, k=6)
-    twice = ab_test.run(data, [ChartPolicy(data.chart), ChartPolicy(data.chart)], settings,
+    settings = experiment.SimulationSettings(days=2, k=6)
+    twice = experiment.run(data, [ChartPolicy(data.chart), ChartPolicy(data.chart)], settings,
                         progress=_quiet)
     for a, b in zip(twice[0].logs, twice[1].logs, strict=True):
         for name in ("heard", "streamed", "skipped", "ms_played", "liked"):
@@ -84,25 +84,25 @@ def test_the_same_policy_in_two_arms_gets_identical_responses(data) -> None:
 
 
 def test_an_arms_responses_do_not_depend_on_the_other_arms(data) -> None:
-    settings = ab_test.SimulationSettings(days=2, k=6)
+    settings = experiment.SimulationSettings(days=2, k=6)
     chart = ChartPolicy(data.chart)
-    alone = ab_test.run(data, [chart], settings, progress=_quiet)[0]
-    beside = ab_test.run(data, [RandomPolicy(data.world.catalogue.release_day), chart],
+    alone = experiment.run(data, [chart], settings, progress=_quiet)[0]
+    beside = experiment.run(data, [RandomPolicy(data.world.catalogue.release_day), chart],
                          settings, progress=_quiet)[1]
     for a, b in zip(alone.logs, beside.logs, strict=True):
         np.testing.assert_array_equal(a.responses.ms_played, b.responses.ms_played)
-    another_seed = ab_test.run(data, [chart], dataclasses.replace(settings, seed=1),
+    another_seed = experiment.run(data, [chart], dataclasses.replace(settings, seed=1),
                                progress=_quiet)[0]
     assert not np.array_equal(alone.logs[0].responses.ms_played,
                               another_seed.logs[0].responses.ms_played)
 
 
 def test_next_query_carries_the_days_streams_most_recent_first(data) -> None:
-    settings = ab_test.SimulationSettings(k=8)
-    arm = ab_test.new_arm(data, RandomPolicy(data.world.catalogue.release_day), settings)
+    settings = experiment.SimulationSettings(k=8)
+    arm = experiment.new_arm(data, RandomPolicy(data.world.catalogue.release_day), settings)
     users = data.humans
     before = data.recent.copy()
-    first = ab_test.run_day(data, arm, users, data.num_days, settings.k)
+    first = experiment.run_day(data, arm, users, data.num_days, settings.k)
     width = data.recent.shape[1]
     streams = 0
     for row, user in enumerate(users):
@@ -113,8 +113,8 @@ def test_next_query_carries_the_days_streams_most_recent_first(data) -> None:
         streams += len(new)
     assert streams > 0
     np.testing.assert_array_equal(data.recent, before)  # the data's own state is untouched
-    second = ab_test.run_day(data, arm, users, data.num_days + 1, settings.k)
-    after_first = ab_test._with_streams(before[users], first.tracks, first.responses.streamed)
+    second = experiment.run_day(data, arm, users, data.num_days + 1, settings.k)
+    after_first = experiment._with_streams(before[users], first.tracks, first.responses.streamed)
     np.testing.assert_array_equal(second.requests.recent, after_first)
 
 
@@ -126,4 +126,4 @@ def test_next_query_carries_the_days_streams_most_recent_first(data) -> None:
 ])
 def test_settings_refuse_out_of_range_values(changes, message) -> None:
     with pytest.raises(ValueError, match=message):
-        ab_test.SimulationSettings(**changes)
+        experiment.SimulationSettings(**changes)
