@@ -14,3 +14,11 @@ MICRO = SimulatorPreset(
 def micro(num_days: int = MICRO.num_days) -> SimulatorPreset:
     """`MICRO` over ``num_days`` days."""
     return dataclasses.replace(MICRO, num_days=num_days)
+
+
+def micro_folder(tmp_path_factory, preset: SimulatorPreset = MICRO, seed: int = 3) -> str:
+    """A freshly generated ``preset`` folder under a new pytest temporary directory."""
+    from crossfade.components.listening_data.simulator.generator import generate
+    out = str(tmp_path_factory.mktemp("micro") / "data")
+    generate(preset, out, seed=seed)
+    return out

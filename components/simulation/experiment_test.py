@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from crossfade.components import testing_simulation
-from crossfade.components.listening_data.simulator.generator import generate
 from crossfade.components.listening_data.simulator.vocabulary import COUNTRY_OFFSET_S, PLATFORMS
 from crossfade.components.simulation import experiment
 from crossfade.components.simulation.policies import ChartPolicy, RandomPolicy
@@ -20,9 +19,7 @@ _MICRO = testing_simulation.MICRO
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> SimulatedData:
-    out = str(tmp_path_factory.mktemp("micro") / "data")
-    generate(_MICRO, out, seed=3)
-    return SimulatedData.load(out)
+    return SimulatedData.load(testing_simulation.micro_folder(tmp_path_factory, _MICRO))
 
 
 def _quiet(text: str) -> None:

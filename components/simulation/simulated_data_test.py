@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from crossfade.components import testing_simulation
-from crossfade.components.listening_data.simulator.generator import generate
 from crossfade.components.simulation.simulated_data import (
     RECENT_TRACKS,
     NotSimulatedError,
@@ -25,9 +24,7 @@ _MICRO = testing_simulation.micro(num_days=9)
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> str:
-    out = str(tmp_path_factory.mktemp("micro") / "data")
-    generate(_MICRO, out, seed=3)
-    return out
+    return testing_simulation.micro_folder(tmp_path_factory, _MICRO)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from crossfade.components import testing_simulation
 from crossfade.components.listening_data.layout import PLAY_COLUMNS
 from crossfade.components.listening_data.simulator.bots import bot_day
 from crossfade.components.listening_data.simulator.environment import Responses
-from crossfade.components.listening_data.simulator.generator import generate, span_dir
+from crossfade.components.listening_data.simulator.generator import span_dir
 from crossfade.components.listening_data.simulator.sessions import human_day
 from crossfade.components.listening_data.simulator.vocabulary import (
     REASON_END_INDEX,
@@ -25,6 +25,7 @@ from crossfade.components.listening_data.simulator.vocabulary import (
 from crossfade.components.simulation import experiment
 from crossfade.components.simulation.policies import ChartPolicy, PolicyError, PolicySpec, Requests
 from crossfade.components.simulation.simulated_data import SimulatedData
+from crossfade.components.testing_data import file_tree
 from crossfade.pipeline.simulation import closed_loop
 
 _MICRO = testing_simulation.MICRO
@@ -32,9 +33,7 @@ _MICRO = testing_simulation.MICRO
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> str:
-    out = str(tmp_path_factory.mktemp("micro") / "data")
-    generate(_MICRO, out, seed=3)
-    return out
+    return testing_simulation.micro_folder(tmp_path_factory, _MICRO)
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +42,7 @@ def data(folder) -> SimulatedData:
 
 
 def _digests(folder: str) -> dict[str, str]:
-    out = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as handle:
-                out[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).hexdigest()
-    return out
+    return {name: hashlib.sha256(data).hexdigest() for name, data in file_tree(folder).items()}
 
 
 def _midnight(data: SimulatedData, day: int) -> int:
