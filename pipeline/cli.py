@@ -4,7 +4,7 @@
     crossfade import --format lastfm-hetrec|spotify-history|csv --source DIR --out DIR
     crossfade run [--runner local|beam] [--workers N] [--data DIR] [--output DIR]
                   [--split auto|time|leave-last-out|random] [--split-seed N] [--eval-days N]
-                  [--set NAME=VALUE ...]
+                  [--like-weight W] [--set NAME=VALUE ...]
     crossfade benchmark quality --dataset lastfm-hetrec|spotify-history|csv|simulated --data-dir DIR
                   [--split ...] [--seeds N] [--diversity 0,0.1,...] [--json OUT] [--out DIR]
     crossfade compile --out FILE [--image IMAGE] [--data DIR] [--set NAME=VALUE ...]
@@ -53,6 +53,8 @@ def _config(args: argparse.Namespace, data_dir: str):
     if getattr(args, "split_seed", None) is not None:
         split["seed"] = args.split_seed
     settings = {"split": SplitProtocol(**split)}
+    if getattr(args, "like_weight", None) is not None:
+        settings["like_weight"] = args.like_weight
     if getattr(args, "no_cache", False):
         settings["enable_cache"] = False
     if getattr(args, "runner", "local") == "beam":
@@ -304,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", default=DEFAULT_OUTPUT,
                      help="pipeline root, metadata and serving model base path")
     _add_split_arguments(run)
+    run.add_argument("--like-weight", type=float, metavar="W",
+                     help="weight of a liked track's training plays (likes.csv) relative to "
+                     "a plain play's; 0 leaves likes unread (default: PipelineConfig's)")
     run.add_argument("--set", type=_parse_assignment, action="append", metavar="NAME=VALUE",
                      help="override a hyperparameter, e.g. --set epochs=3")
     run.add_argument("--no-cache", action="store_true", help="re-run every component")

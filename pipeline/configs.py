@@ -80,6 +80,10 @@ class PipelineConfig:
     hyperparameters: Hyperparameters = Hyperparameters()
     # What counts as a stream, play weights and the bot rule (components/stream_qualification).
     qualification_rules: QualificationRules = QualificationRules()
+    # A training play of a track its listener saved ("liked", likes.csv) weighs this many times
+    # a plain one; a saved track never played in training becomes an example of this weight
+    # (components/example_gen/likes.py). 0 leaves likes unread. README (Likes): the measure.
+    like_weight: float = 2.0
     chart_size: int = 100  # tracks in the last day's top chart (the cold-start ranking)
     default_k: int = 10
     max_k: int = 100
@@ -127,6 +131,9 @@ class PipelineConfig:
             raise ValueError(f"diversity_regression_tolerance must be in [0, 1], got "
                              f"{self.diversity_regression_tolerance}")
         play_checks.check_timestamp_policy(self.timestamp_policy)
+        if not (self.like_weight == 0 or 1 <= self.like_weight < float("inf")):
+            raise ValueError(f"like_weight must be 0 (likes unread) or at least 1 (a like is "
+                             f"not weaker than a stream), got {self.like_weight}")
         if self.distribution_strategy not in distribution.STRATEGY_NAMES:
             raise ValueError(f"distribution_strategy must be one of "
                              f"{list(distribution.STRATEGY_NAMES)}, got "

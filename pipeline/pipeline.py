@@ -32,7 +32,8 @@ def create_pipeline(config: PipelineConfig,
     -> SimulationGate -> Pusher."""
     version = code_version()
     plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.split, version,
-                                                        config.timestamp_policy)
+                                                        config.timestamp_policy,
+                                                        config.like_weight)
     catalogue_gen = listening_example_gen.catalogue_example_gen(config.data_dir, version)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=PLAYS_SCHEMA_FILE)
     qualifier = StreamQualifier(examples=plays_gen.outputs["examples"],

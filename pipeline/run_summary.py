@@ -11,7 +11,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
-from crossfade.components.listening_data.play_checks import READ_COUNT_NAMES
+from crossfade.components.listening_data.play_checks import LIKE_COUNT_NAMES, READ_COUNT_NAMES
 from crossfade.components.simulation_gate import executor as gate_executor
 from crossfade.components.stream_qualification import executor
 from crossfade.components.trainer.run_config import TRAINING_STATS_FILE
@@ -46,7 +46,7 @@ class RunSummary:
     pushed_path: Optional[str] = None
     training: Dict[str, object] = dataclasses.field(default_factory=dict)
     stream_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
-    # Plays rows the ExampleGen dropped on reading (play_checks.READ_COUNT_NAMES).
+    # Plays rows the ExampleGen dropped on reading and what likes did (play_checks).
     read_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
     serving_base_path: str = ""
     served_versions: List[str] = dataclasses.field(default_factory=list)
@@ -187,7 +187,8 @@ def latest_run(config: PipelineConfig) -> RunSummary:
             properties = artifact.custom_properties
             if artifact_type == "Examples" and READ_COUNT_NAMES[0] in properties:
                 summary.read_counts = {name: properties[name].int_value
-                                       for name in READ_COUNT_NAMES if name in properties}
+                                       for name in READ_COUNT_NAMES + LIKE_COUNT_NAMES
+                                       if name in properties}
             if artifact_type == "Examples" and "plays_in" in properties:
                 summary.stream_counts = {name: properties[name].int_value
                                          for name in STREAM_COUNT_NAMES if name in properties}

@@ -8,7 +8,11 @@ caching behave as in any TFX pipeline) with custom Beam executors:
   to train, eval or test by the split protocol (components/example_gen/split_protocols.py:
   time, leave-last-out or random per user), attaches each play's `recent_track_ids`
   (components/example_gen/history.py) and joins the played track's content features. A user's
-  plays all fall into one shard, so per-user protocols need no further shuffle.
+  plays all fall into one shard, so per-user protocols need no further shuffle. The folder's
+  ``likes.csv``, if any, is read once, divided by the same user shards and applied per shard
+  (components/example_gen/likes.py: liked training plays weigh `like_weight` times more, a
+  liked track without a training play becomes an example of its own); `like_weight` 0
+  leaves likes unread.
 * `CatalogueExampleGen` writes one example per catalogue track (its candidate features and its
   display title, `features.CATALOGUE_FEATURE_SPEC`) into a single `catalogue` split: the
   Trainer's input channel for the retrieval index.
@@ -16,8 +20,15 @@ caching behave as in any TFX pipeline) with custom Beam executors:
 Reading applies `sources.read_plays_counted` with the run's `timestamp_policy` and the
 executor's clock; the rows it drops (exact copies, out-of-range timestamps with `drop`) are
 counted into `READ_COUNTS_FILE` and int custom properties (`play_checks.READ_COUNT_NAMES`) of the
-output examples, which `crossfade status` shows.
+output examples, which `crossfade status` shows, beside what the likes did
+(`play_checks.LIKE_COUNT_NAMES`).
+
+TFX fingerprints only the files the input pattern matches (the plays), so the plays
+ExampleGen's configuration also carries the SHA-256 of ``catalogue.csv`` and ``likes.csv`` as
+they were when the pipeline was built: editing either alone runs it again instead of reusing a
+cached output built from the old file.
 """
+import hashlib
 import json
 import os
 import time
@@ -39,6 +50,7 @@ from tfx_bsl.coders import example_coder
 
 from crossfade.components import features
 from crossfade.components.example_gen import history, split_protocols
+from crossfade.components.example_gen import likes as likes_lib
 from crossfade.components.listening_data import play_checks, sources
 from crossfade.components.listening_data.layout import INTERACTIONS_FILE
 
@@ -100,32 +112,43 @@ def sharded_plays(path: str, layout: str, known_tracks: Optional[np.ndarray],
         yield int(shard), plays.take(shards == shard)
 
 
+def sharded_likes(path: str, known_tracks: Optional[np.ndarray]) -> Iterator[Any]:
+    """Reads ``likes.csv`` once: {user shard: its likes}, and the count read to COUNTS_TAG."""
+    likes = sources.read_likes(path, known_tracks)
+    yield beam.pvalue.TaggedOutput(COUNTS_TAG, {play_checks.LIKES_READ: len(likes)})
+    shards = user_shards(likes.user_id)
+    yield {int(shard): likes.take(shards == shard) for shard in np.unique(shards)}
+
+
 def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]],
                    periods: Tuple[int, int], catalogue: sources.Catalogue,
-                   protocol: split_protocols.SplitProtocol
-                   ) -> Iterator[beam.pvalue.TaggedOutput]:
-    """Serialized examples of one user shard, tagged with their split.
+                   protocol: split_protocols.SplitProtocol,
+                   likes_by_shard: Optional[Dict[int, sources.Likes]] = None,
+                   like_weight: float = 0.0) -> Iterator[beam.pvalue.TaggedOutput]:
+    """Serialized examples of one user shard, tagged with their split; what the shard's likes
+    did goes to COUNTS_TAG.
 
     `periods` is (eval start, test start) of the time protocol; other protocols ignore it.
     """
-    _, chunks = shard_chunks
+    shard, chunks = shard_chunks
     plays = sources.Plays.concat(list(chunks))
     # By user, then time; ties broken by track so output does not depend on file order.
     plays = plays.take(np.lexsort((plays.track_id, plays.ts, plays.user_id)))
-    rows = pd.Index(catalogue.track_id).get_indexer(plays.track_id)
-    if (rows < 0).any():  # reading checks coverage; this guards the join itself
-        raise ValueError(f"tracks missing from the catalogue: {plays.track_id[rows < 0][:5]}")
-    if protocol.name == split_protocols.TIME:
-        labels = split_protocols.time_labels(plays.ts, *periods)
-    elif protocol.name == split_protocols.LEAVE_LAST_OUT:
-        labels = split_protocols.leave_last_out_labels(plays.user_id)
-    else:
-        labels = split_protocols.random_labels(plays.user_id, protocol.ratios, protocol.seed)
+    labels = _labels(plays, periods, protocol)
     if protocol.sequential:
         recent = history.recent_tracks(plays.user_id, plays.track_id, features.HISTORY_LENGTH)
     else:
         recent = history.sampled_train_tracks(plays.user_id, plays.track_id, labels,
                                               features.HISTORY_LENGTH, protocol.seed)
+    shard_likes = (likes_by_shard or {}).get(shard)
+    if shard_likes is not None and len(shard_likes) and like_weight > 0:
+        liked = likes_lib.apply(plays, labels, recent, shard_likes, like_weight, protocol,
+                                periods)
+        plays, labels, recent = liked.plays, liked.labels, liked.recent
+        yield beam.pvalue.TaggedOutput(COUNTS_TAG, liked.counts)
+    rows = pd.Index(catalogue.track_id).get_indexer(plays.track_id)
+    if (rows < 0).any():  # reading checks coverage; this guards the join itself
+        raise ValueError(f"tracks missing from the catalogue: {plays.track_id[rows < 0][:5]}")
     columns = candidate_columns(catalogue.take(rows))
     columns.update({
         features.USER_ID: plays.user_id,
@@ -140,6 +163,16 @@ def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]],
     })
     for example, label in zip(encode_examples(columns), labels, strict=True):
         yield beam.pvalue.TaggedOutput(split_protocols.SPLIT_NAMES[label], example)
+
+
+def _labels(plays: sources.Plays, periods: Tuple[int, int],
+            protocol: split_protocols.SplitProtocol) -> np.ndarray:
+    """Split label per play (plays sorted by user, then time)."""
+    if protocol.name == split_protocols.TIME:
+        return split_protocols.time_labels(plays.ts, *periods)
+    if protocol.name == split_protocols.LEAVE_LAST_OUT:
+        return split_protocols.leave_last_out_labels(plays.user_id)
+    return split_protocols.random_labels(plays.user_id, protocol.ratios, protocol.seed)
 
 
 def listening_config(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
@@ -163,7 +196,7 @@ def pack_config(settings: Dict[str, Any]) -> example_gen_pb2.CustomConfig:
 
 
 def _sum_counts(counts: Iterable[Dict[str, int]]) -> Dict[str, int]:
-    total = {name: 0 for name in play_checks.READ_COUNT_NAMES}
+    total = {name: 0 for name in play_checks.READ_COUNT_NAMES + play_checks.LIKE_COUNT_NAMES}
     for count in counts:
         for name, value in count.items():
             total[name] += value
@@ -232,9 +265,13 @@ class PlaysExecutor(base_example_gen_executor.BaseExampleGenExecutor):
                 settings.get("timestamp_policy", play_checks.REJECT),
                 int(time.time())).with_outputs(COUNTS_TAG, main="shards"))
         shards = read.shards
-        (read[COUNTS_TAG]
-         | "SumCounts" >> beam.CombineGlobally(_sum_counts)
-         | "WriteCounts" >> beam.Map(_write_counts, self._examples_uri))
+        like_weight = float(settings.get("like_weight", 0.0))
+        likes_file = sources.likes_path(input_base, layout) if like_weight > 0 else None
+        likes = (
+            pipeline
+            | "LikesFile" >> beam.Create([likes_file] if likes_file else [])
+            | "ReadLikes" >> beam.FlatMap(sharded_likes, known_tracks).with_outputs(
+                COUNTS_TAG, main="likes"))
         periods = (
             shards
             | "LatestPerChunk" >> beam.Map(lambda shard_plays: int(shard_plays[1].ts.max()))
@@ -246,7 +283,13 @@ class PlaysExecutor(base_example_gen_executor.BaseExampleGenExecutor):
             | "GroupByShard" >> beam.GroupByKey()
             | "ToExamples" >> beam.FlatMap(
                 shard_examples, beam.pvalue.AsSingleton(periods),
-                beam.pvalue.AsSingleton(catalogue), protocol).with_outputs(*split_names))
+                beam.pvalue.AsSingleton(catalogue), protocol,
+                beam.pvalue.AsSingleton(likes.likes, default_value={}), like_weight
+            ).with_outputs(COUNTS_TAG, *split_names))
+        ((read[COUNTS_TAG], likes[COUNTS_TAG], splits[COUNTS_TAG])
+         | "AllCounts" >> beam.Flatten()
+         | "SumCounts" >> beam.CombineGlobally(_sum_counts)
+         | "WriteCounts" >> beam.Map(_write_counts, self._examples_uri))
         for split in split_names:
             (splits[split]
              | f"Count[{split}]" >> beam.combiners.Count.Globally()
@@ -291,15 +334,32 @@ def _catalogue_to_examples(pipeline: beam.Pipeline, exec_properties: Dict[str, A
             catalogue_columns(catalogue))))
 
 
+def _side_file_digests(data_dir: str, layout: str, with_likes: bool) -> Dict[str, str]:
+    """SHA-256 of the files the plays ExampleGen reads beside its input pattern."""
+    catalogue = sources.catalogue_pattern(data_dir, layout)
+    paths = [os.path.join(data_dir, catalogue) if catalogue != INTERACTIONS_FILE else None,
+             sources.likes_path(data_dir, layout) if with_likes else None]
+    digests = {}
+    for path in filter(None, paths):
+        digest = hashlib.sha256()
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digests[os.path.basename(path)] = digest.hexdigest()
+    return digests
+
+
 def plays_example_gen(data_dir: str, protocol: split_protocols.SplitProtocol,
                       code_version: str = "",
-                      timestamp_policy: str = play_checks.REJECT) -> FileBasedExampleGen:
+                      timestamp_policy: str = play_checks.REJECT,
+                      like_weight: float = 0.0) -> FileBasedExampleGen:
     """The plays ExampleGen for a data folder (layout detected from its files).
 
     `timestamp_policy` (play_checks.REJECT or DROP) decides what happens to implausibly dated
     plays (components/listening_data/play_checks.py). An `auto` protocol is resolved here
     from the data (time with timestamps, random without), so the protocol actually used is
-    recorded in the component's configuration.
+    recorded in the component's configuration. `like_weight` > 0 applies the folder's
+    ``likes.csv`` (module docstring); 0 leaves it unread.
     """
     play_checks.check_timestamp_policy(timestamp_policy)
     layout = sources.detect_layout(data_dir)
@@ -314,6 +374,9 @@ def plays_example_gen(data_dir: str, protocol: split_protocols.SplitProtocol,
             for split in protocol.split_names()])),
         custom_config=pack_config({"layout": layout, "split": protocol.to_dict(),
                                    "timestamp_policy": timestamp_policy,
+                                   "like_weight": like_weight,
+                                   "side_files": _side_file_digests(data_dir, layout,
+                                                                    like_weight > 0),
                                    "code_version": code_version}),
         custom_executor_spec=executor_spec.BeamExecutorSpec(PlaysExecutor),
     ).with_id("PlaysExampleGen")

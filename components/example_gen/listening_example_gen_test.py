@@ -226,3 +226,64 @@ def test_unknown_timestamp_policy_is_refused(generic_folder):
     with pytest.raises(ValueError, match="timestamp_policy"):
         gen.plays_example_gen(str(generic_folder), split_protocols.SplitProtocol(),
                               timestamp_policy="keep")
+
+
+@pytest.fixture
+def liked_folder(tmp_path):
+    """A simulator-layout folder: u1 streams a (day 0) and b (day 1, eval), and saved a on
+    day 0 and c (never played) with no time."""
+    data = tmp_path / "liked"
+    header = ("ts,username,platform,ms_played,conn_country,master_metadata_track_name,"
+              "master_metadata_album_artist_name,master_metadata_album_album_name,"
+              "spotify_track_uri,reason_start,reason_end,shuffle,skipped,offline")
+    (data / "plays" / "span-0001").mkdir(parents=True)
+    rows = [f"{day}T10:00:00Z,u1,ios,200000,SE,,,,{uri},clickrow,trackdone,false,false,false"
+            for day, uri in (("2023-11-14", "t:a"), ("2023-11-15", "t:b"))]
+    (data / "plays" / "span-0001" / "plays.csv").write_text("\n".join([header] + rows) + "\n")
+    (data / "catalogue.csv").write_text("track_id\nt:a\nt:b\nt:c\n")
+    (data / "likes.csv").write_text("user_id,track_id,ts\nu1,t:a,2023-11-14T10:00:00Z\n"
+                                    "u1,t:c,\n")
+    return data
+
+
+def _run_liked(folder, output_dir, like_weight):
+    properties = gen.plays_example_gen(str(folder), split_protocols.SplitProtocol(eval_days=1),
+                                       like_weight=like_weight).exec_properties
+    return _run_executor(gen.PlaysExecutor, folder, properties["input_config"],
+                         properties["output_config"], properties["custom_config"], output_dir)
+
+
+def test_likes_weigh_training_plays_and_add_saved_tracks_as_examples(liked_folder, tmp_path):
+    examples = _run_liked(liked_folder, tmp_path / "out", like_weight=2.5)
+    train = {e[features.TRACK_ID].numpy(): e for e in _read_split(examples, "train")}
+    assert sorted(train) == [b"t:a", b"t:c"]
+    assert float(train[b"t:a"][features.WEIGHT]) == 2.5
+    assert float(train[b"t:c"][features.WEIGHT]) == 2.5
+    assert train[b"t:c"][features.RECENT_TRACK_IDS].numpy().tolist()[:2] == [b"t:a", b""]
+    assert [e[features.TRACK_ID].numpy() for e in _read_split(examples, "eval")] == [b"t:b"]
+    assert examples.get_int_custom_property(play_checks.LIKES_READ) == 2
+    assert examples.get_int_custom_property(play_checks.LIKES_AS_EXAMPLES) == 1
+    assert examples.get_int_custom_property(play_checks.LIKED_PLAYS) == 1
+
+
+def test_like_weight_zero_leaves_likes_unread(liked_folder, tmp_path):
+    (liked_folder / "likes.csv").write_text("not,a,likes file\n\x00")
+    examples = _run_liked(liked_folder, tmp_path / "out", like_weight=0.0)
+    train = _read_split(examples, "train")
+    assert [float(e[features.WEIGHT]) for e in train] == [1.0]
+    assert examples.get_int_custom_property(play_checks.LIKES_READ) == 0
+
+
+def test_a_changed_likes_file_changes_the_example_gen_configuration(liked_folder):
+    def config():
+        return gen.plays_example_gen(str(liked_folder), split_protocols.SplitProtocol(),
+                                     like_weight=2.0).exec_properties["custom_config"]
+    before = config()
+    (liked_folder / "likes.csv").write_text("user_id,track_id,ts\nu1,t:b,\n")
+    assert config() != before  # TFX's cache key: a stale output is never reused
+
+
+def test_bad_likes_stop_the_run_with_their_location(liked_folder, tmp_path):
+    (liked_folder / "likes.csv").write_text("user_id,track_id,ts\nu1,t:zz,\n")
+    with pytest.raises(Exception, match="likes.csv, row 1, field 'track_id': track is not in"):
+        _run_liked(liked_folder, tmp_path / "out", like_weight=2.0)

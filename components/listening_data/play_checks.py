@@ -26,6 +26,15 @@ TIMESTAMP_POLICIES = (REJECT, DROP)
 DUPLICATE_PLAYS = "duplicate_plays_dropped"
 OUT_OF_RANGE_PLAYS = "out_of_range_plays_dropped"
 READ_COUNT_NAMES = (DUPLICATE_PLAYS, OUT_OF_RANGE_PLAYS)
+# Counts of what likes.csv did (components/example_gen/likes.py), likewise.
+LIKES_READ = "likes_read"
+LIKES_HELD_OUT = "likes_held_out"
+LIKES_ON_PLAYS = "likes_weighting_plays"
+LIKED_PLAYS = "liked_plays_weighted"
+LIKES_AS_EXAMPLES = "likes_as_examples"
+LIKES_WITHOUT_ANCHOR = "likes_without_anchor"
+LIKE_COUNT_NAMES = (LIKES_READ, LIKES_HELD_OUT, LIKES_ON_PLAYS, LIKED_PLAYS, LIKES_AS_EXAMPLES,
+                    LIKES_WITHOUT_ANCHOR)
 
 
 def check_timestamp_policy(policy: str) -> str:

@@ -21,6 +21,9 @@ in an id, which TFT's newline-delimited vocabulary files cannot hold, and timest
 the plausible range of `play_checks`. Exact duplicate rows of timestamped plays are copies,
 dropped and counted (`read_plays_counted`); without timestamps repeated rows are repeated
 plays and all are kept.
+
+A simulator-layout folder may also hold ``likes.csv`` (`read_likes`): the tracks listeners
+saved, with or without the time they saved them.
 """
 import csv
 import dataclasses
@@ -39,6 +42,7 @@ from crossfade.components.listening_data.layout import (
     GENERIC,
     INTERACTIONS_FILE,
     ITEMS_FILE,
+    LIKES_FILE,
     LIST_SEPARATOR,
     PLAYS_DIR,
     PLAYS_PATTERN,
@@ -130,6 +134,24 @@ class Catalogue:
     def take(self, rows: np.ndarray) -> "Catalogue":
         return Catalogue(**{field.name: getattr(self, field.name)[rows]
                             for field in dataclasses.fields(self)})
+
+
+NO_TIME = -1  # `Likes.ts` of a like saved at an unknown time (Spotify's YourLibrary.json)
+
+
+@dataclasses.dataclass
+class Likes:
+    """Saved tracks ("likes") as columns, one entry per distinct (user, track)."""
+
+    user_id: np.ndarray  # object (str)
+    track_id: np.ndarray  # object (str)
+    ts: np.ndarray  # int64 Unix seconds when saved, NO_TIME when unknown
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def take(self, rows: np.ndarray) -> "Likes":
+        return Likes(self.user_id[rows], self.track_id[rows], self.ts[rows])
 
 
 def detect_layout(data_dir: str) -> str:
@@ -226,9 +248,10 @@ def _check_complete_rows(path: str, content: bytes, table: pd.DataFrame) -> None
                              field=table.columns[widths[row]])
 
 
-def _read_table(path: str, required) -> pd.DataFrame:
+def _read_table(path: str, required, allow_empty: bool = False) -> pd.DataFrame:
     """All columns as strings ("" for empty); checks the encoding, the header, that there are
-    rows and that none is short. The index is the data row - 1, kept through any filtering."""
+    rows (unless `allow_empty`) and that none is short. The index is the data row - 1, kept
+    through any filtering."""
     with tf.io.gfile.GFile(path, "rb") as handle:
         content = handle.read()  # pandas cannot read from a GFile directly
     try:
@@ -243,8 +266,10 @@ def _read_table(path: str, required) -> pd.DataFrame:
     if missing:
         raise InputDataError(path, f"missing column(s) {missing}; header is "
                              f"{list(table.columns)}", field=missing[0])
-    if table.empty:
+    if table.empty and not allow_empty:
         raise InputDataError(path, "no rows: the file has a header only")
+    if table.empty:
+        return table
     _check_complete_rows(path, content, table)
     return table
 
@@ -317,6 +342,16 @@ def _iso_seconds(table: pd.DataFrame, path: str, name: str) -> np.ndarray:
     _fail_at(path, moments.isna().to_numpy(), name, raw, "not an ISO-8601 timestamp",
              table.index)
     return (moments.astype("int64") // 1_000_000_000).to_numpy(dtype=np.int64)
+
+
+def _plausible_times(path: str, ts: np.ndarray, field: str, rows: pd.Index, now: int,
+                     what: str) -> None:
+    """Raises for the first timestamp of a `what` (play, like) outside `play_checks`' range."""
+    shown = np.array([_iso(t) if 0 <= t <= 253402300799 else str(t) for t in ts], dtype=object)
+    _fail_at(path, ts > now + CLOCK_TOLERANCE_SECONDS, field, shown, f"{what} after the run's "
+             f"clock ({_iso(now)}) + {CLOCK_TOLERANCE_SECONDS // 3600} h", rows)
+    _fail_at(path, ts < EARLIEST_PLAY_TS, field, shown,
+             f"{what} before {_iso(EARLIEST_PLAY_TS)}", rows)
 
 
 def _check_known(path: str, track_ids: np.ndarray, known: Optional[np.ndarray],
@@ -402,13 +437,8 @@ def _in_range(path: str, parsed: _ParsedPlays, policy: str, now: int) -> np.ndar
         return np.ones(len(ts), dtype=bool)
     ceiling = now + CLOCK_TOLERANCE_SECONDS
     late, early = ts > ceiling, ts < EARLIEST_PLAY_TS
-    if policy == REJECT:
-        shown = np.array([_iso(t) if t <= 253402300799 else str(t) for t in ts], dtype=object) \
-            if (late | early).any() else ts
-        _fail_at(path, late, parsed.ts_field, shown, f"play after the run's clock "
-                 f"({_iso(now)}) + {CLOCK_TOLERANCE_SECONDS // 3600} h", parsed.rows)
-        _fail_at(path, early, parsed.ts_field, shown,
-                 f"play before {_iso(EARLIEST_PLAY_TS)}", parsed.rows)
+    if policy == REJECT and (late | early).any():
+        _plausible_times(path, ts, parsed.ts_field, parsed.rows, now, "play")
     return ~(late | early)
 
 
@@ -502,3 +532,34 @@ def read_catalogue_source(path: str) -> Catalogue:
     if os.path.basename(path) == INTERACTIONS_FILE:
         return catalogue_from_track_ids(read_generic_interactions(path).track_id)
     return read_catalogue(path)
+
+
+def likes_path(data_dir: str, layout: str) -> Optional[str]:
+    """The folder's ``likes.csv``, or None: only the simulator layout holds likes."""
+    path = os.path.join(data_dir, LIKES_FILE)
+    return path if layout == SIMULATOR and tf.io.gfile.exists(path) else None
+
+
+def read_likes(path: str, known_tracks: Optional[np.ndarray] = None,
+               now: Optional[int] = None) -> Likes:
+    """The likes in ``likes.csv`` (``user_id,track_id[,ts]``), each row validated.
+
+    ``ts`` is ISO-8601 UTC (as in the plays) or empty for a like saved at an unknown time
+    (`NO_TIME`); a timestamp outside `play_checks`' range is an error, whatever the run's
+    timestamp policy (a like has no play to drop with it). With `known_tracks`, a like of a
+    track outside the catalogue is an error. A (user, track) liked twice keeps its earliest
+    like, an unknown time counting as earliest. A header-only file is no likes.
+    """
+    table = _read_table(path, ("user_id", "track_id"), allow_empty=True)
+    user_id = _required_text(table, path, "user_id")
+    track_id = _required_text(table, path, "track_id")
+    _check_known(path, track_id, known_tracks, "track_id", table.index)
+    ts = np.full(len(table), NO_TIME, dtype=np.int64)
+    timed = (_text(table, "ts") != "") if "ts" in table.columns else np.zeros(len(table), bool)
+    if timed.any():
+        ts[timed] = _iso_seconds(table[timed], path, "ts")
+        _plausible_times(path, ts[timed], "ts", table.index[timed],
+                         int(time.time() if now is None else now), "like")
+    order = np.lexsort((ts, track_id, user_id))
+    first = ~pd.DataFrame({"u": user_id[order], "t": track_id[order]}).duplicated().to_numpy()
+    return Likes(user_id, track_id, ts).take(order[first])

@@ -300,3 +300,43 @@ def test_rows_after_dropped_podcasts_keep_their_file_row_numbers(tmp_path):
     with pytest.raises(sources.InputDataError) as error:
         sources.read_spotify_plays(path)
     assert error.value.row == 3
+
+
+def test_likes_with_and_without_times_keep_each_pairs_earliest(tmp_path):
+    path = _write(tmp_path / "likes.csv", "user_id,track_id,ts\n"
+                  "u1,spotify:track:a,2024-03-02T10:00:00Z\n"
+                  "u1,spotify:track:a,2024-03-01T10:00:00Z\n"
+                  "u2,spotify:track:a,\n"
+                  "u2,spotify:track:a,2024-03-01T10:00:00Z\n"
+                  "u1,spotify:track:b,2024-03-05T00:00:00Z\n")
+    likes = sources.read_likes(path, np.array(["spotify:track:a", "spotify:track:b"], object))
+    assert likes.user_id.tolist() == ["u1", "u1", "u2"]
+    assert likes.track_id.tolist() == ["spotify:track:a", "spotify:track:b", "spotify:track:a"]
+    assert likes.ts.tolist() == [1709287200, 1709596800, sources.NO_TIME]
+
+
+def test_likes_without_a_ts_column_and_header_only_files(tmp_path):
+    untimed = sources.read_likes(_write(tmp_path / "a.csv", "user_id,track_id\nu1,t\n"))
+    assert untimed.ts.tolist() == [sources.NO_TIME]
+    assert len(sources.read_likes(_write(tmp_path / "b.csv", "user_id,track_id,ts\n"))) == 0
+
+
+@pytest.mark.parametrize("row, field, message", [
+    ("u1,spotify:track:zz,2024-03-01T10:00:00Z", "track_id", "not in the catalogue"),
+    ("u1,spotify:track:a,yesterday", "ts", "not an ISO-8601 timestamp"),
+    ("u1,spotify:track:a,1999-12-31T10:00:00Z", "ts", "like before 2000-01-01"),
+    (",spotify:track:a,2024-03-01T10:00:00Z", "user_id", "empty value"),
+])
+def test_bad_likes_name_file_row_and_field(tmp_path, row, field, message):
+    path = _write(tmp_path / "likes.csv",
+                  "user_id,track_id,ts\nu1,spotify:track:a,\n" + row + "\n")
+    with pytest.raises(sources.InputDataError, match=message) as error:
+        sources.read_likes(path, np.array(["spotify:track:a"], object))
+    assert f"{path}, row 2, field '{field}'" in str(error.value)
+
+
+def test_likes_are_read_from_simulator_folders_only(tmp_path):
+    _write(tmp_path / "likes.csv", "user_id,track_id,ts\n")
+    assert sources.likes_path(str(tmp_path), sources.SIMULATOR) == str(tmp_path / "likes.csv")
+    assert sources.likes_path(str(tmp_path), sources.GENERIC) is None
+    assert sources.likes_path(str(tmp_path / "none"), sources.SIMULATOR) is None
