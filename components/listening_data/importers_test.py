@@ -750,3 +750,73 @@ def test_cli_import_rejects_spotify_flags_for_other_formats(tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: mutually exclusive
         cli.main(["import", "--format", "spotify-history", "--source", "s", "--out", "o",
                   "--keep-usernames", "--pseudonym-key", "k"])
+
+
+def _library(*tracks, **other):
+    return json.dumps({"tracks": list(tracks), "albums": [{"artist": "A", "album": "B"}],
+                       "bannedTracks": [], **other})
+
+
+def _saved(uri, title="Saved song", artist="Saver", album="Album"):
+    return {"artist": artist, "album": album, "track": title, "uri": uri}
+
+
+def test_spotify_library_becomes_untimed_likes_and_saved_tracks_join_the_catalogue(tmp_path):
+    source = _spotify_folder(tmp_path / "src")
+    # alice saved a track she played and one she never played (plus a local file); bob's
+    # folder has plays of two users, so its library is not placed.
+    _write(os.path.join(source, "alice", "YourLibrary.json"), _library(
+        _saved("spotify:track:a"), _saved("spotify:track:new", title="Never\nplayed"),
+        _saved("spotify:local:Band:Album:Song:200"), _saved("spotify:track:a")))
+    out = str(tmp_path / "out")
+    summary = importers.import_dataset(importers.SPOTIFY_HISTORY, source, out,
+                                       keep_usernames=True)
+    assert _read(os.path.join(out, "likes.csv")) == (
+        "user_id,track_id,ts\nalice,spotify:track:a,\nalice,spotify:track:new,\n")
+    catalogue = sources.read_catalogue(os.path.join(out, "catalogue.csv"))
+    assert catalogue.track_id.tolist()[-1] == "spotify:track:new"
+    assert catalogue.title.tolist()[-1] == "Never played"
+    assert catalogue.title.tolist()[0] == "Song"  # a played track keeps its plays' metadata
+    assert summary.items == 4 and summary.interactions == 5
+    manifest = json.loads(_read(os.path.join(out, "manifest.json")))
+    assert (manifest["saved_tracks"], manifest["saved_entries_not_tracks"]) == (2, 1)
+    likes = sources.read_likes(os.path.join(out, "likes.csv"), catalogue.track_id)
+    assert likes.ts.tolist() == [sources.NO_TIME, sources.NO_TIME]
+
+
+def test_spotify_library_users_are_pseudonymised_like_the_plays(tmp_path):
+    _write(tmp_path / "carol" / "Streaming_History_Audio_2023.json", json.dumps([_play()]))
+    _write(tmp_path / "carol" / "YourLibrary.json", _library(_saved("spotify:track:a")))
+    out = tmp_path / "out"
+    importers.import_dataset(importers.SPOTIFY_HISTORY, str(tmp_path / "carol"), str(out))
+    key = pseudonyms.read_key(str(tmp_path / "out.pseudonym-key"))
+    assert _read(str(out / "likes.csv")).splitlines()[1] == (
+        f"{pseudonyms.pseudonym(key, 'carol')},spotify:track:a,")
+    assert b"carol" not in b"".join(file_tree(str(out)).values())
+
+
+def test_a_library_beside_plays_of_several_users_is_refused(tmp_path):
+    source = _spotify_folder(tmp_path / "src")
+    path = _write(os.path.join(source, "bob", "YourLibrary.json"),
+                  _library(_saved("spotify:track:a")))
+    with pytest.raises(sources.InputDataError, match="whose library is this") as error:
+        importers.import_dataset(importers.SPOTIFY_HISTORY, source, str(tmp_path / "out"))
+    assert error.value.path == path
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+@pytest.mark.parametrize("content, row, field, message", [
+    ("{", None, None, "not JSON"),
+    ("[]", None, None, "not a JSON object with a 'tracks' list"),
+    (json.dumps({"tracks": {}}), None, "tracks", "not a list"),
+    (_library(_saved("spotify:track:a"), 7), 2, "tracks", "entry is not a JSON object"),
+    (_library(_saved("spotify:track:a"), _saved(None)), 2, "uri", "not a non-empty string"),
+    (_library(_saved("spotify:track:a", title=5)), 1, "track", "not a string: 5"),
+])
+def test_malformed_libraries_name_file_entry_and_field(tmp_path, content, row, field, message):
+    _write(tmp_path / "dan" / "Streaming_History_Audio_2023.json", json.dumps([_play()]))
+    path = _write(tmp_path / "dan" / "YourLibrary.json", content)
+    with pytest.raises(sources.InputDataError, match=message) as error:
+        importers.import_dataset(importers.SPOTIFY_HISTORY, str(tmp_path / "dan"),
+                                 str(tmp_path / "out"))
+    assert (error.value.path, error.value.row, error.value.field) == (path, row, field)

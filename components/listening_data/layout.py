@@ -6,8 +6,9 @@ Two layouts (`sources.detect_layout` tells them apart):
   importer: ``catalogue.csv`` (`CATALOGUE_COLUMNS`) plus one folder per span,
   ``plays/span-NNNN/plays.csv`` (`PLAY_COLUMNS`, the field names of Spotify's "Extended
   streaming history" export). The simulator also writes ``users.csv`` (`USER_COLUMNS`) and the
-  bot ground truth ``truth/bots.csv`` (`BOT_COLUMNS`), which the pipeline never reads, and
-  ``likes.csv`` (`LIKE_COLUMNS`), the tracks its listeners saved.
+  bot ground truth ``truth/bots.csv`` (`BOT_COLUMNS`), which the pipeline never reads. Either
+  writer may add ``likes.csv`` (`LIKE_COLUMNS`), the tracks listeners saved: the simulator with
+  the time of each save, the importer from ``YourLibrary.json`` with ``ts`` empty (unknown).
 * ``generic``, your own logs or the ``lastfm-hetrec`` and ``csv`` importers:
   ``interactions.csv`` (``user_id,item_id[,timestamp][,weight]``, timestamps in Unix seconds),
   optionally ``items.csv`` (``item_id`` plus metadata columns) and, from Last.fm,
@@ -73,7 +74,7 @@ CATALOGUE_COLUMNS = (
     "release_date",
 )
 USER_COLUMNS = ("user_id", "country", "account_type", "platform_mix")
-# Saved tracks ("likes"), written by the simulator beside its plays; timestamps ISO-8601 UTC.
+# Saved tracks ("likes") beside the plays; ``ts`` ISO-8601 UTC, or empty when unknown.
 LIKES_FILE = "likes.csv"
 LIKE_COLUMNS = ("user_id", "track_id", "ts")
 BOT_COLUMNS = ("user_id",)

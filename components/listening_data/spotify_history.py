@@ -1,6 +1,7 @@
 """Converter of Spotify "Extended streaming history" exports into crossfade's ``simulator`` layout.
 
-Input: files ``Streaming_History_Audio_*.json``, found recursively under the source folder,
+Input: files ``Streaming_History_Audio_*.json`` (and ``YourLibrary.json``, below), found
+recursively under the source folder,
 each a JSON array of play records (objects). One user's export may sit directly in the source
 folder, or each user's in its own sub-folder
 (``<source>/<name>/**/Streaming_History_Audio_*.json``).
@@ -40,6 +41,14 @@ Output:
   ``ts`` is written as
   ``YYYY-MM-DDTHH:MM:SSZ`` and booleans as ``true``/``false``.
 
+* ``likes.csv`` (`layout.LIKE_COLUMNS`) when a ``YourLibrary.json`` (the account-data
+  export's library, `spotify_library`) lies in a user's folder: one row per saved track, ``ts``
+  empty (Spotify records no time for a save). The library is the folder's user's: the one user
+  its history files resolve to (the folder's name when it has none); a folder whose plays are
+  of several users is an error. Saved tracks nobody played join the catalogue with the
+  library's title, artist and album. The manifest counts ``saved_tracks`` and
+  ``saved_entries_not_tracks`` (local files).
+
 Incognito plays (unless kept), then records without a track URI, and exact repeats of a play
 (the same file imported twice), are dropped and counted. Line breaks inside text values are
 replaced by spaces so every CSV record is one line.
@@ -47,12 +56,12 @@ replaced by spaces so every CSV record is one line.
 import csv
 import json
 import os
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
-from crossfade.components.listening_data import layout, pseudonyms, sources
+from crossfade.components.listening_data import layout, pseudonyms, sources, spotify_library
 from crossfade.components.listening_data.conversion import Conversion
 
 FILE_PREFIX = "Streaming_History_Audio_"
@@ -83,8 +92,13 @@ _ISO_8601 = (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?"
 _MISSING = object()  # a field absent from a record, as opposed to JSON null
 
 
-def _history_files(source_dir: str) -> List[Tuple[str, str]]:
-    """(path, user from the folder) of every history file, in a deterministic order."""
+def _is_history_file(name: str) -> bool:
+    return name.startswith(FILE_PREFIX) and name.endswith(FILE_SUFFIX)
+
+
+def _export_files(source_dir: str, wanted: Callable[[str], bool]) -> List[Tuple[str, str]]:
+    """(path, user from the folder) of every file whose name is `wanted`, in a
+    deterministic order."""
     own_name = os.path.basename(os.path.abspath(source_dir))
     found = []
     for folder, subfolders, names in os.walk(source_dir):
@@ -92,7 +106,7 @@ def _history_files(source_dir: str) -> List[Tuple[str, str]]:
         relative = os.path.relpath(folder, source_dir)
         user = own_name if relative == os.curdir else relative.split(os.sep)[0]
         found.extend((os.path.join(folder, name), user) for name in sorted(names)
-                     if name.startswith(FILE_PREFIX) and name.endswith(FILE_SUFFIX))
+                     if wanted(name))
     return found
 
 
@@ -205,6 +219,7 @@ def _read_file(path: str, folder_user: str) -> pd.DataFrame:
     frame = pd.DataFrame({
         "moment": moments.to_numpy(),  # naive UTC datetime64
         "username": np.where(username != "", username, folder_user),
+        "folder": folder_user,  # whose export: a YourLibrary.json beside it is theirs
         "ms_played": ms_played.to_numpy(dtype=np.int64),
         "spotify_track_uri": track_id.to_numpy(dtype=object),
     })
@@ -223,15 +238,19 @@ def _read_file(path: str, folder_user: str) -> pd.DataFrame:
     return frame
 
 
-def _catalogue(plays: pd.DataFrame) -> pd.DataFrame:
-    """One row per track, metadata from its latest play that has each field."""
+def _catalogue(plays: pd.DataFrame, saved: pd.DataFrame) -> pd.DataFrame:
+    """One row per track, metadata from its latest play that has each field; a saved track
+    nobody played, from the library."""
     by_time = plays.sort_values("moment", kind="mergesort")
     metadata = by_time[["spotify_track_uri", *_METADATA.values()]].replace("", np.nan)
     latest = metadata.groupby("spotify_track_uri", sort=True).last().fillna("")
+    latest = latest.rename(columns={field: column for column, field in _METADATA.items()})
+    only_saved = saved[~saved.track_id.isin(latest.index)].drop_duplicates("track_id")
+    latest = pd.concat([latest, only_saved.set_index("track_id")[list(_METADATA)]]).sort_index()
     catalogue = pd.DataFrame("", index=range(len(latest)), columns=layout.CATALOGUE_COLUMNS)
     catalogue["track_id"] = latest.index.to_numpy(dtype=object)
-    for column, field in _METADATA.items():
-        catalogue[column] = latest[field].to_numpy(dtype=object)
+    for column in _METADATA:
+        catalogue[column] = latest[column].to_numpy(dtype=object)
     return catalogue
 
 
@@ -260,7 +279,8 @@ def _drop_unwanted(source_dir: str, plays: pd.DataFrame,
         DROPPED_AUDIOBOOKS: int(audiobook.sum()),
         DROPPED_WITHOUT_TRACK_URI: int((no_uri & ~episode & ~audiobook).sum()),
     }
-    plays = plays[~incognito & has_uri].drop(columns=["is_episode", "is_audiobook", "incognito"])
+    plays = plays[~incognito & has_uri].drop(columns=["is_episode", "is_audiobook", "incognito",
+                                                      "folder"])
     if plays.empty:
         raise sources.InputDataError(
             source_dir, "no music plays: every record lacks a spotify_track_uri (podcasts or "
@@ -284,9 +304,38 @@ def _pseudonymise(source_dir: str, usernames: pd.Series, key: bytes) -> np.ndarr
     return mapped[codes]
 
 
-def _write_outputs(plays: pd.DataFrame, out_dir: str) -> None:
-    """catalogue.csv and one plays/span-YYYYMM/plays.csv per month of `plays` (sorted)."""
-    _write_csv(_catalogue(plays), os.path.join(out_dir, layout.CATALOGUE_FILE))
+def _saved_tracks(source_dir: str, owners: pd.Series) -> Tuple[pd.DataFrame, int]:
+    """Every YourLibrary.json's saved tracks with their user (column ``user``), and the
+    entries that were not tracks. `owners`: folder user -> the users its plays resolved to."""
+    found, not_tracks = [], 0
+    for path, folder_user in _export_files(source_dir,
+                                           lambda name: name == spotify_library.LIBRARY_FILE):
+        users = sorted(owners.get(folder_user, [folder_user]))
+        if len(users) > 1:
+            raise sources.InputDataError(path, f"whose library is this? The plays beside it "
+                                         f"are of {len(users)} users ('username' fields)")
+        saved, skipped = spotify_library.read_saved_tracks(path)
+        found.append(saved.assign(user=users[0]))
+        not_tracks += skipped
+    columns = ["user", "track_id", *_METADATA]
+    saved = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=columns)
+    return saved.drop_duplicates(["user", "track_id"]), not_tracks
+
+
+def _write_likes(saved: pd.DataFrame, out_dir: str) -> None:
+    """likes.csv: one row per saved (user, track), sorted, at an unknown time (empty ts)."""
+    likes = pd.DataFrame({"user_id": saved.user, "track_id": saved.track_id, "ts": ""},
+                         columns=list(layout.LIKE_COLUMNS))
+    _write_csv(likes.sort_values(["user_id", "track_id"]),
+               os.path.join(out_dir, layout.LIKES_FILE))
+
+
+def _write_outputs(plays: pd.DataFrame, saved: pd.DataFrame, out_dir: str) -> None:
+    """catalogue.csv, one plays/span-YYYYMM/plays.csv per month of `plays` (sorted), and
+    likes.csv when anything was saved."""
+    _write_csv(_catalogue(plays, saved), os.path.join(out_dir, layout.CATALOGUE_FILE))
+    if len(saved):
+        _write_likes(saved, out_dir)
     moments = plays.moment.to_numpy()
     # numpy formats datetimes ~10x faster than Series.dt.strftime.
     output = plays.assign(
@@ -308,25 +357,31 @@ def convert(source_dir: str, out_dir: str, *, pseudonym_key: Optional[bytes],
     `keep_incognito`: keep plays with ``incognito_mode`` true (default: dropped and counted).
     The manifest notes record both choices and the key's public `pseudonyms.key_id`.
     """
-    files = _history_files(source_dir)
+    files = _export_files(source_dir, _is_history_file)
     if not files:
         raise sources.InputDataError(
             source_dir, f"no {FILE_PREFIX}*{FILE_SUFFIX} files in this folder or below it")
     plays = pd.concat([_read_file(path, user) for path, user in files], ignore_index=True)
+    saved, not_tracks = _saved_tracks(source_dir, plays.groupby("folder").username.unique())
     plays, dropped = _drop_unwanted(source_dir, plays, keep_incognito)
     if pseudonym_key is not None:
-        plays = plays.assign(username=_pseudonymise(source_dir, plays.username, pseudonym_key))
+        names = _pseudonymise(source_dir, pd.concat([plays.username, saved.user]),
+                              pseudonym_key)
+        plays = plays.assign(username=names[:len(plays)])
+        saved = saved.assign(user=names[len(plays):])
     # Stable, so plays at the same second keep their order in the export.
     plays = plays.sort_values(["username", "moment"], kind="mergesort")
-    _write_outputs(plays, out_dir)
+    _write_outputs(plays, saved, out_dir)
     notes = {"incognito_plays": "kept" if keep_incognito else "dropped",
              "usernames": "verbatim" if pseudonym_key is None else "pseudonymised"}
+    if len(saved) or not_tracks:
+        notes.update(saved_tracks=len(saved), saved_entries_not_tracks=not_tracks)
     if pseudonym_key is not None:
         notes["pseudonym_key_id"] = pseudonyms.key_id(pseudonym_key)
     return Conversion(
         layout=layout.SIMULATOR,
         users=int(plays.username.nunique()),
-        items=int(plays.spotify_track_uri.nunique()),
+        items=int(pd.concat([plays.spotify_track_uri, saved.track_id]).nunique()),
         interactions=len(plays),
         has_timestamps=True,
         dropped=dropped,
