@@ -12,7 +12,9 @@ per round ``r = 1..R`` and lineage:
 3. the day's plays are appended to the lineage's data as a new span: the generator's organic
    listening of that day (`sessions.human_day`, the same in every lineage), its bots, and
    every heard slot of the served lists as a play (a skip is a short play, as in Spotify's
-   logs);
+   logs); the day's new likes -- organic ones drawn as the generator draws them, and the
+   served slots the listeners liked -- are added to the lineage's ``likes.csv``, each
+   (listener, track) once, at the end of the liked play;
 4. unless it is the last round, the real pipeline retrains on the grown data
    (`local_runner.run`; components whose inputs did not change come from TFX's cache) and the
    Pusher pushes the next model if the Evaluator blesses it.
@@ -36,11 +38,18 @@ import time
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
-from crossfade.components.listening_data.layout import PLAYS_FILE
+from crossfade.components.listening_data.layout import LIKE_COLUMNS, LIKES_FILE, PLAYS_FILE
 from crossfade.components.listening_data.simulator.bots import bot_day
 from crossfade.components.listening_data.simulator.environment import Responses
 from crossfade.components.listening_data.simulator.generator import span_dir
+from crossfade.components.listening_data.simulator.likes import (
+    Likes,
+    day_like_candidates,
+    first_likes,
+    likes_frame,
+)
 from crossfade.components.listening_data.simulator.plays import DayPlays, write_day
 from crossfade.components.listening_data.simulator.sessions import human_day
 from crossfade.components.listening_data.simulator.vocabulary import (
@@ -109,8 +118,41 @@ def _midnight(data: SimulatedData, day: int) -> int:
     return int(dt.datetime.combine(date, dt.time(), tzinfo=dt.timezone.utc).timestamp())
 
 
+def served_like_candidates(served: DayPlays, responses: Responses) -> Likes:
+    """The served plays (`served_plays`' rows) the listeners liked, in time order."""
+    rows, cols = np.nonzero(responses.heard)
+    liked = np.flatnonzero(responses.liked[rows, cols][served.order])
+    liked = liked[np.argsort(served.second[liked], kind="stable")]
+    return Likes(user=served.user[liked], track=served.track[liked],
+                 second=served.second[liked])
+
+
+def append_likes(data: SimulatedData, lineage_data: str, day: int,
+                 candidates: Sequence[Likes]) -> int:
+    """Adds ``day``'s new likes among ``candidates`` to the lineage's likes.csv (replaced
+    whole, atomically); returns how many."""
+    w = data.world
+    path = os.path.join(lineage_data, LIKES_FILE)
+    existing = (pd.read_csv(path, dtype=str, keep_default_na=False) if os.path.exists(path)
+                else pd.DataFrame(columns=list(LIKE_COLUMNS)))
+    users = pd.Index(w.users.user_id).get_indexer(existing.user_id)
+    tracks = pd.Index(w.catalogue.track_id).get_indexer(existing.track_id)
+    liked = {(int(u), int(t)) for u, t in zip(users, tracks, strict=True)}
+    merged = Likes(*(np.concatenate([getattr(c, name) for c in candidates])
+                     for name in ("user", "track", "second")))
+    order = np.argsort(merged.second, kind="stable")
+    today = first_likes(Likes(merged.user[order], merged.track[order], merged.second[order]),
+                        liked)
+    staging = path + ".partial"
+    pd.concat([existing, likes_frame(w, [today], first_day=day)]).to_csv(
+        staging, index=False, lineterminator="\n")
+    os.replace(staging, path)
+    return len(today.user)
+
+
 def append_day(data: SimulatedData, lineage_data: str, log: metrics.DayLog) -> int:
-    """Writes ``log.day``'s span into ``lineage_data``: organic plays, bots, served plays."""
+    """Writes ``log.day``'s span into ``lineage_data`` (organic plays, bots, served plays)
+    and adds the day's likes; returns the plays written."""
     w = data.world
     date = w.start + dt.timedelta(days=log.day)
     path = os.path.join(span_dir(lineage_data, log.day), PLAYS_FILE)
@@ -119,7 +161,10 @@ def append_day(data: SimulatedData, lineage_data: str, log: metrics.DayLog) -> i
     organic = human_day(w, log.day, date.weekday())
     bots = bot_day(w.seed, log.day, w.users, w.bots)
     served = served_plays(data, log.requests, log.tracks, log.responses)
-    return write_day(path, date, [organic, bots, served], w.catalogue, w.users)
+    written = write_day(path, date, [organic, bots, served], w.catalogue, w.users)
+    append_likes(data, lineage_data, log.day, [day_like_candidates(w, log.day, organic),
+                                               served_like_candidates(served, log.responses)])
+    return written
 
 
 def _lineage_name(spec: policies.PolicySpec) -> str:

@@ -144,6 +144,27 @@ def test_append_day_writes_a_span_that_load_reads_back(data, lineage_copy) -> No
     assert len(grown.history[0]) > len(data.history[0])
 
 
+def test_append_day_adds_the_days_new_likes_organic_and_served(data, lineage_copy) -> None:
+    likes_path = os.path.join(lineage_copy, "likes.csv")
+    before = pd.read_csv(likes_path, dtype=str, keep_default_na=False)
+    log = _served_day(data)
+    closed_loop.append_day(data, lineage_copy, log)
+    after = pd.read_csv(likes_path, dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(after.iloc[:len(before)], before)  # earlier likes kept
+    added = after.iloc[len(before):]
+    date = (data.world.start + dt.timedelta(days=data.num_days)).isoformat()
+    assert len(added) > 0 and added.ts.str.startswith(date + "T").all()
+    assert not after.duplicated(["user_id", "track_id"]).any()  # a track is saved once
+    w = data.world
+    served = closed_loop.served_plays(data, log.requests, log.tracks, log.responses)
+    liked = closed_loop.served_like_candidates(served, log.responses)
+    assert 0 < len(liked.user) <= int(log.responses.liked.sum())  # minus plays past midnight
+    pairs = set(zip(after.user_id, after.track_id, strict=True))
+    assert all((w.users.user_id[u], w.catalogue.track_id[t]) in pairs
+               for u, t in zip(liked.user, liked.track, strict=True))
+    assert not os.path.exists(likes_path + ".partial")
+
+
 def test_append_day_never_overwrites_a_span(data, lineage_copy) -> None:
     log = _served_day(data)
     closed_loop.append_day(data, lineage_copy, log)

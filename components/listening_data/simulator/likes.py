@@ -29,9 +29,9 @@ class Likes:
     second: np.ndarray            # UTC seconds of the day (end of the liked play)
 
 
-def day_likes(world: World, day: int, plays: DayPlays, liked: set[tuple[int, int]]) -> Likes:
-    """The new likes among ``plays`` (human plays of ``day``); ``liked`` holds earlier ones
-    as (user, track) pairs and is updated."""
+def day_like_candidates(world: World, day: int, plays: DayPlays) -> Likes:
+    """Every play of ``plays`` (human plays of ``day``) that is liked, in time order: saved or
+    not before (see `first_likes`)."""
     rng = stream_rng(world.seed, 300, day)
     z = responses.standardised_affinity(
         world.users.vec[plays.user], world.catalogue.vec[plays.track],
@@ -40,20 +40,34 @@ def day_likes(world: World, day: int, plays: DayPlays, liked: set[tuple[int, int
     streamed = plays.ms >= responses.SKIP_THRESHOLD_MS
     hit = np.flatnonzero(rng.random(len(z)) < responses.like_probability(z, streamed))
     hit = hit[np.argsort(plays.second[hit], kind="stable")]
+    return Likes(user=plays.user[hit], track=plays.track[hit], second=plays.second[hit])
+
+
+def first_likes(candidates: Likes, liked: set[tuple[int, int]]) -> Likes:
+    """The candidates (in time order) whose (user, track) is not in ``liked`` yet, each
+    once; ``liked`` is updated."""
     keep = []
-    for i in hit:  # a Python loop over the day's likes only (a few per cent of the plays)
-        pair = (int(plays.user[i]), int(plays.track[i]))
+    for i in range(len(candidates.user)):  # a Python loop over likes only (a few per cent)
+        pair = (int(candidates.user[i]), int(candidates.track[i]))
         if pair not in liked:
             liked.add(pair)
             keep.append(i)
     k = np.array(keep, dtype=np.int64)
-    return Likes(user=plays.user[k], track=plays.track[k], second=plays.second[k])
+    return Likes(user=candidates.user[k], track=candidates.track[k],
+                 second=candidates.second[k])
 
 
-def likes_frame(world: World, per_day: list[Likes]) -> pd.DataFrame:
-    """``likes.csv`` content: one row per like, in time order, ISO-8601 UTC timestamps."""
+def day_likes(world: World, day: int, plays: DayPlays, liked: set[tuple[int, int]]) -> Likes:
+    """The new likes among ``plays`` (human plays of ``day``); ``liked`` holds earlier ones
+    as (user, track) pairs and is updated."""
+    return first_likes(day_like_candidates(world, day, plays), liked)
+
+
+def likes_frame(world: World, per_day: list[Likes], first_day: int = 0) -> pd.DataFrame:
+    """``likes.csv`` content: one row per like, in time order, ISO-8601 UTC timestamps;
+    ``per_day[i]`` holds the likes of day ``first_day + i``."""
     dates = np.concatenate(
-        [np.full(len(d.user), (world.start + dt.timedelta(days=i)).isoformat())
+        [np.full(len(d.user), (world.start + dt.timedelta(days=first_day + i)).isoformat())
          for i, d in enumerate(per_day)] or [np.zeros(0, dtype=object)]
     )
     seconds = np.concatenate([d.second for d in per_day] or [np.zeros(0)])
