@@ -11,7 +11,11 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
-from crossfade.components.listening_data.play_checks import LIKE_COUNT_NAMES, READ_COUNT_NAMES
+from crossfade.components.listening_data.play_checks import (
+    LIKE_COUNT_NAMES,
+    LIKES_READ,
+    READ_COUNT_NAMES,
+)
 from crossfade.components.simulation_gate import executor as gate_executor
 from crossfade.components.stream_qualification import executor
 from crossfade.components.trainer.run_config import TRAINING_STATS_FILE
@@ -79,7 +83,11 @@ class RunSummary:
         if self.read_counts:
             lines.append("Input: " + ", ".join(
                 f"{value:,} {name.replace('_', ' ')}" for name, value in
-                sorted(self.read_counts.items())))
+                sorted(self.read_counts.items()) if name in READ_COUNT_NAMES))
+        if self.read_counts.get(LIKES_READ):
+            lines.append("Likes: " + ", ".join(
+                f"{self.read_counts.get(name, 0):,} {name.replace('_', ' ')}"
+                for name in LIKE_COUNT_NAMES))
         if self.training:
             lines.append(f"Training: {self.training.get('examples_trained')} examples, "
                          f"{self.training.get('examples_per_second', 0):.0f} examples/s")
