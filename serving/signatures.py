@@ -43,6 +43,7 @@ from crossfade.components import features
 # TF Serving's default signature key (tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY).
 SERVING_DEFAULT = "serving_default"
 RECOMMEND = "recommend"
+BLEND = "blend"
 SIMILAR_TRACKS = "similar_tracks"
 QUERY_EMBEDDING = "query_embedding"
 CANDIDATE_EMBEDDING = "candidate_embedding"

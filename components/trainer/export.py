@@ -47,6 +47,17 @@ Signatures (every input is batched along axis 0):
   whole list (components/trainer/reranking.py). A row with fewer than K eligible tracks is
   padded with track id "", score 0 and propensity 1. diversity or explore outside [0, 1]
   (or NaN) is INVALID_ARGUMENT.
+* ``blend`` — one list for a group of listeners (components/trainer/blend.py): ``user_ids``
+  [B, M] string (M <= 5 members; "" with no recent tracks is padding), ``recent_track_ids``
+  [B, M, n] string, ``timestamp`` [B] int64, ``platform`` [B] string, ``k`` [B] int32,
+  ``strategy`` [B] int32 (0 average, 1 least misery, 2 fair interleave) and
+  ``exclude_track_ids`` [B, m] string. Each member is scored as `serving_default` scores a
+  user (stored history included). Outputs ``track_ids``, ``titles``, ``artists`` [B, K]
+  string, ``scores`` [B, K] float32 (the strategy's group score, in members' standardised
+  units), ``member_scores`` [B, K, M] float32 (each member's own cosine for the track, 0 for
+  padding and repeated members) and ``for_member`` [B, K] int32 (the member column the track
+  is chiefly for; -1 for an empty slot). More than 5 members, a row without a member, a
+  strategy outside 0..2 or inputs whose rows or members disagree are INVALID_ARGUMENT.
 * ``similar_tracks`` — ``track_id`` [B] string, ``k`` [B] int32 -> ``track_ids``, ``scores``
   (cosine between candidate embeddings, the track itself excluded) and ``found`` [B] bool.
 * ``query_embedding`` — the query inputs without ``k`` -> ``embedding`` [B, D].
@@ -68,10 +79,11 @@ import tensorflow_transform as tft
 
 from crossfade.components import features
 from crossfade.components.evaluator import list_metrics
-from crossfade.components.trainer import list_content, reranking, run_config
+from crossfade.components.trainer import blend, list_content, reranking, run_config
 from crossfade.components.trainer import model as model_lib
 from crossfade.components.trainer.catalogue_index import CatalogueIndex
 from crossfade.serving.signatures import (
+    BLEND,
     CANDIDATE_EMBEDDING,
     EVALUATE_EXAMPLES,
     QUERY_EMBEDDING,
@@ -96,6 +108,16 @@ CONTROL_INPUT_SIGNATURE = (
     tf.TensorSpec([None], tf.int64, name="seed"),
     tf.TensorSpec([None], tf.int32, name="released_within_days"),
     tf.TensorSpec([None], tf.int32, name="probe"),
+)
+
+BLEND_INPUT_SIGNATURE = (
+    tf.TensorSpec([None, None], tf.string, name="user_ids"),
+    tf.TensorSpec([None, None, None], tf.string, name="recent_track_ids"),
+    tf.TensorSpec([None], tf.int64, name="timestamp"),
+    tf.TensorSpec([None], tf.string, name="platform"),
+    K_INPUT,
+    tf.TensorSpec([None], tf.int32, name="strategy"),
+    tf.TensorSpec([None, None], tf.string, name="exclude_track_ids"),
 )
 
 
@@ -297,6 +319,57 @@ class RecommenderModule(tf.Module):
                 "artists": listed(self.catalogue_artists),
                 "propensities": propensities}
 
+    def _checked_blend(self, user_ids, recent_track_ids, row_inputs, strategy) -> list:
+        """Assertions (INVALID_ARGUMENT) on the `blend` inputs' shapes and strategy."""
+        batch, members = tf.shape(user_ids)[0], tf.shape(user_ids)[1]
+        checks = [
+            tf.debugging.assert_less_equal(members, blend.MAX_MEMBERS, message=(
+                f"a blend has at most {blend.MAX_MEMBERS} members")),
+            tf.debugging.assert_equal(tf.shape(recent_track_ids)[:2], tf.shape(user_ids),
+                                      message="recent_track_ids must be [rows, members, n] "
+                                      "like user_ids"),
+            tf.debugging.assert_greater_equal(strategy, 0, message="strategy must be 0..2"),
+            tf.debugging.assert_less_equal(strategy, max(blend.STRATEGIES.values()),
+                                           message="strategy must be 0..2")]
+        checks += [tf.debugging.assert_equal(tf.shape(value)[0], batch, message=(
+            f"{name} must have one row per row of user_ids")) for name, value in row_inputs]
+        return checks
+
+    @tf.function(input_signature=BLEND_INPUT_SIGNATURE)
+    def blend(self, user_ids, recent_track_ids, timestamp, platform, k, strategy,
+              exclude_track_ids):
+        batch, members = tf.shape(user_ids)[0], tf.shape(user_ids)[1]
+        row_inputs = (("timestamp", timestamp), ("platform", platform), ("k", k),
+                      ("strategy", strategy), ("exclude_track_ids", exclude_track_ids))
+        present = blend.member_mask(user_ids, recent_track_ids)
+        checks = self._checked_blend(user_ids, recent_track_ids, row_inputs, strategy)
+        checks.append(tf.debugging.assert_equal(
+            tf.reduce_all(tf.reduce_any(present, axis=1)), True,
+            message="every row of a blend needs a member (a user id or recent tracks)"))
+        with tf.control_dependencies(checks):
+            raw = self._raw_query(
+                tf.reshape(user_ids, [-1]),
+                tf.reshape(recent_track_ids, tf.stack([batch * members, -1])),
+                tf.repeat(timestamp, members), tf.repeat(platform, members))
+            scores = tf.reshape(self._scores(raw), tf.stack([batch, members, -1]))
+        excluded = self._excluded(tf.zeros(tf.shape(scores)[::2]), exclude_track_ids)
+        rows, group, whose = blend.build_lists(scores + excluded[:, None, :], present,
+                                               strategy, self._effective_k(k))
+        shown = rows >= 0
+        chosen = tf.maximum(rows, 0)
+        own = tf.gather(scores, chosen, axis=2, batch_dims=1)  # [B, M, K]
+        own = tf.where(tf.logical_and(present[:, :, None], shown[:, None, :]), own, 0.0)
+
+        def listed(variable: tf.Variable) -> tf.Tensor:
+            return tf.where(shown, tf.gather(variable.read_value(), chosen), "")
+
+        return {"track_ids": listed(self.catalogue_ids),
+                "scores": tf.where(shown, group, 0.0),
+                "member_scores": tf.transpose(own, [0, 2, 1]),
+                "for_member": whose,
+                "titles": listed(self.catalogue_titles),
+                "artists": listed(self.catalogue_artists)}
+
     @tf.function(input_signature=QUERY_INPUT_SIGNATURE)
     def query_embedding(self, user_id, recent_track_ids, timestamp, platform):
         embedding, _ = self._query(
@@ -352,6 +425,7 @@ class RecommenderModule(tf.Module):
         return {
             SERVING_DEFAULT: self.recommend.get_concrete_function(),
             RECOMMEND: self.recommend_controlled.get_concrete_function(),
+            BLEND: self.blend.get_concrete_function(),
             SIMILAR_TRACKS: self.similar_tracks.get_concrete_function(),
             QUERY_EMBEDDING: self.query_embedding.get_concrete_function(),
             CANDIDATE_EMBEDDING: self.candidate_embedding.get_concrete_function(),

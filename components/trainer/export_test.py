@@ -65,7 +65,7 @@ def _recommend(model, users, k, history=None, platform="android"):
 
 
 def test_signatures_are_named(served):
-    assert set(served.signatures) == {export.SERVING_DEFAULT, export.RECOMMEND,
+    assert set(served.signatures) == {export.SERVING_DEFAULT, export.RECOMMEND, export.BLEND,
                                       export.SIMILAR_TRACKS, export.QUERY_EMBEDDING,
                                       export.CANDIDATE_EMBEDDING, export.EVALUATE_EXAMPLES}
     outputs = served.signatures[export.SERVING_DEFAULT].structured_outputs
@@ -284,3 +284,59 @@ def test_evaluate_examples_list_metrics_match_the_numpy_definition(served):
     np.testing.assert_allclose(
         outputs["novelty"].numpy(),
         list_metrics.novelty(lists, list_metrics.self_information(counts)), atol=1e-4)
+
+
+def _blend(model, groups, k=3, strategy=0, recent=None, exclude=None, rows=None):
+    members = max(len(g) for g in groups)
+    users = [list(g) + [""] * (members - len(g)) for g in groups]
+    recent = recent if recent is not None else [[[""]] * members for _ in groups]
+    rows = rows if rows is not None else len(groups)
+    return model.signatures[export.BLEND](
+        user_ids=tf.constant(users), recent_track_ids=tf.constant(recent),
+        timestamp=tf.constant([1_700_000_000] * rows, tf.int64),
+        platform=tf.constant(["android"] * rows), k=tf.constant([k] * rows),
+        strategy=tf.constant([strategy] * rows, tf.int32),
+        exclude_track_ids=tf.constant(exclude or [[""]] * rows))
+
+
+@pytest.mark.parametrize("strategy", [0, 1, 2])
+def test_a_blend_of_one_member_is_their_serving_default_list(served, strategy):
+    solo = _recommend(served, ["u0", "u1"], 4)
+    # Alone; then beside padding and a repeat of itself (column: where its one member stands).
+    for groups, column in (([["u0"], ["u1"]], [0, 0]),
+                           ([["u0", "", "u0"], ["", "u1"]], [0, 1])):
+        result = _blend(served, groups, k=4, strategy=strategy)
+        assert result["track_ids"].numpy().tolist() == solo["track_ids"].numpy().tolist()
+        own = result["member_scores"].numpy()
+        np.testing.assert_allclose([own[0, :, column[0]], own[1, :, column[1]]],
+                                   solo["scores"].numpy(), rtol=1e-5, atol=1e-6)
+        assert result["for_member"].numpy().tolist() == [[0] * 4, [column[1]] * 4]
+
+
+def test_a_blend_serves_every_member_and_says_for_whom(served):
+    result = _blend(served, [["u0", "u1"]], k=4, strategy=2,
+                    recent=[[["t3"], ["t1"]]], exclude=[["t2"]])
+    ids = [t.decode() for t in result["track_ids"].numpy()[0]]
+    assert "t2" not in ids and len(set(ids)) == 4
+    assert result["for_member"].numpy()[0].tolist() == [0, 1, 0, 1]
+    assert result["member_scores"].shape == (1, 4, 2)
+    titles = dict(zip(CATALOGUE, TITLES, strict=True))
+    assert [t.decode() for t in result["titles"].numpy()[0]] == [titles[i] for i in ids]
+
+
+def test_unknown_members_are_answered_from_the_cold_start_ranking(served):
+    result = _blend(served, [["somebody", "nobody"]], k=2, strategy=1)
+    assert [t.decode() for t in result["track_ids"].numpy()[0]] == ["t1", "t2"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(groups=[["u0", "u1", "u2", "u3", "u4", "u5"]]), "at most 5 members"),
+    (dict(groups=[["u0", "u1"], ["", ""]]), "needs a member"),
+    (dict(groups=[["u0", "u1"]], strategy=3), "strategy must be 0..2"),
+    (dict(groups=[["u0", "u1"]], k=101), "at most 100"),
+    (dict(groups=[["u0", "u1"]], recent=[[[""]] * 3]), "recent_track_ids must be"),
+    (dict(groups=[["u0", "u1"]], rows=2), "must have one row per row of user_ids"),
+])
+def test_bad_blends_are_invalid_argument(served, change, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        _blend(served, **change)
