@@ -6,6 +6,9 @@
         for track in result.tracks:
             print(track.track_id, track.title, track.artist, track.score)
         client.similar_tracks("spotify:track:...", k=10)
+        blend = client.blend(["user-17", "user-42"], k=20)   # one list for a group
+        for track in blend.tracks:
+            print(track.track_id, track.title, "for", track.for_member)
 
 Both clients take the model name, and a version number or a label (`stable`, `canary`) for
 the client or per call; no choice means the latest loaded version. Every call has a deadline
@@ -97,6 +100,34 @@ class Recommendations:
     model_version: Optional[int]
     found: bool = True
     signature_name: str = ""
+
+    @property
+    def track_ids(self) -> List[str]:
+        return [track.track_id for track in self.tracks]
+
+
+class BlendTrack(NamedTuple):
+    """One track of a group list: `for_member` is the user id of the member it is chiefly for
+    ("" for an anonymous member), `member_scores` each member's own score for it (cosine),
+    in the order the members were given; `score` is the strategy's group score."""
+
+    track_id: str
+    score: float
+    title: str
+    artist: str
+    for_member: str
+    member_scores: Tuple[float, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Blend:
+    """A group list, best first, for `members` (as given) by `strategy`."""
+
+    tracks: Tuple[BlendTrack, ...]
+    members: Tuple[str, ...]
+    strategy: str
+    model_name: str
+    model_version: Optional[int]
 
     @property
     def track_ids(self) -> List[str]:
@@ -219,6 +250,35 @@ class ServingClient:
         found = bool(np.asarray(outputs.get("found", [True]))[0])
         result = self._result(outputs, 0, k, answered, signatures.SIMILAR_TRACKS)
         return result if found else dataclasses.replace(result, tracks=(), found=False)
+
+    def blend(self, user_ids: Sequence[str],
+              recent_tracks: Optional[Sequence[Optional[Sequence[str]]]] = None,
+              k: int = 20, *, strategy: str = signatures.DEFAULT_BLEND_STRATEGY,
+              platform: str = "", timestamp: Optional[int] = None,
+              exclude: Optional[Sequence[str]] = None, version: Optional[int] = None,
+              label: Optional[str] = None, timeout_s: Optional[float] = None) -> Blend:
+        """One list of `k` tracks for 1 to 5 listeners (`user_ids`, each with its
+        `recent_tracks` or None: a known user without them is answered from their stored
+        history) by `strategy` (`signatures.BLEND_STRATEGIES`: average, least-misery,
+        fair-interleave), never any `exclude` track. ValueError for a bad group or strategy;
+        a model without the `blend` signature fails with the server's error."""
+        members = list(user_ids)
+        inputs = signatures.blend_inputs(
+            [members], None if recent_tracks is None else [list(recent_tracks)], k, strategy,
+            platform, timestamp, None if exclude is None else [list(exclude)])
+        outputs, answered = self._call(signatures.BLEND, inputs, version, label, timeout_s)
+        ids = outputs["track_ids"][0]
+        count = min(k, len(ids)) if k > 0 else len(ids)
+        whose = np.asarray(outputs["for_member"][0][:count]).tolist()
+        own = np.asarray(outputs["member_scores"][0][:count])[:, :len(members)].tolist()
+        tracks = tuple(
+            BlendTrack(_text(track), float(score), _text(title), _text(artist),
+                       members[member] if 0 <= member < len(members) else "", tuple(scores))
+            for track, score, title, artist, member, scores in zip(
+                ids[:count], outputs["scores"][0][:count], outputs["titles"][0][:count],
+                outputs["artists"][0][:count], whose, own, strict=True)
+            if _text(track) != signatures.PAD)
+        return Blend(tracks, tuple(members), str(strategy), self.model_name, answered)
 
     def predict(self, signature_name: str, inputs: Mapping[str, np.ndarray],
                 version: Optional[int] = None, label: Optional[str] = None,

@@ -698,3 +698,60 @@ def test_simulate_through_a_server_answers_as_the_export_in_process(server, push
     assert through_server["source"] == f"grpc://{server.grpc_target}"
     assert through_server["summary"] == in_process["summary"]
     assert 0 < in_process["summary"]["stream_rate"] < 1
+
+
+# -- blend -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_blend_answers_as_the_saved_model_and_says_for_whom(server, saved_model, listeners,
+                                                            protocol):
+    group = listeners[0][:2]
+    with connect(getattr(server, f"{protocol}_target"), protocol, model_name=MODEL,
+                 timeout_s=30) as client:
+        for strategy in sorted(signatures.BLEND_STRATEGIES):
+            result = client.blend(group, k=20, strategy=strategy, platform="android",
+                                  timestamp=TIMESTAMP, exclude=[listeners[1][0][0]])
+            expected = _in_process(saved_model, signatures.BLEND, signatures.blend_inputs(
+                [group], None, 20, strategy, "android", TIMESTAMP, [[listeners[1][0][0]]]))
+            assert result.track_ids == [_text(t) for t in expected["track_ids"][0]]
+            assert listeners[1][0][0] not in result.track_ids and len(result.tracks) == 20
+            np.testing.assert_allclose([t.score for t in result.tracks],
+                                       expected["scores"][0], rtol=1e-5, atol=1e-6)
+            assert [t.for_member for t in result.tracks] == [
+                group[m] for m in expected["for_member"][0]]
+            assert all(len(t.member_scores) == 2 for t in result.tracks)
+        fair = client.blend(group, k=6, strategy="fair-interleave", timestamp=TIMESTAMP)
+        assert [t.for_member for t in fair.tracks] == [group[0], group[1]] * 3
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_bad_blends_are_invalid_argument_from_the_model(server, protocol):
+    inputs = signatures.blend_inputs([["a", "b"]], k=5)
+    inputs["user_ids"] = np.array([[b"u%d" % i for i in range(6)]], dtype=object)
+    inputs["recent_track_ids"] = np.full((1, 6, 1), b"", dtype=object)
+    with connect(getattr(server, f"{protocol}_target"), protocol, model_name=MODEL,
+                 timeout_s=30) as client:
+        with pytest.raises(ServingClientError, match="at most 5 members") as error:
+            client.predict(signatures.BLEND, inputs)
+        assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        if protocol == "rest":
+            assert error.value.http_status == 400
+        with pytest.raises(ValueError, match="1 to 5 members"):
+            client.blend([f"u{i}" for i in range(6)])
+        with pytest.raises(ValueError, match="not one of"):
+            client.blend(["a", "b"], strategy="loudest")
+
+
+def test_recommend_command_prints_a_blend(server, listeners, capsys):
+    group = listeners[0][:2]
+    assert commands.main(["recommend", "--server", server.grpc_target, "--blend",
+                          ",".join(group), "-k", "4", "--strategy", "fair-interleave"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == f"Blend of 4 tracks for {', '.join(group)} (fair-interleave)"
+    assert table[3].split()[-2:] == ["for", "score"]
+    assert [line.split()[-2] for line in table[5:9]] == [group[0], group[1]] * 2
+    assert commands.main(["recommend", "--server", server.grpc_target, "--blend", group[0]]) == 2
+    assert "2 to 5 user ids" in capsys.readouterr().err
+    assert commands.main(["recommend", "--server", server.grpc_target, "--blend",
+                          ",".join(group), "--diversity", "0.3"]) == 2
+    assert "apply to --user, not --blend" in capsys.readouterr().err

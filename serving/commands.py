@@ -4,7 +4,8 @@
                     [--rest-port 8501] [--model-config-file FILE] [--label NAME=VERSION ...]
                     [--max_num_load_retries N] [--load_retry_interval_micros US]
     crossfade recommend [--server HOST:PORT] [--protocol grpc|rest]
-                        (--user ID [--recent T1,T2,...] | --similar TRACK_ID) [-k K]
+                        (--user ID [--recent T1,T2,...] | --similar TRACK_ID |
+                         --blend U1,U2[,...] [--strategy NAME]) [-k K]
                         [--exclude TRACK ...] [--exclude-listened] [--diversity D]
                         [--explore E] [--seed N]
                         [--version N | --label NAME] [--pseudonym-key FILE] [--json]
@@ -15,7 +16,9 @@ with `--explore` > 0); `--json` prints the same fields. The controls (`--exclude
 `--exclude-listened`, `--diversity`, `--explore`, `--seed`) go to the model's `recommend`
 signature and apply to `--user` only; a model that predates it answers controlled requests
 with an error (`crossfade.serving.client`). `--server` defaults to loopback on the
-protocol's default port. The server's defaults (ports, limits, batch size) are read from
+protocol's default port. `--blend` asks the `blend` signature for one list for 2 to 5
+listeners (their stored histories; `--exclude` applies) and prints whom each track is for.
+The server's defaults (ports, limits, batch size) are read from
 their homes (`ServerOptions`, `RequestLimits`, `BatchingOptions`), not restated here.
 
 `add_commands` registers them on the `crossfade` CLI's subparsers; `python -m
@@ -111,6 +114,11 @@ def add_commands(subparsers) -> None:
     what = recommend.add_mutually_exclusive_group(required=True)
     what.add_argument("--user", help="user id to recommend for")
     what.add_argument("--similar", metavar="TRACK_ID", help="tracks similar to this one")
+    what.add_argument("--blend", metavar="U1,U2[,...]",
+                      help="one list for 2 to 5 listeners (comma-separated user ids)")
+    recommend.add_argument("--strategy", help="--blend: how members' tastes are combined: "
+                           "average, least-misery or fair-interleave (default: "
+                           "crossfade.serving.signatures.DEFAULT_BLEND_STRATEGY)")
     recommend.add_argument("--pseudonym-key", metavar="FILE",
                            help="map --user NAME to its pseudonym under this key file "
                                 "(from `crossfade import --format spotify-history`)")
@@ -243,6 +251,16 @@ def _recommend(args: argparse.Namespace) -> int:
     if args.similar and controls:
         print(f"error: {', '.join(controls)} apply to --user, not --similar", file=sys.stderr)
         return 2
+    unsupported = [flag for flag in controls + (["--recent"] if args.recent else [])
+                   if flag != "--exclude"]
+    if args.blend is not None and unsupported:
+        print(f"error: {', '.join(unsupported)} apply to --user, not --blend", file=sys.stderr)
+        return 2
+    if args.strategy and args.blend is None:
+        print("error: --strategy applies to --blend only", file=sys.stderr)
+        return 2
+    if args.blend is not None:
+        return _blend(args)
     started = time.perf_counter()
     try:
         if args.pseudonym_key and args.user:
@@ -287,6 +305,67 @@ def _recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _blend(args: argparse.Namespace) -> int:
+    from crossfade.serving.client import ServingClientError, connect
+    members = [user for user in args.blend.split(",") if user]
+    started = time.perf_counter()
+    try:
+        if len(members) < 2:
+            raise ValueError(f"--blend needs 2 to 5 user ids, got {args.blend!r}")
+        if args.pseudonym_key:
+            from crossfade.components.listening_data.pseudonyms import pseudonym_for
+            members = [pseudonym_for(args.pseudonym_key, user) for user in members]
+        with connect(args.server, args.protocol, model_name=args.model_name,
+                     version=args.version, label=args.label,
+                     timeout_s=args.timeout) as client:
+            strategy = {"strategy": args.strategy} if args.strategy else {}
+            result = client.blend(members, k=args.k, platform=args.platform,
+                                  exclude=_track_ids(args.exclude), **strategy)
+    except ServingClientError as error:
+        print(f"error: {error.code.name}: {error.message}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if args.json:
+        print(json.dumps({"model": result.model_name, "version": result.model_version,
+                          "members": list(result.members), "strategy": result.strategy,
+                          "tracks": [{"track_id": t.track_id, "title": t.title,
+                                      "artist": t.artist, "score": t.score,
+                                      "for_member": t.for_member,
+                                      "member_scores": list(t.member_scores)}
+                                     for t in result.tracks]}, indent=2))
+        return 0
+    version = result.model_version if result.model_version is not None else \
+        (args.label or "latest")
+    lines = [f"Blend of {len(result.tracks)} tracks for {', '.join(result.members)} "
+             f"({result.strategy})",
+             f"model '{result.model_name}' version {version} via {args.protocol} "
+             f"{args.server} in {elapsed_ms:.1f} ms", ""]
+    lines += _table([("rank", ">", [str(r) for r in range(1, len(result.tracks) + 1)]),
+                     ("track id", "<", [t.track_id for t in result.tracks]),
+                     ("title", "<", [t.title for t in result.tracks]),
+                     ("artist", "<", [t.artist for t in result.tracks]),
+                     ("for", "<", [t.for_member for t in result.tracks]),
+                     ("score", ">", [f"{t.score:.3f}" for t in result.tracks])])
+    print("\n".join(lines))
+    return 0
+
+
+def _table(columns) -> List[str]:
+    """Aligned rows of (name, alignment, values) columns, with a header and a rule."""
+    widths = [max([len(name)] + [len(value) for value in values])
+              for name, _, values in columns]
+
+    def row(cells) -> str:
+        return "  ".join(f"{cell:{align}{width}}" for cell, (_, align, _), width
+                         in zip(cells, columns, widths, strict=True)).rstrip()
+
+    return ([row([name for name, _, _ in columns]), row(["-" * width for width in widths])]
+            + [row(cells) for cells in zip(*(values for _, _, values in columns), strict=True)])
+
+
 def render_table(result, args: argparse.Namespace, elapsed_ms: float) -> str:
     """A readable table of `result` (a client.Recommendations): rank, track id, title and
     artist, score, and the propensity when `args.explore` > 0. The title and artist columns
@@ -306,17 +385,7 @@ def render_table(result, args: argparse.Namespace, elapsed_ms: float) -> str:
     columns.append(("score", ">", [f"{t.score:.4f}" for t in result.tracks]))
     if getattr(args, "explore", 0) > 0:
         columns.append(("propensity", ">", [f"{t.propensity:.4f}" for t in result.tracks]))
-    widths = [max([len(name)] + [len(value) for value in values])
-              for name, _, values in columns]
-
-    def row(cells) -> str:
-        return "  ".join(f"{cell:{align}{width}}" for cell, (_, align, _), width
-                         in zip(cells, columns, widths, strict=True)).rstrip()
-
-    lines.append(row([name for name, _, _ in columns]))
-    lines.append(row(["-" * width for width in widths]))
-    lines += [row(cells) for cells in zip(*(values for _, _, values in columns), strict=True)]
-    return "\n".join(lines)
+    return "\n".join(lines + _table(columns))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -26,6 +26,11 @@ clients send (a test checks them against the exported input signature):
   only the server decides).
 * ``similar_tracks``: ``track_id`` [B] string, ``k`` [B] int32 -> ``track_ids``, ``scores``,
   ``found`` [B] bool.
+* ``blend``: one list for a group (`blend_inputs`): ``user_ids`` [B, M] string (M <=
+  `MAX_MEMBERS`, "" padding), ``recent_track_ids`` [B, M, n] string, ``timestamp``,
+  ``platform``, ``k``, ``strategy`` [B] int32 (`BLEND_STRATEGIES`), ``exclude_track_ids``
+  [B, m] -> ``track_ids``, ``scores``, ``titles``, ``artists`` [B, K], ``member_scores``
+  [B, K, M] float32, ``for_member`` [B, K] int32 (a member column; -1 for an empty slot).
 
 `recent_track_ids` rows are padded with "" to one width, at least `RECENT_TRACKS_WIDTH` (the
 model's history length): the REST row format and TF Serving's batching both need a
@@ -39,6 +44,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from crossfade.components import features
+from crossfade.components.trainer.blend import MAX_MEMBERS
+from crossfade.components.trainer.blend import STRATEGIES as BLEND_STRATEGIES
 
 # TF Serving's default signature key (tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY).
 SERVING_DEFAULT = "serving_default"
@@ -200,6 +207,63 @@ def non_neutral_controls(inputs: Mapping[str, np.ndarray]) -> List[str]:
         if changed:
             names.append(name)
     return names
+
+
+# What a client or `crossfade recommend --blend` asks for without a --strategy.
+DEFAULT_BLEND_STRATEGY = "average"
+
+
+def _strategy_codes(strategy, rows: int) -> np.ndarray:
+    codes = []
+    for index, value in enumerate(_per_row(strategy, rows, "strategy")):
+        if isinstance(value, str) and value in BLEND_STRATEGIES:
+            codes.append(BLEND_STRATEGIES[value])
+        elif isinstance(value, (int, np.integer)) and value in BLEND_STRATEGIES.values():
+            codes.append(int(value))
+        else:
+            raise ValueError(f"strategy: row {index} is {value!r}, not one of "
+                             f"{sorted(BLEND_STRATEGIES)}")
+    return np.asarray(codes, dtype=np.int32)
+
+
+def blend_inputs(groups: Sequence[Sequence[str]],
+                 recent_tracks: Optional[Sequence[Optional[Sequence[Optional[Sequence[str]]]]]]
+                 = None,
+                 k: Union[int, Sequence[int]] = 20,
+                 strategy: Union[str, int, Sequence[Union[str, int]]] = DEFAULT_BLEND_STRATEGY,
+                 platform: Union[str, Sequence[str]] = "",
+                 timestamp: Union[None, int, Sequence[int]] = None,
+                 exclude: Rows = None) -> Dict[str, np.ndarray]:
+    """`blend` inputs: one row per group of 1..`MAX_MEMBERS` user ids; `recent_tracks` holds,
+    per group, one list (or None) per member. Groups are padded with "" members to the
+    largest; ValueError names a group that is empty or too large, or an unknown strategy."""
+    rows = len(groups)
+    if rows == 0:
+        raise ValueError("need at least one group")
+    for index, group in enumerate(groups):
+        if isinstance(group, (str, bytes)) or not 1 <= len(group) <= MAX_MEMBERS:
+            raise ValueError(f"group {index}: a blend has 1 to {MAX_MEMBERS} members, got "
+                             f"{group!r}")
+    members = max(len(group) for group in groups)
+    recent = _rows_of(recent_tracks, rows, "recent_tracks")
+    histories = []
+    for index, (group, lists) in enumerate(zip(groups, recent, strict=True)):
+        lists = [None] * len(group) if lists is None else list(lists)
+        if len(lists) != len(group):
+            raise ValueError(f"recent_tracks: group {index} has {len(group)} members but "
+                             f"{len(lists)} lists")
+        histories.append([list(row or ()) for row in lists] + [[]] * (members - len(group)))
+    width = max([RECENT_TRACKS_WIDTH] + [len(row) for group in histories for row in group])
+    timestamps = [0 if t is None else int(t) for t in _per_row(timestamp, rows, "timestamp")]
+    return {
+        "user_ids": _padded_matrix([list(group) for group in groups], members),
+        "recent_track_ids": np.stack([_padded_matrix(group, width) for group in histories]),
+        "timestamp": np.asarray(timestamps, dtype=np.int64),
+        "platform": _strings(_per_row(platform, rows, "platform")),
+        "k": np.asarray(_per_row(k, rows, "k"), dtype=np.int32),
+        "strategy": _strategy_codes(strategy, rows),
+        "exclude_track_ids": exclusions_matrix(_rows_of(exclude, rows, "exclude")),
+    }
 
 
 def similar_tracks_inputs(track_ids: Sequence[str],
