@@ -70,9 +70,16 @@ def _calls(path: str) -> Dict[str, Dict[str, np.ndarray]]:
         users[:1] + ["cold-user", users[-1]], recent, k=8, platform="ios", timestamp=TIMESTAMP,
         exclude=[tracks[:1], [], [UNKNOWN_TRACK]], diversity=[0.3, 0.0, 1.0],
         explore=[0.1, 0.5, 0.0], seed=[7, 0, 123])
+    # Two known members; a known member with an unknown one and padding; an anonymous member.
+    blend = signatures.blend_inputs(
+        [users[:2], [users[-1], "cold-user", ""], ["", users[0]]],
+        [[tracks[:2], []], [[], [], []], [[UNKNOWN_TRACK, tracks[0]], []]], k=6,
+        strategy=["average", "least-misery", "fair-interleave"], platform="ios",
+        timestamp=TIMESTAMP, exclude=[tracks[:1], [], []])
     return {
         signatures.SERVING_DEFAULT: recommend,
         signatures.RECOMMEND: controlled,
+        signatures.BLEND: blend,
         signatures.SIMILAR_TRACKS: {"track_id": seeds, "k": np.array([3, 3, 3], np.int32)},
         signatures.QUERY_EMBEDDING: query,
         signatures.CANDIDATE_EMBEDDING: {"track_id": seeds},
@@ -109,7 +116,8 @@ def test_pushed_model_loads_and_replays_every_warmup_record(pushed_report, pushe
 def test_pushed_model_lists_its_signatures(pushed_report):
     _, report = pushed_report
     listed = {signature.name: signature for signature in report.signatures}
-    for name in (signatures.SERVING_DEFAULT, signatures.RECOMMEND, signatures.SIMILAR_TRACKS,
+    for name in (signatures.SERVING_DEFAULT, signatures.RECOMMEND, signatures.BLEND,
+                 signatures.SIMILAR_TRACKS,
                  signatures.QUERY_EMBEDDING, signatures.CANDIDATE_EMBEDDING,
                  signatures.EVALUATE_EXAMPLES):
         assert name in listed

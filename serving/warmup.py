@@ -13,10 +13,13 @@ three `recommend` requests: the first user's with neutral controls (what a clien
 controls sends), and the first `BATCH_ROWS` users as one batch at k = 10 and at k = 100 with
 controls cycling through `CONTROL_PATTERN` (diversity 0.3 runs the MMR re-ranking, explore 0.1
 the sampler), one exclusion per row (the user's most recent track, else one of the tracks) and
-fixed nonzero seeds (`WARMUP_SEED` + row), so every replay computes the same answers. Whether
-the model has `recommend` is read from the `saved_model.pb` in the export folder (a model
-saved without it, such as `crossfade.serving.toy_model`'s, gets none: a warmup record for a
-missing signature would fail its load). TF Serving caps the file at 1000 records; at most
+fixed nonzero seeds (`WARMUP_SEED` + row), so every replay computes the same answers. For a
+model with the `blend` signature it adds one request per strategy for the first two users
+(`BLEND_K` tracks, as a group playlist) and one batch of `BLEND_GROUPS` at k = 100 with
+groups of two to five members. Whether the model has `recommend` or `blend` is read from the
+`saved_model.pb` in the export folder (a model saved without them, such as
+`crossfade.serving.toy_model`'s, gets none: a warmup record for a missing signature would
+fail its load). TF Serving caps the file at 1000 records; at most
 `MAX_EACH` users and tracks are used.
 """
 import os
@@ -37,6 +40,8 @@ TF_SERVING_MAX_RECORDS = 1000
 # (diversity, explore) of the controlled `recommend` warmup rows, cycled over the rows.
 CONTROL_PATTERN = ((0.3, 0.0), (0.0, 0.1), (0.3, 0.1), (0.0, 0.0))
 WARMUP_SEED = 1_000
+BLEND_K = 20
+BLEND_GROUPS = ((0, 2), (2, 5), (1, 4))  # [start, end) slices of the users
 
 
 def warmup_path(export_dir: str) -> str:
@@ -70,12 +75,30 @@ def _recommend_logs(users: List[str], recent: List[List[str]], tracks: List[str]
     return logs
 
 
+def _blend_logs(users: List[str], recent: List[List[str]], platform: List[str],
+                model_name: str) -> List[prediction_log_pb2.PredictionLog]:
+    pair = users[:2]
+    logs = [_log(signatures.BLEND, signatures.blend_inputs(
+        [pair], [recent[:len(pair)]], k=BLEND_K, strategy=strategy, platform=platform[:1]),
+        model_name) for strategy in sorted(signatures.BLEND_STRATEGIES)]
+    groups = [(start, min(end, len(users))) for start, end in BLEND_GROUPS
+              if start < len(users)]
+    strategies = sorted(signatures.BLEND_STRATEGIES)
+    logs.append(_log(signatures.BLEND, signatures.blend_inputs(
+        [users[start:end] for start, end in groups],
+        [recent[start:end] for start, end in groups], k=LARGEST_K,
+        strategy=[strategies[row % len(strategies)] for row in range(len(groups))],
+        platform=[platform[start] for start, _ in groups]), model_name))
+    return logs
+
+
 def warmup_logs(user_ids: Sequence[str], recent_tracks: Sequence[Sequence[str]],
                 track_ids: Sequence[str], platforms: Optional[Sequence[str]] = None,
-                model_name: str = MODEL_NAME, include_recommend: bool = True
-                ) -> List[prediction_log_pb2.PredictionLog]:
+                model_name: str = MODEL_NAME, include_recommend: bool = True,
+                include_blend: bool = False) -> List[prediction_log_pb2.PredictionLog]:
     """The PredictionLogs `write_warmup_requests` writes; see the module docstring.
-    `include_recommend`: add the `recommend` requests (when there is a user)."""
+    `include_recommend`, `include_blend`: add those signatures' requests (when there is a
+    user)."""
     if len(recent_tracks) != len(user_ids):
         raise ValueError(f"recent_tracks has {len(recent_tracks)} rows for "
                          f"{len(user_ids)} users")
@@ -95,6 +118,8 @@ def warmup_logs(user_ids: Sequence[str], recent_tracks: Sequence[Sequence[str]],
             users[rows], recent[rows], k=LARGEST_K, platform=platform[rows]), model_name))
         if include_recommend:
             logs += _recommend_logs(users, recent, tracks, platform, model_name)
+        if include_blend:
+            logs += _blend_logs(users, recent, platform, model_name)
     for track in tracks:
         logs.append(_log(signatures.SIMILAR_TRACKS,
                          signatures.similar_tracks_inputs([track], k=USUAL_K), model_name))
@@ -129,7 +154,8 @@ def write_warmup_requests(export_dir: str, user_ids: List[str],
     if include_recommend is None:
         include_recommend = has_signature(export_dir, signatures.RECOMMEND)
     logs = warmup_logs(user_ids, recent_tracks, track_ids, platforms,
-                       include_recommend=include_recommend)
+                       include_recommend=include_recommend,
+                       include_blend=has_signature(export_dir, signatures.BLEND))
     if not logs:
         raise ValueError("no warmup requests: give at least one user or track")
     path = warmup_path(export_dir)

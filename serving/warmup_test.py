@@ -32,6 +32,11 @@ def test_the_file_holds_predict_logs_for_both_signatures(tmp_path):
     assert len(by_signature[signatures.SERVING_DEFAULT]) == 3 + 1  # per user + one batch
     assert len(by_signature[signatures.SIMILAR_TRACKS]) == 2 + 1
     assert len(by_signature[signatures.RECOMMEND]) == 3  # no saved_model.pb: a new model
+    blends = by_signature[signatures.BLEND]
+    assert len(blends) == len(signatures.BLEND_STRATEGIES) + 1
+    assert [d.size for d in blends[0].inputs["user_ids"].tensor_shape.dim] == [1, 2]
+    # The batch: groups u0-u1 and u2 alone (three users), padded to two members.
+    assert [d.size for d in blends[-1].inputs["user_ids"].tensor_shape.dim] == [3, 2]
     first = by_signature[signatures.SERVING_DEFAULT][0]
     assert set(first.inputs) == {"user_id", "recent_track_ids", "timestamp", "platform", "k"}
     assert first.inputs["k"].dtype == types_pb2.DT_INT32
@@ -48,7 +53,9 @@ def test_the_number_of_records_stays_under_tf_servings_limit(tmp_path):
     users = [f"u{i}" for i in range(5000)]
     path = warmup.write_warmup_requests(str(tmp_path), users, [[]] * len(users),
                                         [f"t{i}" for i in range(5000)])
-    assert len(_logs(path)) == 2 * (warmup.MAX_EACH + 1) + 3 <= warmup.TF_SERVING_MAX_RECORDS
+    blends = len(signatures.BLEND_STRATEGIES) + 1  # one per strategy, one batch
+    assert len(_logs(path)) == 2 * (warmup.MAX_EACH + 1) + 3 + blends \
+        <= warmup.TF_SERVING_MAX_RECORDS
 
 
 def _recommend_requests(logs):
@@ -137,9 +144,11 @@ def test_replay_on_a_pipeline_model(pushed_model, tmp_path):
     path = warmup.write_warmup_requests(export_dir, users, recent, tracks)
     servable = Servable.load("crossfade", pushed_model.version, export_dir)
     with_recommend = signatures.RECOMMEND in servable.signature_defs
+    blends = len(signatures.BLEND_STRATEGIES) + 1 if signatures.BLEND in \
+        servable.signature_defs else 0
     assert len(_recommend_requests(_logs(path))) == (3 if with_recommend else 0)
     assert warmup.replay(servable) == len(users) + 1 + len(tracks) + 1 + \
-        (3 if with_recommend else 0)
+        (3 if with_recommend else 0) + blends
 
 
 def test_pushed_models_carry_warmup_requests(pushed_model):
