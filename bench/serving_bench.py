@@ -1,8 +1,8 @@
 """Benchmark: recommend latency and throughput over gRPC on loopback, against the floor.
 
     python -m bench.serving_bench [--catalogues 10000,100000] [--ks 10,100]
-                                  [--clients 1,8] [--recommend-clients 1] [--seconds 4]
-                                  [--output DIR]
+                                  [--clients 1,8] [--recommend-clients 1]
+                                  [--blend-clients 1] [--seconds 4] [--output DIR]
 
 For each catalogue size it exports a crossfade SavedModel with `crossfade.components.trainer.export`
 — the real serving graph: Transform layer, query tower, matmul + top-k over the catalogue,
@@ -19,14 +19,18 @@ request after another for `--seconds`:
 * `serving_default` (every size, K and client count): the plain top-K;
 * `recommend` (every size and K, with `--recommend-clients` threads): diversity
   `RECOMMEND_DIVERSITY` (greedy MMR over the top 200), explore `RECOMMEND_EXPLORE` (the
-  sampler), the request's 5 recent tracks excluded, seed 0 (derived by the server per request).
+  sampler), the request's 5 recent tracks excluded, seed 0 (derived by the server per request);
+* `blend` (every size and K, with `--blend-clients` threads): a group of two known listeners,
+  one with the request's 5 recent tracks and one answered from their (stored) history, by
+  the default strategy.
 
 Both go through `predict` with the request builders of `crossfade.serving.signatures`, so the
 two pay the same client-side cost and their ratio is the signature's. It prints p50/p99
 latency, requests per second, the ratio to the floor (the bare `top_k(query @ catalogue^T)`
 of one query, timed in this process with TensorFlow on the same embeddings) and, at 100k
-tracks, K=100, one client, `recommend`'s p50/p99 against `serving_default`'s. Prints figures
-only; never fails on a slow result.
+tracks, K=100, one client, `recommend`'s p50/p99 against `serving_default`'s, and at 100k
+tracks, K=50, one client, `blend`'s against `serving_default`'s. Prints figures only; never
+fails on a slow result.
 """
 import argparse
 import dataclasses
@@ -48,6 +52,7 @@ RECOMMEND_DIVERSITY = 0.3
 RECOMMEND_EXPLORE = 0.1
 TARGET_RECOMMEND_P99_RATIO = 2.0  # recommend p99 / serving_default p99, 100k, K=100, 1 client
 TARGET_SIZE, TARGET_K = 100_000, 100
+TARGET_BLEND_K, TARGET_BLEND_P99_RATIO = 50, 2.0  # blend of 2 / serving_default, 1 client
 RECENT_PER_REQUEST = 5
 EMBEDDING_DIM = 64
 USERS = [f"user-{i}" for i in range(200)]
@@ -135,10 +140,14 @@ def floor_ms(export_dir: str, k: int, seconds: float) -> Dict[str, float]:
 
 
 def _request(signature: str, user: str, recent: List[str], k: int) -> Dict[str, np.ndarray]:
-    """One user's request to `signature` (SERVING_DEFAULT or RECOMMEND, see the docstring)."""
+    """One user's request to `signature` (SERVING_DEFAULT, RECOMMEND or BLEND, see the
+    docstring)."""
     from crossfade.serving import signatures
     if signature == signatures.SERVING_DEFAULT:
         return signatures.recommend_inputs([user], [recent], k)
+    if signature == signatures.BLEND:
+        friend = USERS[(USERS.index(user) + 1) % len(USERS)]
+        return signatures.blend_inputs([[user, friend]], [[recent, None]], k)
     return signatures.recommend_controls_inputs(
         [user], [recent], k, exclude=[recent], diversity=RECOMMEND_DIVERSITY,
         explore=RECOMMEND_EXPLORE)
@@ -219,10 +228,11 @@ class Row:
 
 def _measure(target: str, work: str, models: Dict[int, str], ks: List[int],
              client_counts: List[int], recommend_clients: List[int],
-             seconds: float) -> List[Row]:
+             blend_clients: List[int], seconds: float) -> List[Row]:
     from crossfade.serving import signatures
     plan = ([(signatures.SERVING_DEFAULT, clients) for clients in client_counts]
-            + [(signatures.RECOMMEND, clients) for clients in recommend_clients])
+            + [(signatures.RECOMMEND, clients) for clients in recommend_clients]
+            + [(signatures.BLEND, clients) for clients in blend_clients])
     rows = []
     for size, name in models.items():
         export_dir = os.path.join(work, "models", name, "1")
@@ -282,6 +292,20 @@ def _print_targets(rows: List[Row]) -> None:
               f" / p99 {ratio['p99']:.2f}x, {met}")
 
 
+def _print_blend_target(rows: List[Row]) -> None:
+    from crossfade.serving import signatures
+    at = {row.signature: row.result for row in rows if row.size == TARGET_SIZE
+          and row.k == TARGET_BLEND_K and row.clients == 1}
+    plain, blend = at.get(signatures.SERVING_DEFAULT), at.get(signatures.BLEND)
+    if plain and blend:
+        ratio = blend["p99"] / plain["p99"]
+        met = "met" if ratio <= TARGET_BLEND_P99_RATIO else "MISSED"
+        print(f"Target, 100k tracks, K={TARGET_BLEND_K}, 1 client: blend of 2 p99 <= "
+              f"{TARGET_BLEND_P99_RATIO:.0f}x serving_default p99: blend p50 {blend['p50']:.2f} "
+              f"/ p99 {blend['p99']:.2f} ms, serving_default p50 {plain['p50']:.2f} / p99 "
+              f"{plain['p99']:.2f} ms, ratio p99 {ratio:.2f}x, {met}")
+
+
 def _numbers(text: str) -> List[int]:
     return [int(value) for value in text.split(",") if value]
 
@@ -294,6 +318,8 @@ def main() -> int:
     parser.add_argument("--clients", default="1,8", help="serving_default client threads")
     parser.add_argument("--recommend-clients", default="1",
                         help="recommend client threads (empty: skip recommend)")
+    parser.add_argument("--blend-clients", default="1",
+                        help="blend client threads (empty: skip blend)")
     parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
     parser.add_argument("--output", help="work folder (default: a fresh temporary one)")
     args = parser.parse_args()
@@ -327,7 +353,8 @@ def main() -> int:
     try:
         _wait_ready(target, list(models.values()), server)
         rows = _measure(target, work, models, _numbers(args.ks), _numbers(args.clients),
-                        _numbers(args.recommend_clients), args.seconds)
+                        _numbers(args.recommend_clients), _numbers(args.blend_clients),
+                        args.seconds)
     finally:
         server.terminate()
         try:
@@ -336,6 +363,7 @@ def main() -> int:
             server.kill()
     _print_table(rows)
     _print_targets(rows)
+    _print_blend_target(rows)
     return 0
 
 
