@@ -31,7 +31,7 @@ import os
 import signal
 import sys
 import time
-from typing import List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from crossfade.serving.model_base_path import MODEL_NAME
 
@@ -243,9 +243,25 @@ def _server(args: argparse.Namespace) -> str:
     return f"127.0.0.1:{DEFAULT_REST_PORT if args.protocol == 'rest' else DEFAULT_GRPC_PORT}"
 
 
+def _ask(args: argparse.Namespace, call: Callable) -> Tuple[object, int]:
+    """(`call(client)`, 0) against `args`' server; or (None, exit code) after printing the
+    error: 1 for the server's, 2 for a bad request refused before calling."""
+    from crossfade.serving.client import ServingClientError, connect
+    try:
+        with connect(args.server, args.protocol, model_name=args.model_name,
+                     version=args.version, label=args.label,
+                     timeout_s=args.timeout) as client:
+            return call(client), 0
+    except ServingClientError as error:
+        print(f"error: {error.code.name}: {error.message}", file=sys.stderr)
+        return None, 1
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None, 2
+
+
 def _recommend(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from crossfade.serving.client import ServingClientError, connect
     args.server = _server(args)
     controls = _controls_given(args)
     if args.similar and controls:
@@ -262,28 +278,25 @@ def _recommend(args: argparse.Namespace) -> int:
     if args.blend is not None:
         return _blend(args)
     started = time.perf_counter()
-    try:
-        if args.pseudonym_key and args.user:
-            from crossfade.components.listening_data.pseudonyms import pseudonym_for
+    if args.pseudonym_key and args.user:
+        from crossfade.components.listening_data.pseudonyms import pseudonym_for
+        try:
             args.user = pseudonym_for(args.pseudonym_key, args.user)
-        with connect(args.server, args.protocol, model_name=args.model_name,
-                     version=args.version, label=args.label,
-                     timeout_s=args.timeout) as client:
-            if args.similar:
-                result = client.similar_tracks(args.similar, args.k)
-            else:
-                result = client.recommend(args.user, _track_ids(args.recent), args.k,
-                                          platform=args.platform,
-                                          exclude=_track_ids(args.exclude),
-                                          diversity=args.diversity, explore=args.explore,
-                                          seed=args.seed,
-                                          exclude_listened=args.exclude_listened)
-    except ServingClientError as error:
-        print(f"error: {error.code.name}: {error.message}", file=sys.stderr)
-        return 1
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+
+    def ask(client):
+        if args.similar:
+            return client.similar_tracks(args.similar, args.k)
+        return client.recommend(args.user, _track_ids(args.recent), args.k,
+                                platform=args.platform, exclude=_track_ids(args.exclude),
+                                diversity=args.diversity, explore=args.explore, seed=args.seed,
+                                exclude_listened=args.exclude_listened)
+
+    result, failed = _ask(args, ask)
+    if failed:
+        return failed
     elapsed_ms = (time.perf_counter() - started) * 1000
     if args.json:
         print(json.dumps({"model": result.model_name, "version": result.model_version,
@@ -306,7 +319,6 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _blend(args: argparse.Namespace) -> int:
-    from crossfade.serving.client import ServingClientError, connect
     members = [user for user in args.blend.split(",") if user]
     started = time.perf_counter()
     try:
@@ -315,18 +327,15 @@ def _blend(args: argparse.Namespace) -> int:
         if args.pseudonym_key:
             from crossfade.components.listening_data.pseudonyms import pseudonym_for
             members = [pseudonym_for(args.pseudonym_key, user) for user in members]
-        with connect(args.server, args.protocol, model_name=args.model_name,
-                     version=args.version, label=args.label,
-                     timeout_s=args.timeout) as client:
-            strategy = {"strategy": args.strategy} if args.strategy else {}
-            result = client.blend(members, k=args.k, platform=args.platform,
-                                  exclude=_track_ids(args.exclude), **strategy)
-    except ServingClientError as error:
-        print(f"error: {error.code.name}: {error.message}", file=sys.stderr)
-        return 1
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    strategy = {"strategy": args.strategy} if args.strategy else {}
+    result, failed = _ask(args, lambda client: client.blend(
+        members, k=args.k, platform=args.platform, exclude=_track_ids(args.exclude),
+        **strategy))
+    if failed:
+        return failed
     elapsed_ms = (time.perf_counter() - started) * 1000
     if args.json:
         print(json.dumps({"model": result.model_name, "version": result.model_version,

@@ -28,6 +28,7 @@ saved, with or without the time they saved them.
 import csv
 import dataclasses
 import io
+import json
 import os
 import time
 from typing import Dict, Optional, Tuple
@@ -532,6 +533,16 @@ def read_catalogue_source(path: str) -> Catalogue:
     if os.path.basename(path) == INTERACTIONS_FILE:
         return catalogue_from_track_ids(read_generic_interactions(path).track_id)
     return read_catalogue(path)
+
+
+def read_json(path: str):
+    """The JSON document in a local file (UTF-8, a BOM allowed); InputDataError if it is not."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputDataError(path, f"not JSON: {error}") from None
 
 
 def likes_path(data_dir: str, layout: str) -> Optional[str]:

@@ -54,7 +54,6 @@ Incognito plays (unless kept), then records without a track URI, and exact repea
 replaced by spaces so every CSV record is one line.
 """
 import csv
-import json
 import os
 from typing import Callable, List, Optional, Tuple
 
@@ -111,12 +110,7 @@ def _export_files(source_dir: str, wanted: Callable[[str], bool]) -> List[Tuple[
 
 
 def _load_records(path: str) -> List[dict]:
-    with open(path, "rb") as handle:
-        raw = handle.read()
-    try:
-        records = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise sources.InputDataError(path, f"not JSON: {error}") from None
+    records = sources.read_json(path)
     if not isinstance(records, list):
         raise sources.InputDataError(
             path, f"not a JSON array of play records (the top level is a {type(records).__name__})")

@@ -14,7 +14,6 @@ time (an empty ``ts`` in ``likes.csv``): a training-only positive
 local file) is dropped and counted. Whose library it is -- the folder's user -- is decided by
 the streaming-history converter (`spotify_history`), which calls `read_saved_tracks`.
 """
-import json
 from typing import Tuple
 
 import pandas as pd
@@ -39,12 +38,7 @@ def read_saved_tracks(path: str) -> Tuple[pd.DataFrame, int]:
     ``artist``, ``album``; distinct track ids, in file order) and how many entries were not
     tracks. Errors name the file, the entry of ``tracks`` (as the row, from 1) and the field.
     """
-    with open(path, "rb") as handle:
-        raw = handle.read()
-    try:
-        library = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise sources.InputDataError(path, f"not JSON: {error}") from None
+    library = sources.read_json(path)
     if not isinstance(library, dict):
         raise sources.InputDataError(path, "not a JSON object with a 'tracks' list (the top "
                                      f"level is a {type(library).__name__})")
