@@ -48,7 +48,6 @@ FRIENDS_FILE = "user_friends.dat"  # written as layout.FRIENDS_FILE
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "weight", "plays")
 ITEM_COLUMNS = ("item_id", "artist", "tags")
-FRIEND_COLUMNS = ("user_id", "friend_id")
 
 LICENCE = ("HetRec 2011 Last.fm 2k data is made available for non-commercial use only; "
            "commercial use needs Last.fm's permission. See the data set's readme.txt.")

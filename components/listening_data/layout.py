@@ -12,7 +12,7 @@ Two layouts (`sources.detect_layout` tells them apart):
 * ``generic``, your own logs or the ``lastfm-hetrec`` and ``csv`` importers:
   ``interactions.csv`` (``user_id,item_id[,timestamp][,weight]``, timestamps in Unix seconds),
   optionally ``items.csv`` (``item_id`` plus metadata columns) and, from Last.fm,
-  ``friends.csv``.
+  ``friends.csv`` (`FRIEND_COLUMNS`).
 
 Either may hold ``manifest.json``, written by `crossfade generate` and `crossfade import`; its
 ``format`` entry names the generator or the imported data set (`imported_format`).
@@ -82,7 +82,9 @@ BOT_COLUMNS = ("user_id",)
 # The generic layout.
 INTERACTIONS_FILE = "interactions.csv"
 ITEMS_FILE = "items.csv"
+# Friendships, both directions (Last.fm's user_friends.dat; the simulator's friend groups).
 FRIENDS_FILE = "friends.csv"
+FRIEND_COLUMNS = ("user_id", "friend_id")
 
 
 def span_name(number: int, digits: int = 4) -> str:

@@ -1,11 +1,11 @@
 """The log generator: writes a simulated service's data set, a pure function of (preset, seed).
 
-``generate`` writes a track catalogue, a user table, one CSV of plays per simulated day (laid
-out as ExampleGen spans), the listeners' likes and the bot ground truth. The same arguments
-give byte-identical files on the same platform (numpy version and CPU). The generator is
-vectorised with numpy; Python loops run per day, per genre, per session position or per chunk
-of users, never per play. What each day holds is `sessions` (humans) and `bots`; the world
-they are drawn from is `world`.
+``generate`` writes a track catalogue, a user table, one CSV of plays per simulated day (laid out
+as ExampleGen spans), the listeners' likes and friend groups and the bot ground truth. The same
+arguments give byte-identical files on the same platform (numpy version and CPU). The generator is
+vectorised with numpy; Python loops run per day, per genre, per session position or per chunk of
+users, never per play. What each day holds is `sessions` (humans) and `bots`; the world they are
+drawn from is `world`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from crossfade.components.listening_data.layout import (
     BOT_COLUMNS,
     BOTS_FILE,
     CATALOGUE_FILE,
+    FRIENDS_FILE,
     LIKES_FILE,
     MANIFEST_FILE,
     PLAYS_DIR,
@@ -37,6 +38,7 @@ from crossfade.components.listening_data.layout import (
     span_name,
 )
 from crossfade.components.listening_data.simulator.bots import bot_day
+from crossfade.components.listening_data.simulator.friends import friends_frame
 from crossfade.components.listening_data.simulator.likes import Likes, day_likes, likes_frame
 from crossfade.components.listening_data.simulator.plays import write_day
 from crossfade.components.listening_data.simulator.presets import (
@@ -73,11 +75,11 @@ def span_dir(out_dir: str, day: int) -> str:
 def generate(preset: "str | SimulatorPreset", out_dir: str, seed: int = 0) -> SimulationSummary:
     """Simulate ``preset`` with ``seed`` and write the data set under ``out_dir``.
 
-    Writes ``catalogue.csv``, ``users.csv``, ``plays/span-NNNN/plays.csv`` (one per day,
-    NNNN from 0001, rows sorted by ``ts``), ``likes.csv``, ``truth/bots.csv`` and
-    ``manifest.json``. Existing
-    ``plays/span-*`` folders under ``out_dir`` are removed first so that a smaller rerun leaves
-    no stale spans behind. The output is a pure function of ``(preset, seed)``.
+    Writes ``catalogue.csv``, ``users.csv``, ``plays/span-NNNN/plays.csv`` (one per day, NNNN from
+    0001, rows sorted by ``ts``), ``likes.csv``, ``friends.csv``, ``truth/bots.csv`` and
+    ``manifest.json``. Existing ``plays/span-*`` folders under ``out_dir`` are removed first so
+    that a smaller rerun leaves no stale spans behind. The output is a pure function of ``(preset,
+    seed)``.
     """
     p = resolve_preset(preset)
     if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -115,6 +117,9 @@ def generate(preset: "str | SimulatorPreset", out_dir: str, seed: int = 0) -> Si
         likes.append(day_likes(world, day, human, liked))
     likes_frame(world, likes).to_csv(
         os.path.join(out_dir, LIKES_FILE), index=False, lineterminator="\n"
+    )
+    friends_frame(world).to_csv(
+        os.path.join(out_dir, FRIENDS_FILE), index=False, lineterminator="\n"
     )
 
     summary = SimulationSummary(

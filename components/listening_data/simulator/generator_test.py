@@ -97,9 +97,9 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path) -> Non
 
 
 # sha256 of the lines "<path> <sha256 of the file>\\n", sorted by path, of every file
-# `generate("tiny", seed=0)` wrote before likes existed (and before the simulator became a
-# package): the presets' files stay byte-identical per seed, so every baseline measured on them
-# stays comparable. A change here is a change of the data set (numpy is pinned by the lock).
+# `generate("tiny", seed=0)` wrote before likes and friends existed (and before the simulator
+# became a package): the presets' files stay byte-identical per seed, so every baseline measured on
+# them stays comparable. A change here is a change of the data set (numpy is pinned by the lock).
 _TINY_SEED0_DIGEST = "52d22a6a9a2260a75c4cbad533fa7e2bd78e2f14402d897ae4a023287676f14d"
 
 
@@ -108,7 +108,7 @@ def test_tiny_seed_0_files_are_byte_identical_to_the_recorded_ones(tmp_path) -> 
     tree = file_tree(str(tmp_path))
     lines = "".join(
         f"{name} {hashlib.sha256(tree[name]).hexdigest()}\n"
-        for name in sorted(tree) if name != "likes.csv"
+        for name in sorted(tree) if name not in ("likes.csv", "friends.csv")
     )
     assert hashlib.sha256(lines.encode()).hexdigest() == _TINY_SEED0_DIGEST
 
@@ -361,3 +361,25 @@ def test_time_of_day_shifts_what_is_played(tiny, plays, catalogue) -> None:
     night = energy[(local >= 1) & (local < 5)].mean()
     evening = energy[(local >= 17) & (local < 20)].mean()
     assert night < evening - 0.01
+
+
+def test_friends_are_groups_of_two_to_five_humans_with_closer_tastes(tiny) -> None:
+    from crossfade.components.listening_data.simulator.friends import friend_groups
+    from crossfade.components.listening_data.simulator.world import build_world
+    world = build_world(PRESETS["tiny"], 0)
+    groups = friend_groups(world)
+    members = np.concatenate(groups)
+    assert groups and all(2 <= len(g) <= 5 for g in groups)
+    assert len(set(members)) == len(members)  # nobody in two groups
+    assert not world.users.is_bot[members].any()
+    vec = world.users.vec / np.linalg.norm(world.users.vec, axis=1, keepdims=True)
+    within = np.mean([vec[a] @ vec[b] for g in groups for a in g for b in g if a < b])
+    rng = np.random.default_rng(0)
+    strangers = rng.choice(world.users.humans, size=(2000, 2))
+    assert within > np.mean(np.sum(vec[strangers[:, 0]] * vec[strangers[:, 1]], axis=1)) + 0.1
+    _, out = tiny
+    friends = _read(os.path.join(out, "friends.csv"))
+    assert list(friends.columns) == ["user_id", "friend_id"]
+    pairs = set(zip(friends.user_id, friends.friend_id, strict=True))
+    assert pairs == {(b, a) for a, b in pairs}  # both directions
+    assert len(pairs) == sum(len(g) * (len(g) - 1) for g in groups)
