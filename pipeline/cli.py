@@ -7,6 +7,8 @@
                   [--like-weight W] [--set NAME=VALUE ...]
     crossfade benchmark quality --dataset lastfm-hetrec|spotify-history|csv|simulated --data-dir DIR
                   [--split ...] [--seeds N] [--diversity 0,0.1,...] [--json OUT] [--out DIR]
+    crossfade benchmark blend --dataset lastfm-hetrec|simulated|... --data-dir DIR [--seeds N]
+                  [-k K] [--out DIR]
     crossfade compile --out FILE [--image IMAGE] [--data DIR] [--set NAME=VALUE ...]
     crossfade status [--output DIR] [--json]
     crossfade simulate [--data DIR] [--output DIR] [--policy SPEC ...] [--server HOST:PORT]
@@ -120,6 +122,20 @@ def _benchmark_quality(args: argparse.Namespace) -> int:
           f"{os.path.join(args.out, 'diversity_tradeoff.png')} and "
           f"{os.path.join(args.out, 'results.json')}"
           + (f"; JSON summary in {args.json}" if args.json else ""))
+    return 0
+
+
+def _benchmark_blend(args: argparse.Namespace) -> int:
+    from crossfade.components.listening_data.sources import InputDataError
+    from crossfade.pipeline.quality import blend_benchmark
+    try:
+        blend_benchmark.run(args.dataset, args.data_dir, args.out, seeds=args.seeds, k=args.k,
+                            split=args.split)
+    except (InputDataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"\nWrote {os.path.join(args.out, 'blend.md')} and "
+          f"{os.path.join(args.out, 'results.json')}")
     return 0
 
 
@@ -351,6 +367,22 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--set", type=_parse_assignment, action="append",
                          metavar="NAME=VALUE", help="override a two-tower hyperparameter")
     quality.set_defaults(handler=_benchmark_quality)
+    blend = benchmarks.add_parser(
+        "blend", help="one list for two friends: each member's Recall@k against their own",
+        description="Trains through the pipeline once per seed (the quality benchmark's "
+        "split) and compares, for friend pairs and random pairs, each member's Recall@k on "
+        "the `blend` list of every strategy with their solo list (pipeline/quality/"
+        "blend_benchmark.py).")
+    blend.add_argument("--dataset", required=True, choices=FORMATS + (SIMULATED,))
+    blend.add_argument("--data-dir", required=True,
+                       help=f"the dataset's folder, with friends (for {SIMULATED}: "
+                       "`crossfade generate`'s)")
+    _add_split_arguments(blend, with_seed=False)
+    blend.add_argument("--seeds", type=int, default=3, help="splits (and model seeds) 0..N-1")
+    blend.add_argument("-k", type=int, default=20, help="list length (default 20)")
+    blend.add_argument("--out", default=os.path.join(DEFAULT_OUTPUT, "blend"),
+                       help="working folder: imported data, pipeline runs, report")
+    blend.set_defaults(handler=_benchmark_blend)
 
     simulate = commands.add_parser(
         "simulate", help="an A/B test of policies against the simulator's listeners",

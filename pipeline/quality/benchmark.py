@@ -235,6 +235,32 @@ class ServedTwoTower:
                 ids.shape)
         return top
 
+    def blend(self, members: Sequence[Dict[str, np.ndarray]], exclude: sp.csr_matrix,
+              strategy: str, k: int) -> np.ndarray:
+        """[P, k] item indices (PAD past the end) from the `blend` signature for P groups:
+        `members[m]` holds member m's queries (one row per group), `exclude` row p the
+        items group p must not get."""
+        from crossfade.components import features
+        blend = self._model.signatures[signatures.BLEND]
+        size = len(members[0][features.USER_ID])
+        top = np.full((size, k), ranking_metrics.PAD, np.int64)
+        exclude = sp.csr_matrix(exclude)
+        for start in range(0, size, _RECOMMEND_BATCH):
+            rows = range(start, min(start + _RECOMMEND_BATCH, size))
+            inputs = signatures.blend_inputs(
+                [[q[features.USER_ID][r] for q in members] for r in rows],
+                [[list(q[features.RECENT_TRACK_IDS][r]) for q in members] for r in rows],
+                k, strategy, [members[0][features.PLATFORM][r] for r in rows],
+                [int(members[0][features.TIMESTAMP][r]) for r in rows],
+                exclude=[list(self._items[exclude.indices[exclude.indptr[r]:
+                                                          exclude.indptr[r + 1]]])
+                         for r in rows])
+            ids = blend(**{name: self._tf.constant(value)
+                           for name, value in inputs.items()})["track_ids"].numpy()[:, :k]
+            top[start:start + len(rows), :ids.shape[1]] = self._item_index.get_indexer(
+                ids.ravel()).reshape(ids.shape)
+        return top
+
     def _controlled_inputs(self, queries: Dict[str, np.ndarray], window: slice,
                            exclude: sp.csr_matrix, diversity: float, seed: int,
                            k: int) -> Dict[str, np.ndarray]:
@@ -487,19 +513,27 @@ def _check_diversities(diversities: Sequence[float]) -> List[float]:
     return values
 
 
-def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
-        seeds: int = 3, json_path: Optional[str] = None, max_users: Optional[int] = None,
-        hyperparameter_overrides: Optional[Dict[str, Any]] = None, eval_days: int = 7,
-        diversities: Sequence[float] = DEFAULT_DIVERSITIES,
-        log: Callable[[str], None] = print) -> BenchmarkResult:
-    """Imports `data_dir`, runs the pipeline and every method for `seeds` seeds, writes
-    `out_dir`/{results.json, quality.md, recall_at_k.png, diversity_tradeoff.png} (and
-    `json_path`). `diversities`: the `recommend` settings in [0, 1] to sweep."""
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """The data a benchmark trains on: the folder, the split protocol (seed 0) and the
+    dataset's hyperparameters."""
+
+    folder: str
+    protocol: Any  # split_protocols.SplitProtocol
+    hyperparameters: Any  # hyperparameters.Hyperparameters
+    import_details: Dict[str, Any]
+
+
+def prepare(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
+            max_users: Optional[int] = None,
+            hyperparameter_overrides: Optional[Dict[str, Any]] = None, eval_days: int = 7,
+            log: Callable[[str], None] = print) -> PreparedData:
+    """Imports `data_dir` under `out_dir` (a simulated folder is read in place) and chooses
+    the split protocol (time splits get a test period after eval) and hyperparameters."""
     from crossfade.components.example_gen.split_protocols import AUTO, TIME, SplitProtocol
     from crossfade.components.listening_data import importers, sources
     from crossfade.pipeline import configs
 
-    diversities = _check_diversities(diversities)  # before minutes of import and training
     os.makedirs(out_dir, exist_ok=True)
     if dataset == SIMULATED:
         imported, import_details = _simulated_folder(data_dir, max_users), {"format": SIMULATED}
@@ -521,10 +555,25 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
         base_protocol = dataclasses.replace(base_protocol, test_days=eval_days)
     hyperparameters = configs.hyperparameters_for_data(imported, dataset,
                                                        hyperparameter_overrides)
+    return PreparedData(imported, base_protocol, hyperparameters, import_details)
 
-    per_seed = [_run_seed(imported, out_dir, dataclasses.replace(base_protocol, seed=seed),
-                          hyperparameters, diversities, log)
-                for seed in range(seeds)]
+
+def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
+        seeds: int = 3, json_path: Optional[str] = None, max_users: Optional[int] = None,
+        hyperparameter_overrides: Optional[Dict[str, Any]] = None, eval_days: int = 7,
+        diversities: Sequence[float] = DEFAULT_DIVERSITIES,
+        log: Callable[[str], None] = print) -> BenchmarkResult:
+    """Imports `data_dir`, runs the pipeline and every method for `seeds` seeds, writes
+    `out_dir`/{results.json, quality.md, recall_at_k.png, diversity_tradeoff.png} (and
+    `json_path`). `diversities`: the `recommend` settings in [0, 1] to sweep."""
+    diversities = _check_diversities(diversities)  # before minutes of import and training
+    data = prepare(dataset, data_dir, out_dir, split, max_users, hyperparameter_overrides,
+                   eval_days, log)
+    base_protocol, hyperparameters = data.protocol, data.hyperparameters
+    per_seed = []
+    for seed in range(seeds):
+        matrices, model_dir = train_seed(data, out_dir, seed, log)
+        per_seed.append(evaluate_seed(matrices, model_dir, seed, diversities, log))
     methods = aggregate([seed.methods for seed in per_seed])
     curves = {m: np.mean([seed.methods[m]["recall_curve"] for seed in per_seed],
                          axis=0).tolist() for m in methods}
@@ -533,22 +582,23 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
         seeds=list(range(seeds)), methods=methods, curves=curves,
         details={"hyperparameters": dataclasses.asdict(hyperparameters),
                  "per_seed_details": [_details(seed.methods) for seed in per_seed],
-                 "import": import_details},
+                 "import": data.import_details},
         diversity=aggregate_diversity([seed.diversity for seed in per_seed]),
         stored_history=aggregate_history([seed.history for seed in per_seed]))
     _write(result, out_dir, json_path)
     return result
 
 
-def _run_seed(imported: str, out_dir: str, protocol, hyperparameters,
-              diversities: Sequence[float], log: Callable[[str], None]) -> SeedResults:
-    """Runs the pipeline for one seed's split and evaluates everything on what it produced."""
+def train_seed(data: PreparedData, out_dir: str, seed: int,
+               log: Callable[[str], None]) -> "tuple[SplitMatrices, str]":
+    """Runs the pipeline for one seed's split into `out_dir`/seed-N: the split matrices it
+    produced and the Trainer's SavedModel folder."""
     from crossfade.pipeline import configs, local_runner, run_summary
-    seed = protocol.seed
+    protocol = dataclasses.replace(data.protocol, seed=seed)
     config = configs.PipelineConfig(
-        data_dir=os.path.abspath(imported),
+        data_dir=os.path.abspath(data.folder),
         output_dir=os.path.abspath(os.path.join(out_dir, f"seed-{seed}")),
-        split=protocol, hyperparameters=dataclasses.replace(hyperparameters, seed=seed))
+        split=protocol, hyperparameters=dataclasses.replace(data.hyperparameters, seed=seed))
     log(f"Seed {seed}: {protocol.describe()}; running the pipeline")
     started = time.perf_counter()
     local_runner.run(config)
@@ -558,7 +608,7 @@ def _run_seed(imported: str, out_dir: str, protocol, hyperparameters,
     model_dir = path_utils.serving_model_dir(run.artifact_uris["CatalogueTrainer/Model"])
     matrices = split_matrices(run.artifact_uris["StreamQualifier/Examples"],
                               run.artifact_uris["CatalogueExampleGen/Examples"])
-    return evaluate_seed(matrices, model_dir, seed, diversities, log)
+    return matrices, model_dir
 
 
 def _simulated_folder(data_dir: str, max_users: Optional[int]) -> str:
