@@ -130,7 +130,7 @@ def _benchmark_blend(args: argparse.Namespace) -> int:
     from crossfade.pipeline.quality import blend_benchmark
     try:
         blend_benchmark.run(args.dataset, args.data_dir, args.out, seeds=args.seeds, k=args.k,
-                            split=args.split)
+                            split=args.split, eval_days=args.eval_days or 7)
     except (InputDataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

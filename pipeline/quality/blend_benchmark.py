@@ -66,7 +66,8 @@ def friend_pairs(folder: str, users: np.ndarray) -> np.ndarray:
     if not os.path.exists(path):
         raise ValueError(f"{path} does not exist: the blend benchmark needs friend pairs")
     friends = pd.read_csv(path, dtype=str, keep_default_na=False)
-    index = pd.Index(users)
+    # The matrices' ids come from tf.Examples, as bytes.
+    index = pd.Index([u.decode() if isinstance(u, bytes) else u for u in users])
     rows = np.stack([index.get_indexer(friends[name]) for name in FRIEND_COLUMNS], axis=1)
     rows = rows[(rows >= 0).all(axis=1) & (rows[:, 0] != rows[:, 1])]
     return np.unique(np.sort(rows, axis=1), axis=0)
@@ -198,12 +199,14 @@ def render(dataset: str, split: str, seeds: Sequence[int], k: int, results: Dict
 
 
 def run(dataset: str, data_dir: str, out_dir: str, seeds: int = 3, k: int = DEFAULT_K,
-        split: "str | None" = None, log: Callable[[str], None] = print) -> Dict:
+        split: "str | None" = None, eval_days: int = 7,
+        log: Callable[[str], None] = print) -> Dict:
     """Trains per seed, measures every strategy on friend and random pairs, writes
     `out_dir`/{results.json, blend.md}; returns the aggregated results."""
     if not 1 <= k <= 100:
         raise ValueError(f"k must be in 1..100, got {k}")
-    data = benchmark.prepare(dataset, data_dir, out_dir, split=split, log=log)
+    data = benchmark.prepare(dataset, data_dir, out_dir, split=split, eval_days=eval_days,
+                             log=log)
     per_seed = []
     for seed in range(seeds):
         matrices, model_dir = benchmark.train_seed(data, out_dir, seed, log)

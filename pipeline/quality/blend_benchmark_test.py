@@ -16,7 +16,7 @@ def _rows(*sets, items=8):
 
 def test_friend_pairs_are_known_users_once_whichever_way_round(tmp_path):
     (tmp_path / "friends.csv").write_text("user_id,friend_id\na,b\nb,a\na,c\nc,zz\nd,d\n")
-    users = np.array(["a", "b", "c", "d"], dtype=object)
+    users = np.array([b"a", b"b", "c", "d"], dtype=object)  # bytes as read from examples
     assert bb.friend_pairs(str(tmp_path), users).tolist() == [[0, 1], [0, 2]]
     with pytest.raises(ValueError, match="needs friend pairs"):
         bb.friend_pairs(str(tmp_path / "nowhere"), users)
