@@ -209,8 +209,9 @@ def non_neutral_controls(inputs: Mapping[str, np.ndarray]) -> List[str]:
     return names
 
 
-# What a client or `crossfade recommend --blend` asks for without a --strategy.
-DEFAULT_BLEND_STRATEGY = "average"
+# What a client or `crossfade recommend --blend` asks for without a --strategy: on Last.fm
+# friend pairs it keeps the most of each member's own Recall@20 (README, Blend benchmark).
+DEFAULT_BLEND_STRATEGY = "fair-interleave"
 
 
 def _strategy_codes(strategy, rows: int) -> np.ndarray:
