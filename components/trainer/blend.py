@@ -31,10 +31,11 @@ catalogue first: z = (score - mean) / sd, per member (`standardise`). The strate
 `for_member`, the member column the track is chiefly for (`FAIR_INTERLEAVE`: whose turn it
 was; otherwise the member with the highest z for it), -1 for an empty slot.
 
-Stock TensorFlow ops only. Cost: one [B, M, C] standardisation and, for `FAIR_INTERLEAVE`, K
-sequential arg-max steps over [B, C] (run only when a row asks for it).
+Stock TensorFlow ops only. Cost: one [B, M, C] standardisation, then per strategy some row
+asks for: a [B, C] group score and top K (`AVERAGE`, `LEAST_MISERY`), or each member's top K
+and K small sequential steps over them (`FAIR_INTERLEAVE`).
 """
-from typing import Dict, Tuple
+from typing import Tuple
 
 import tensorflow as tf
 
@@ -71,14 +72,15 @@ def standardise(scores: tf.Tensor) -> tf.Tensor:
     return tf.where(finite, z, _NEG_INF)
 
 
-def group_scores(z: tf.Tensor, members: tf.Tensor) -> Dict[int, tf.Tensor]:
-    """[B, C] group scores of the ranked strategies (`AVERAGE`, `LEAST_MISERY`)."""
-    weight = tf.cast(members, z.dtype)[:, :, None]
-    count = tf.maximum(tf.reduce_sum(weight, axis=1), 1.0)
-    average = tf.reduce_sum(tf.where(members[:, :, None], z, 0.0), axis=1) / count
-    # Excluded tracks are -inf for every member, so the mean above stays -inf for them.
-    least = tf.reduce_min(tf.where(members[:, :, None], z, float("inf")), axis=1)
-    return {AVERAGE: average, LEAST_MISERY: least}
+def average_scores(z: tf.Tensor, members: tf.Tensor) -> tf.Tensor:
+    """[B, C] `AVERAGE` group scores: the mean z of the members (-inf stays -inf)."""
+    count = tf.maximum(tf.reduce_sum(tf.cast(members, z.dtype), axis=1), 1.0)[:, None]
+    return tf.reduce_sum(tf.where(members[:, :, None], z, 0.0), axis=1) / count
+
+
+def least_misery_scores(z: tf.Tensor, members: tf.Tensor) -> tf.Tensor:
+    """[B, C] `LEAST_MISERY` group scores: the smallest z among the members."""
+    return tf.reduce_min(tf.where(members[:, :, None], z, float("inf")), axis=1)
 
 
 def _favourite(z: tf.Tensor, members: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
@@ -90,28 +92,33 @@ def _favourite(z: tf.Tensor, members: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
 
 def interleave(z: tf.Tensor, members: tf.Tensor, k: tf.Tensor
                ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """`FAIR_INTERLEAVE`: (rows [B, k] or -1, picking member's z [B, k], member [B, k])."""
+    """`FAIR_INTERLEAVE`: (rows [B, k] or -1, picking member's z [B, k], member [B, k]).
+
+    At most k - 1 tracks are listed before any turn, so a member's best remaining track is
+    always among their own top k: the turns run over each member's top k ([B, M, k]) rather
+    than the catalogue, k steps of O(k) work instead of O(C).
+    """
     turn_of = tf.cumsum(tf.cast(members, tf.int32), axis=1) - 1  # member's place in its turn
     count = tf.maximum(tf.reduce_sum(tf.cast(members, tf.int32), axis=1), 1)
-    catalogue = tf.shape(z)[2]
-    blocked = tf.zeros(tf.stack([tf.shape(z)[0], catalogue]), z.dtype)
-    rows = tf.TensorArray(tf.int32, size=k)
+    own_top = tf.math.top_k(z, k=k)  # per member, best first; ties by lower row
+    listed = tf.fill(tf.stack([tf.shape(z)[0], k]), -1)
     values = tf.TensorArray(z.dtype, size=k)
     whose = tf.TensorArray(tf.int32, size=k)
     for slot in tf.range(k):
         turn = tf.logical_and(members, tf.equal(turn_of, (slot % count)[:, None]))
         member = tf.argmax(tf.cast(turn, tf.int32), axis=1, output_type=tf.int32)
-        own = tf.gather(z, member, axis=1, batch_dims=1) + blocked  # [B, C]
-        best = tf.argmax(own, axis=1, output_type=tf.int32)
-        value = tf.gather(own, best, axis=1, batch_dims=1)
+        rows = tf.gather(own_top.indices, member, axis=1, batch_dims=1)  # [B, k]
+        scores = tf.gather(own_top.values, member, axis=1, batch_dims=1)
+        taken = tf.reduce_any(tf.equal(rows[:, :, None], listed[:, None, :]), axis=2)
+        scores = tf.where(taken, _NEG_INF, scores)
+        best = tf.argmax(scores, axis=1, output_type=tf.int32)
+        value = tf.gather(scores, best, axis=1, batch_dims=1)
         found = tf.math.is_finite(value)
-        rows = rows.write(slot, tf.where(found, best, -1))
+        row = tf.where(found, tf.gather(rows, best, axis=1, batch_dims=1), -1)
+        listed = tf.where(tf.equal(tf.range(k)[None, :], slot), row[:, None], listed)
         values = values.write(slot, value)
         whose = whose.write(slot, tf.where(found, member, -1))
-        blocked += tf.one_hot(best, catalogue, on_value=_NEG_INF, off_value=0.0,
-                              dtype=z.dtype)
-    return (tf.transpose(rows.stack()), tf.transpose(values.stack()),
-            tf.transpose(whose.stack()))
+    return listed, tf.transpose(values.stack()), tf.transpose(whose.stack())
 
 
 def build_lists(scores: tf.Tensor, members: tf.Tensor, strategy: tf.Tensor, k: tf.Tensor
@@ -126,33 +133,27 @@ def build_lists(scores: tf.Tensor, members: tf.Tensor, strategy: tf.Tensor, k: t
 
     Returns:
       rows [B, k] int32 catalogue rows (-1: none left), group scores [B, k] float32 and
-      for_member [B, k] int32 member columns (-1 for an empty slot).
+      for_member [B, k] int32 member columns (-1 for an empty slot). Each strategy is computed
+      only when some row asks for it.
     """
     z = standardise(scores)
-    ranked_rows, ranked_values, ranked_for = [], [], []
-    for name, group in group_scores(z, members).items():
-        top = tf.math.top_k(group, k=k)
-        found = tf.math.is_finite(top.values)
-        ranked_rows.append((name, tf.where(found, top.indices, -1)))
-        ranked_values.append((name, top.values))
-        ranked_for.append((name, tf.where(found, _favourite(z, members, top.indices), -1)))
+    empty = tf.fill(tf.stack([tf.shape(z)[0], k]), -1)
 
-    def interleaved():
-        return interleave(z, members, k)
+    def ranked(group_score):
+        def run():
+            top = tf.math.top_k(group_score(z, members), k=k)
+            found = tf.math.is_finite(top.values)
+            return (tf.where(found, top.indices, -1), top.values,
+                    tf.where(found, _favourite(z, members, top.indices), -1))
+        return run
 
-    def skipped():
-        empty = tf.fill(tf.stack([tf.shape(z)[0], k]), -1)
-        return empty, tf.cast(empty, z.dtype), empty
-
-    wanted = tf.reduce_any(tf.equal(strategy, FAIR_INTERLEAVE))
-    fair = tf.cond(wanted, interleaved, skipped)
-    choice = strategy[:, None]
-
-    def select(ranked, fair_value):
-        result = fair_value
-        for name, value in ranked:
-            result = tf.where(tf.equal(choice, name), value, result)
-        return result
-
-    return (select(ranked_rows, fair[0]), select(ranked_values, fair[1]),
-            select(ranked_for, fair[2]))
+    strategies = {AVERAGE: ranked(average_scores), LEAST_MISERY: ranked(least_misery_scores),
+                  FAIR_INTERLEAVE: lambda: interleave(z, members, k)}
+    result = (empty, tf.cast(empty, z.dtype), empty)
+    for name, run in strategies.items():
+        wanted = tf.equal(strategy, name)
+        lists = tf.cond(tf.reduce_any(wanted), run,
+                        lambda: (empty, tf.cast(empty, z.dtype), empty))
+        result = tuple(tf.where(wanted[:, None], new, old)
+                       for new, old in zip(lists, result, strict=True))
+    return result
