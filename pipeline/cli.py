@@ -280,6 +280,17 @@ def _add_split_arguments(parser: argparse.ArgumentParser, with_seed: bool = True
                         help="time split: days at the end held out for evaluation")
 
 
+def _add_benchmark_data_arguments(parser: argparse.ArgumentParser, folder: str) -> None:
+    """What a benchmark trains on: the dataset, its folder, the split and the seeds."""
+    from crossfade.components.listening_data.importers import FORMATS
+    from crossfade.pipeline.quality import SIMULATED
+    parser.add_argument("--dataset", required=True, choices=FORMATS + (SIMULATED,))
+    parser.add_argument("--data-dir", required=True,
+                        help=f"{folder} (for {SIMULATED}: `crossfade generate`'s)")
+    _add_split_arguments(parser, with_seed=False)
+    parser.add_argument("--seeds", type=int, default=3, help="splits (and model seeds) 0..N-1")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crossfade", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -293,7 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(handler=_generate)
 
     from crossfade.components.listening_data.importers import FORMATS
-    from crossfade.pipeline.quality import SIMULATED
     import_ = commands.add_parser(
         "import", help="convert a real listening-data export into a folder `run` reads")
     import_.add_argument("--format", required=True, choices=FORMATS)
@@ -351,11 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compares full-ranking Recall@10, NDCG@10, Hit@10, ILD@10, novelty@10 and coverage@10 "
         "with the baselines on the same split, plus the two-tower's `recommend` at each "
         "--diversity and without recent tracks (pipeline/quality/benchmark.py).")
-    quality.add_argument("--dataset", required=True, choices=FORMATS + (SIMULATED,))
-    quality.add_argument("--data-dir", required=True,
-                         help=f"the dataset's folder (for {SIMULATED}: `crossfade generate`'s)")
-    _add_split_arguments(quality, with_seed=False)
-    quality.add_argument("--seeds", type=int, default=3, help="splits (and model seeds) 0..N-1")
+    _add_benchmark_data_arguments(quality, "the dataset's folder")
     quality.add_argument("--diversity", type=_floats, metavar="D,D,...",
                          help="the two-tower's `recommend` re-ranking settings in [0, 1] to "
                          "sweep (default 0: pure relevance, a check of the served path)")
@@ -373,12 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         "split) and compares, for friend pairs and random pairs, each member's Recall@k on "
         "the `blend` list of every strategy with their solo list (pipeline/quality/"
         "blend_benchmark.py).")
-    blend.add_argument("--dataset", required=True, choices=FORMATS + (SIMULATED,))
-    blend.add_argument("--data-dir", required=True,
-                       help=f"the dataset's folder, with friends (for {SIMULATED}: "
-                       "`crossfade generate`'s)")
-    _add_split_arguments(blend, with_seed=False)
-    blend.add_argument("--seeds", type=int, default=3, help="splits (and model seeds) 0..N-1")
+    _add_benchmark_data_arguments(blend, "the dataset's folder, with friends")
     blend.add_argument("-k", type=int, default=20, help="list length (default 20)")
     blend.add_argument("--out", default=os.path.join(DEFAULT_OUTPUT, "blend"),
                        help="working folder: imported data, pipeline runs, report")
