@@ -136,7 +136,7 @@ def apply(plays: sources.Plays, labels: np.ndarray, recent: np.ndarray, likes: s
     counts = {LIKES_HELD_OUT: len(likes) - len(used), LIKES_ON_PLAYS: int(on_plays.sum()),
               LIKED_PLAYS: int(liked_play.sum()), LIKES_AS_EXAMPLES: len(library),
               LIKES_WITHOUT_ANCHOR: int((anchor < 0).sum())}
-    weighted = dataclasses.replace(plays, weight=weights.astype(np.float32))
+    weighted = dataclasses.replace(plays, weight=weights)
     return LikedShard(
         plays=sources.Plays.concat([weighted, examples]),
         labels=np.concatenate([labels, np.full(len(library), split_protocols.TRAIN,

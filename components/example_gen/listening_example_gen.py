@@ -140,8 +140,8 @@ def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]],
     else:
         recent = history.sampled_train_tracks(plays.user_id, plays.track_id, labels,
                                               features.HISTORY_LENGTH, protocol.seed)
-    shard_likes = (likes_by_shard or {}).get(shard)
-    if shard_likes is not None and len(shard_likes) and like_weight > 0:
+    shard_likes = (likes_by_shard or {}).get(shard)  # only shards with likes have an entry
+    if shard_likes is not None:
         liked = likes_lib.apply(plays, labels, recent, shard_likes, like_weight, protocol,
                                 periods)
         plays, labels, recent = liked.plays, liked.labels, liked.recent

@@ -348,11 +348,13 @@ def _iso_seconds(table: pd.DataFrame, path: str, name: str) -> np.ndarray:
 def _plausible_times(path: str, ts: np.ndarray, field: str, rows: pd.Index, now: int,
                      what: str) -> None:
     """Raises for the first timestamp of a `what` (play, like) outside `play_checks`' range."""
+    late, early = ts > now + CLOCK_TOLERANCE_SECONDS, ts < EARLIEST_PLAY_TS
+    if not (late | early).any():
+        return  # the common case: no per-row ISO formatting
     shown = np.array([_iso(t) if 0 <= t <= 253402300799 else str(t) for t in ts], dtype=object)
-    _fail_at(path, ts > now + CLOCK_TOLERANCE_SECONDS, field, shown, f"{what} after the run's "
-             f"clock ({_iso(now)}) + {CLOCK_TOLERANCE_SECONDS // 3600} h", rows)
-    _fail_at(path, ts < EARLIEST_PLAY_TS, field, shown,
-             f"{what} before {_iso(EARLIEST_PLAY_TS)}", rows)
+    _fail_at(path, late, field, shown, f"{what} after the run's clock ({_iso(now)}) + "
+             f"{CLOCK_TOLERANCE_SECONDS // 3600} h", rows)
+    _fail_at(path, early, field, shown, f"{what} before {_iso(EARLIEST_PLAY_TS)}", rows)
 
 
 def _check_known(path: str, track_ids: np.ndarray, known: Optional[np.ndarray],
@@ -438,7 +440,7 @@ def _in_range(path: str, parsed: _ParsedPlays, policy: str, now: int) -> np.ndar
         return np.ones(len(ts), dtype=bool)
     ceiling = now + CLOCK_TOLERANCE_SECONDS
     late, early = ts > ceiling, ts < EARLIEST_PLAY_TS
-    if policy == REJECT and (late | early).any():
+    if policy == REJECT:
         _plausible_times(path, ts, parsed.ts_field, parsed.rows, now, "play")
     return ~(late | early)
 

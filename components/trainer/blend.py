@@ -138,6 +138,7 @@ def build_lists(scores: tf.Tensor, members: tf.Tensor, strategy: tf.Tensor, k: t
     """
     z = standardise(scores)
     empty = tf.fill(tf.stack([tf.shape(z)[0], k]), -1)
+    nothing = (empty, tf.cast(empty, z.dtype), empty)  # rows no strategy has filled
 
     def ranked(group_score):
         def run():
@@ -149,11 +150,10 @@ def build_lists(scores: tf.Tensor, members: tf.Tensor, strategy: tf.Tensor, k: t
 
     strategies = {AVERAGE: ranked(average_scores), LEAST_MISERY: ranked(least_misery_scores),
                   FAIR_INTERLEAVE: lambda: interleave(z, members, k)}
-    result = (empty, tf.cast(empty, z.dtype), empty)
+    result = nothing
     for name, run in strategies.items():
         wanted = tf.equal(strategy, name)
-        lists = tf.cond(tf.reduce_any(wanted), run,
-                        lambda: (empty, tf.cast(empty, z.dtype), empty))
+        lists = tf.cond(tf.reduce_any(wanted), run, lambda: nothing)
         result = tuple(tf.where(wanted[:, None], new, old)
                        for new, old in zip(lists, result, strict=True))
     return result

@@ -45,15 +45,13 @@ from crossfade.serving import signatures
 FRIENDS, RANDOM_PAIRS = "friend pairs", "random pairs"
 METRICS = ("recall ratio", "worst-member ratio", "share gap", "coherence")
 DEFAULT_K = 20
-_BATCH = 128  # pairs per `blend` call
 
 
 @dataclasses.dataclass(frozen=True)
 class PairLists:
-    """Per pair [P, 2] of user rows: each member's solo list and the blended lists, as
-    catalogue rows ([P, 2, k] and {strategy: [P, k]}; `ranking_metrics.PAD` past the end)."""
+    """For P pairs: each member's solo list and the blended lists, as catalogue rows
+    ([P, 2, k] and {strategy: [P, k]}; `ranking_metrics.PAD` past the end)."""
 
-    pairs: np.ndarray
     solo: np.ndarray
     blended: Dict[str, np.ndarray]
 
@@ -144,7 +142,7 @@ def pair_lists(model: benchmark.ServedTwoTower, matrices: benchmark.SplitMatrice
                      for m in (0, 1)], axis=1)
     blended = {strategy: model.blend(members, union, strategy, k)
                for strategy in sorted(signatures.BLEND_STRATEGIES)}
-    return PairLists(pairs, solo, blended)
+    return PairLists(solo, blended)
 
 
 def evaluate_seed(matrices: benchmark.SplitMatrices, model_dir: str, folder: str, seed: int,

@@ -119,10 +119,10 @@ def _midnight(data: SimulatedData, day: int) -> int:
 
 
 def served_like_candidates(served: DayPlays, responses: Responses) -> Likes:
-    """The served plays (`served_plays`' rows) the listeners liked, in time order."""
+    """The served plays (`served_plays`' rows) the listeners liked (`append_likes` puts
+    them in time order with the day's other likes)."""
     rows, cols = np.nonzero(responses.heard)
     liked = np.flatnonzero(responses.liked[rows, cols][served.order])
-    liked = liked[np.argsort(served.second[liked], kind="stable")]
     return Likes(user=served.user[liked], track=served.track[liked],
                  second=served.second[liked])
 
