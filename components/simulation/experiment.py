@@ -119,10 +119,13 @@ def _with_streams(recent: np.ndarray, tracks: np.ndarray, streamed: np.ndarray) 
 
 
 def run(data: SimulatedData, policies: Sequence[Policy], settings: SimulationSettings,
-        progress: "Callable[[str], None] | None" = None) -> list[Arm]:
-    """Every policy for ``settings.days`` days from the data's next day; the arms' logs."""
+        progress: "Callable[[str], None] | None" = None,
+        users: "np.ndarray | None" = None) -> list[Arm]:
+    """Every policy for ``settings.days`` days from the data's next day; the arms' logs.
+    ``users``: the listeners (indices) to serve instead of ``settings.users``' (a Blend's
+    friend groups)."""
     say = progress or (lambda text: print(text, file=sys.stderr, flush=True))
-    users = listeners(data, settings)
+    users = listeners(data, settings) if users is None else np.asarray(users, np.int64)
     arms = [new_arm(data, p, settings) for p in policies]
     started = time.perf_counter()
     for d in range(settings.days):

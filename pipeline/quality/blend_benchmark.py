@@ -20,13 +20,24 @@ Per strategy and pair kind, means over pairs:
 * ``recall ratio``: the members' mean Recall@k on the blend over their mean solo Recall@k;
 * ``worst-member ratio``: per pair whose members both have a solo hit, the smaller of the two
   members' blend / solo Recall@k;
-* ``share gap`` (points): per pair with a hit on the blend, 100 · |hits a − hits b| /
-  (hits a + hits b): 0 when both members get as many of their own tracks;
+* ``share gap`` (points), pooled over pairs: each pair's members are cast as the more and the
+  less mainstream listener (the mean training popularity of their items, `mainstreamness`),
+  since the more mainstream taste is the one an average tends to favour. Each role keeps
+  ``kept = Σ blend hits / Σ solo hits`` of its own hits; the roles' shares of what is kept,
+  ``kept_role / (kept_more + kept_less)``, differ by the gap, 100 · |kept_more − kept_less| /
+  (kept_more + kept_less): 0 when neither kind of member is systematically favoured.
+  Pooling matters: a pair has one to a few hits in 20 tracks, so per pair one member often
+  has all of them whatever the strategy;
+* ``per-pair gap`` (points), for comparison: per pair with a hit on the blend,
+  100 · |hits a − hits b| / (hits a + hits b), dominated by that sparsity;
 * ``coherence``: 1 − intra-list diversity of the blend on the catalogue's genres and tags
   (`list_metrics`), how alike its tracks are.
 
-Outputs: results.json ({kind: {strategy: {metric: {"mean", "per_seed"}}}}, pair counts) and
-blend.md.
+On simulator data it also has simulated listeners stream each member's solo list and each
+strategy's blend (`blend_simulation`: stream rates, long-term effects on and off).
+
+Outputs: results.json ({kind: {strategy: {metric: {"mean", "per_seed"}}}}, pair counts; on
+simulator data also "simulation": {effects: {arm: {metric: ...}}}) and blend.md.
 """
 import dataclasses
 import json
@@ -39,11 +50,11 @@ import scipy.sparse as sp
 
 from crossfade.components.evaluator import list_metrics
 from crossfade.components.example_gen.split_protocols import TEST_SPLIT
-from crossfade.pipeline.quality import benchmark
+from crossfade.pipeline.quality import SIMULATED, benchmark, blend_simulation
 from crossfade.serving import signatures
 
 FRIENDS, RANDOM_PAIRS = "friend pairs", "random pairs"
-METRICS = ("recall ratio", "worst-member ratio", "share gap", "coherence")
+METRICS = ("recall ratio", "worst-member ratio", "share gap", "per-pair gap", "coherence")
 DEFAULT_K = 20
 
 
@@ -102,11 +113,33 @@ def pair_union(pairs: np.ndarray, seen: sp.csr_matrix) -> sp.csr_matrix:
     return union
 
 
+def mainstreamness(train: sp.csr_matrix) -> np.ndarray:
+    """[U] each user's mean item popularity (training users per item) over their training
+    items; 0 for a user without any."""
+    played = (train > 0).astype(float).tocsr()
+    popularity = np.asarray(played.sum(axis=0)).ravel()
+    counts = np.asarray(played.sum(axis=1)).ravel()
+    return played @ popularity / np.maximum(counts, 1)
+
+
+def share_gap(blend_hits: np.ndarray, solo_hits: np.ndarray, more: np.ndarray) -> float:
+    """Pooled share gap (points; see the module docstring) of [P, 2] hit counts, with
+    `more` [P] True where member 0 is the more mainstream; NaN without solo hits."""
+    rows = np.arange(len(more))
+    lead, other = np.where(more, 0, 1), np.where(more, 1, 0)
+    solo = np.array([solo_hits[rows, lead].sum(), solo_hits[rows, other].sum()])
+    if (solo == 0).any():
+        return float("nan")
+    kept = np.array([blend_hits[rows, lead].sum(), blend_hits[rows, other].sum()]) / solo
+    return float(100 * abs(kept[0] - kept[1]) / kept.sum()) if kept.sum() else float("nan")
+
+
 def pair_metrics(lists: np.ndarray, solo: np.ndarray, relevant_a: sp.csr_matrix,
-                 relevant_b: sp.csr_matrix, content: "sp.csr_matrix | None",
-                 k: int) -> Dict[str, float]:
+                 relevant_b: sp.csr_matrix, more: np.ndarray,
+                 content: "sp.csr_matrix | None", k: int) -> Dict[str, float]:
     """`METRICS` of blended `lists` [P, k] against the members' `solo` [P, 2, k] lists, with
-    each member's relevant items per pair (`relevant_a`, `relevant_b`: [P, I])."""
+    each member's relevant items per pair (`relevant_a`, `relevant_b`: [P, I]) and `more`
+    [P] True where member a is the more mainstream."""
     def hits(top: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
         return np.array([len(set(row[row >= 0]) & set(
             relevant.indices[relevant.indptr[p]:relevant.indptr[p + 1]]))
@@ -125,7 +158,9 @@ def pair_metrics(lists: np.ndarray, solo: np.ndarray, relevant_a: sp.csr_matrix,
         "recall ratio": float(blend_recall.mean() / solo_recall.mean())
         if solo_recall.mean() > 0 else float("nan"),
         "worst-member ratio": float(worst.mean()) if len(worst) else float("nan"),
-        "share gap": float(gap.mean()) if len(gap) else float("nan"),
+        "share gap": share_gap(np.stack(blend_hits, axis=1), np.stack(solo_hits, axis=1),
+                               more),
+        "per-pair gap": float(gap.mean()) if len(gap) else float("nan"),
     }
     if content is not None:
         result["coherence"] = 1.0 - benchmark._mean_defined(
@@ -156,6 +191,7 @@ def evaluate_seed(matrices: benchmark.SplitMatrices, model_dir: str, folder: str
     control = eligible(random_pairs(evaluation.users, 3 * len(friends), seed),
                        evaluation.seen, matrices.test, matrices.train)[:len(friends)]
     model = benchmark.ServedTwoTower(model_dir, matrices.items)
+    popular = mainstreamness(matrices.train)
     result: Dict[str, Dict[str, Dict[str, float]]] = {}
     for kind, pairs in ((FRIENDS, friends), (RANDOM_PAIRS, control)):
         union = pair_union(pairs, evaluation.seen)
@@ -164,7 +200,8 @@ def evaluate_seed(matrices: benchmark.SplitMatrices, model_dir: str, folder: str
         for matrix in relevant:
             matrix.eliminate_zeros()
         lists = pair_lists(model, matrices, pairs, union, k)
-        result[kind] = {strategy: {**pair_metrics(top, lists.solo, *relevant,
+        more = popular[pairs[:, 0]] >= popular[pairs[:, 1]]
+        result[kind] = {strategy: {**pair_metrics(top, lists.solo, *relevant, more,
                                                   matrices.content, k), "pairs": len(pairs)}
                         for strategy, top in lists.blended.items()}
         log(f"  seed {seed}, {kind} ({len(pairs)}): " + "; ".join(
@@ -181,7 +218,16 @@ def aggregate(per_seed: List[Dict[str, Dict[str, Dict[str, float]]]]) -> Dict[st
             for kind in (FRIENDS, RANDOM_PAIRS)}
 
 
-def render(dataset: str, split: str, seeds: Sequence[int], k: int, results: Dict) -> str:
+def aggregate_simulation(per_seed: List[Dict[str, Dict[str, Dict[str, float]]]]) -> Dict:
+    """{effects: {arm: {metric: {"mean", "per_seed"}}}} over seeds."""
+    return {effects: benchmark._mean_and_seeds([seed[effects] for seed in per_seed],
+                                               list(per_seed[0][effects]),
+                                               blend_simulation.METRICS)
+            for effects in per_seed[0]}
+
+
+def render(dataset: str, split: str, seeds: Sequence[int], k: int, results: Dict,
+           simulation: "Dict | None" = None) -> str:
     lines = [f"# Blend: {dataset}", "",
              f"split: {split}; seeds: {', '.join(map(str, seeds))}; k = {k}; exclusions: "
              "both members' train and eval items, for solo and blended lists alike", ""]
@@ -192,6 +238,14 @@ def render(dataset: str, split: str, seeds: Sequence[int], k: int, results: Dict
             cells = [f"{metrics[m]['mean']:.3f}" if m in metrics else "—" for m in METRICS]
             lines.append(f"| {strategy} | " + " | ".join(cells)
                          + f" | {metrics['pairs']['mean']:.0f} |")
+        lines.append("")
+    for effects, arms in (simulation or {}).items():
+        lines += [f"## simulated listeners, {effects} ({blend_simulation.DAYS} days)", "",
+                  "| arm | " + " | ".join(blend_simulation.METRICS) + " |",
+                  "|---" * (len(blend_simulation.METRICS) + 1) + "|"]
+        lines += [f"| {arm} | " + " | ".join(f"{metrics[m]['mean']:.3f}"
+                                             for m in blend_simulation.METRICS) + " |"
+                  for arm, metrics in arms.items()]
         lines.append("")
     return "\n".join(lines)
 
@@ -205,16 +259,19 @@ def run(dataset: str, data_dir: str, out_dir: str, seeds: int = 3, k: int = DEFA
         raise ValueError(f"k must be in 1..100, got {k}")
     data = benchmark.prepare(dataset, data_dir, out_dir, split=split, eval_days=eval_days,
                              log=log)
-    per_seed = []
+    per_seed, simulated = [], []
     for seed in range(seeds):
         matrices, model_dir = benchmark.train_seed(data, out_dir, seed, log)
         per_seed.append(evaluate_seed(matrices, model_dir, data.folder, seed, k, log))
+        if dataset == SIMULATED:
+            simulated.append(blend_simulation.run_seed(data.folder, model_dir, k, seed, log))
     results = aggregate(per_seed)
+    simulation = aggregate_simulation(simulated) if simulated else None
+    split_name = data.protocol.describe(with_seed=False)
     with open(os.path.join(out_dir, "results.json"), "w") as handle:
-        json.dump({"dataset": dataset, "k": k, "seeds": list(range(seeds)),
-                   "split": data.protocol.describe(with_seed=False), "results": results},
+        json.dump({"dataset": dataset, "k": k, "seeds": list(range(seeds)), "split": split_name,
+                   "results": results, **({"simulation": simulation} if simulation else {})},
                   handle, indent=2, sort_keys=True)
     with open(os.path.join(out_dir, "blend.md"), "w") as handle:
-        handle.write(render(dataset, data.protocol.describe(with_seed=False),
-                            list(range(seeds)), k, results))
+        handle.write(render(dataset, split_name, list(range(seeds)), k, results, simulation))
     return results

@@ -45,12 +45,34 @@ def test_pair_metrics_on_a_planted_pair():
     solo = np.array([[[0, 5, 6], [2, 3, 7]]])
     blend = np.array([[0, 2, 4]])  # a: 1 of 2 (solo 1 of 2), b: 1 of 2 (solo 2 of 2)
     content = sp.csr_matrix(np.eye(8, dtype=np.float32))  # every track its own genre
-    result = bb.pair_metrics(blend, solo, relevant_a, relevant_b, content, k=3)
+    more = np.array([True])  # a is the more mainstream
+    result = bb.pair_metrics(blend, solo, relevant_a, relevant_b, more, content, k=3)
     assert result["recall ratio"] == pytest.approx((0.5 + 0.5) / (0.5 + 1.0))
     assert result["worst-member ratio"] == pytest.approx(0.5)
-    assert result["share gap"] == pytest.approx(0.0)  # one hit each
+    assert result["per-pair gap"] == pytest.approx(0.0)  # one hit each
+    # ...but a keeps all of their solo hits (1 of 1) and b half (1 of 2): 100 · 0.5 / 1.5.
+    assert result["share gap"] == pytest.approx(100 / 3)
     assert result["coherence"] == pytest.approx(0.0)  # nothing alike
-    lopsided = bb.pair_metrics(np.array([[0, 1, 4]]), solo, relevant_a, relevant_b, None, 3)
+    lopsided = bb.pair_metrics(np.array([[0, 1, 4]]), solo, relevant_a, relevant_b, more,
+                               None, 3)
     assert lopsided["share gap"] == pytest.approx(100.0)
+    assert lopsided["per-pair gap"] == pytest.approx(100.0)
     assert lopsided["worst-member ratio"] == pytest.approx(0.0)
     assert "coherence" not in lopsided
+
+
+def test_share_gap_pools_pairs_by_role():
+    # Each pair's blend serves one member only, the more mainstream in the first pair and the
+    # other in the second: lopsided per pair, but neither role is favoured.
+    blend_hits = np.array([[1, 0], [1, 0]])
+    solo_hits = np.array([[1, 1], [1, 1]])
+    assert bb.share_gap(blend_hits, solo_hits, np.array([True, False])) == pytest.approx(0.0)
+    # The more mainstream member takes every hit in both pairs.
+    assert bb.share_gap(blend_hits, solo_hits, np.array([True, True])) == pytest.approx(100.0)
+    assert np.isnan(bb.share_gap(blend_hits, np.array([[1, 0], [1, 0]]), np.array([True] * 2)))
+
+
+def test_mainstreamness_is_the_mean_popularity_of_a_users_items():
+    # Item 0 is played by three users, item 1 by one, item 2 by two; user 3 plays nothing.
+    train = sp.csr_matrix(np.array([[1, 0, 1], [1, 1, 0], [1, 0, 1], [0, 0, 0]], float))
+    assert bb.mainstreamness(train).tolist() == pytest.approx([2.5, 2.0, 2.5, 0.0])
