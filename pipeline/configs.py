@@ -104,6 +104,11 @@ class PipelineConfig:
     # guard rail, not the objective, and a retrained model's lists move by a few per cent
     # without any change of behaviour; a slide into near-duplicate lists is far larger.
     diversity_regression_tolerance: float = 0.05
+    # ... and Recall@50 on eval plays of tracks never played in training (new releases) not
+    # below the latest blessed model's by more than this (absolute; 1 turns it off), once both
+    # have 100 such plays (retrieval_metrics.MIN_COLD_PLAYS). Absolute, as cold recall can sit
+    # near 0; 0.05 is about two standard errors of a recall of 0.3 on 400 cold plays.
+    cold_start_regression_tolerance: float = 0.05
     # ... and, on simulator-made data, a short simulated A/B test against the latest pushed
     # model: no simulated stream-rate regression beyond its margin (2 %). On imported data
     # the Evaluator's blessing passes through (components/simulation_gate).
@@ -128,9 +133,9 @@ class PipelineConfig:
         if self.min_eval_plays < 1 or self.min_eval_users < 1:
             raise ValueError(f"min_eval_plays and min_eval_users must be at least 1, got "
                              f"{self.min_eval_plays}, {self.min_eval_users}")
-        if not 0.0 <= self.diversity_regression_tolerance <= 1.0:
-            raise ValueError(f"diversity_regression_tolerance must be in [0, 1], got "
-                             f"{self.diversity_regression_tolerance}")
+        for name in ("diversity_regression_tolerance", "cold_start_regression_tolerance"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         play_checks.check_timestamp_policy(self.timestamp_policy)
         if not (self.like_weight == 0 or 1 <= self.like_weight < float("inf")):
             raise ValueError(f"like_weight must be 0 (likes unread) or at least 1 (a like is "

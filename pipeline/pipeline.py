@@ -77,7 +77,8 @@ def create_pipeline(config: PipelineConfig,
         baseline_model=latest_blessed_model.outputs["model"],
         eval_config=retrieval_eval_config(config.lift_floor, config.regression_tolerance,
                                           config.min_eval_plays, config.min_eval_users,
-                                          config.diversity_regression_tolerance))
+                                          config.diversity_regression_tolerance,
+                                          config.cold_start_regression_tolerance))
 
     gate = SimulationGate(
         model=trainer.outputs["model"],

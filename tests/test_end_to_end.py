@@ -128,7 +128,8 @@ def test_the_simulation_gate_refuses_a_model_the_evaluator_let_through(first_run
     assert summary.simulation["stream_rate"] > 0  # the first model: measured, no baseline
     assert "baseline_stream_rate" not in summary.simulation
     lenient = dataclasses.replace(config, lift_floor=0.0, regression_tolerance=1.0,
-                                  diversity_regression_tolerance=1.0)
+                                  diversity_regression_tolerance=1.0,
+                                  cold_start_regression_tolerance=1.0)
     local_runner.run(lenient.with_hyperparameters(max_steps=1))
     weak = run_summary.latest_run(lenient)
     assert weak.component_states["SimulationGate"] == "COMPLETE"

@@ -14,7 +14,12 @@ A model is blessed when all of these hold on the eval (later-span) split:
   `intra_list_diversity@10_change`, not a TFMA change threshold: that would fail for good once
   the blessed model predates the diversity output (or its catalogue has no content), while the
   derived value passes when there is nothing to compare with, as before any model is blessed
-  (`retrieval_metrics.diversity_change` lists the cases).
+  (`retrieval_metrics.diversity_change` lists the cases);
+* no cold-start regression: its Recall@50 on plays of tracks it never saw played in training
+  (`cold_recall@50`) is not below the latest blessed model's by more than
+  `cold_start_regression_tolerance` (absolute), once each has `MIN_COLD_PLAYS` such plays: a
+  model must not buy recall on the established catalogue with new releases. A lower bound on
+  the derived `cold_recall@50_change`, for the same reason as the diversity check.
 """
 import tensorflow_model_analysis as tfma
 
@@ -25,6 +30,7 @@ from crossfade.serving.signatures import EVALUATE_EXAMPLES
 GATED_METRIC = retrieval_metrics.RECALL.format(retrieval_metrics.LIFT_CUTOFF)
 LIFT_METRIC = retrieval_metrics.LIFT.format(retrieval_metrics.LIFT_CUTOFF)
 DIVERSITY_GATED_METRIC = retrieval_metrics.DIVERSITY_CHANGE.format(LIST_CUTOFF)
+COLD_GATED_METRIC = retrieval_metrics.COLD_CHANGE.format(retrieval_metrics.LIFT_CUTOFF)
 
 
 def _at_least(bound: float) -> tfma.MetricThreshold:
@@ -34,7 +40,8 @@ def _at_least(bound: float) -> tfma.MetricThreshold:
 
 def retrieval_eval_config(lift_floor: float, regression_tolerance: float,
                           min_eval_plays: int, min_eval_users: int,
-                          diversity_regression_tolerance: float) -> tfma.EvalConfig:
+                          diversity_regression_tolerance: float,
+                          cold_start_regression_tolerance: float) -> tfma.EvalConfig:
     """EvalConfig for the `evaluate_examples` signature with the gate described above."""
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=EVALUATE_EXAMPLES)],
@@ -47,6 +54,7 @@ def retrieval_eval_config(lift_floor: float, regression_tolerance: float,
                 retrieval_metrics.EVAL_PLAYS: _at_least(min_eval_plays),
                 retrieval_metrics.EVAL_USERS: _at_least(min_eval_users),
                 DIVERSITY_GATED_METRIC: _at_least(-diversity_regression_tolerance),
+                COLD_GATED_METRIC: _at_least(-cold_start_regression_tolerance),
                 GATED_METRIC: tfma.MetricThreshold(
                     change_threshold=tfma.GenericChangeThreshold(
                         direction=tfma.MetricDirection.HIGHER_IS_BETTER,

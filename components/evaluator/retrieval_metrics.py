@@ -21,9 +21,23 @@ computes:
   a pair of tracks with content has a NaN diversity and is left out of the mean. Sums and
   counts are accumulated, so merging partial results is exact.
 
-and, after combining, a derived computation adds ``intra_list_diversity@10_change`` for the
-candidate: the blessing's no-diversity-regression measure, from both models'
-``intra_list_diversity@10`` in the slice (see `diversity_change`).
+* cold start, from the signature's ``label_train_plays`` (the played track's plays in the
+  model's own training split): ``cold_recall@K``, ``cold_ndcg@10`` and ``cold_eval_plays``
+  over the plays of tracks the model never saw played in training (0 plays: new releases,
+  or any track the split kept out), and the same ``warm_*`` over the rest. Cold is relative to
+  each model's training data, so a candidate and the blessed baseline are each measured on
+  the tracks *they* never saw played: the comparison is of the capability, not of one set of
+  plays. A slice without cold plays, or a model exported before the output existed, has
+  NaN cold metrics (unknown, not 0).
+
+and, after combining, derived computations add for the candidate:
+
+* ``intra_list_diversity@10_change``: the blessing's no-diversity-regression measure, from
+  both models' ``intra_list_diversity@10`` in the slice (see `diversity_change`);
+* ``cold_recall@50_change``: the no-cold-start-regression measure, candidate minus baseline
+  ``cold_recall@50`` in absolute terms (cold recall can sit near 0, where a relative change
+  means little), 0 when either side has fewer than `MIN_COLD_PLAYS` cold plays (see
+  `cold_recall_change`).
 
 A model exported before the list outputs existed (the latest blessed model can be one) has
 NaN ``intra_list_diversity@10`` and ``novelty@10``: what it did not measure is reported as
@@ -57,6 +71,11 @@ EVAL_USERS = "eval_users"
 INTRA_LIST_DIVERSITY = "intra_list_diversity@{}"
 NOVELTY = "novelty@{}"
 DIVERSITY_CHANGE = "intra_list_diversity@{}_change"
+COLD, WARM = "cold_", "warm_"
+COLD_CHANGE = "cold_recall@{}_change"
+#: Cold plays each model needs before its cold Recall@50 is compared: with fewer, the
+#: standard error of a recall near 0.3 exceeds 0.05 and the check would gate on noise.
+MIN_COLD_PLAYS = 100
 
 
 def metric_names() -> List[str]:
@@ -65,7 +84,26 @@ def metric_names() -> List[str]:
             + [COVERAGE.format(k) for k in COVERAGE_CUTOFFS]
             + [POPULARITY_RECALL.format(LIFT_CUTOFF), LIFT.format(LIFT_CUTOFF), EVAL_PLAYS,
                EVAL_USERS, INTRA_LIST_DIVERSITY.format(LIST_CUTOFF),
-               NOVELTY.format(LIST_CUTOFF)])
+               NOVELTY.format(LIST_CUTOFF)]
+            + [segment + name for segment in (COLD, WARM) for name in _segment_metric_names()])
+
+
+def _segment_metric_names() -> List[str]:
+    """The metrics reported per cold/warm segment, without the segment's prefix."""
+    return ([RECALL.format(k) for k in RECALL_CUTOFFS] + [NDCG.format(NDCG_CUTOFF),
+                                                          EVAL_PLAYS])
+
+
+def cold_recall_change(candidate: float, candidate_plays: float, baseline: Optional[float],
+                       baseline_plays: float) -> float:
+    """The candidate's cold Recall@50 minus the baseline's; 0.0 (nothing to compare) without
+    a baseline, or when either model has fewer than `MIN_COLD_PLAYS` cold plays or a NaN
+    cold recall (a model exported before ``label_train_plays`` existed)."""
+    if baseline is None or min(candidate_plays, baseline_plays) < MIN_COLD_PLAYS:
+        return 0.0
+    if math.isnan(candidate) or math.isnan(baseline):
+        return 0.0
+    return candidate - baseline
 
 
 def diversity_change(candidate: float, baseline: Optional[float]) -> float:
@@ -136,8 +174,9 @@ def _retrieval_computations(name: str = "retrieval",
                 include_default_inputs=False)],
             combiner=_RetrievalCombiner(model_name, keys)))
     baseline_spec = model_util.get_baseline_model_spec(eval_config) if eval_config else None
-    computations.append(_diversity_change_computation(
-        model_names, baseline_spec.name if baseline_spec else None))
+    baseline = baseline_spec.name if baseline_spec else None
+    computations.append(_diversity_change_computation(model_names, baseline))
+    computations.append(_cold_change_computation(model_names, baseline))
     return computations
 
 
@@ -158,14 +197,64 @@ def _diversity_change_computation(model_names: List[str], baseline: Optional[str
     return metric_types.DerivedMetricComputation(keys=list(change_keys.values()), result=result)
 
 
-class _Accumulator:
-    """Running sums over evaluation plays; `recommended[k]` marks catalogue rows seen in top k."""
+def _cold_change_computation(model_names: List[str], baseline: Optional[str]
+                             ) -> metric_types.DerivedMetricComputation:
+    """COLD_CHANGE of every model but the baseline, from the slice's combined metrics."""
+    recall = COLD + RECALL.format(LIFT_CUTOFF)
+    change_keys = {model_name: _key(COLD_CHANGE.format(LIFT_CUTOFF), model_name)
+                   for model_name in model_names if model_name != baseline}
+
+    def value(metrics: Dict[metric_types.MetricKey, Any], name: str, model: str) -> float:
+        return float(metrics.get(_key(name, model), math.nan))
+
+    def result(metrics: Dict[metric_types.MetricKey, Any]) -> Dict[metric_types.MetricKey, float]:
+        plays = COLD + EVAL_PLAYS
+        return {key: cold_recall_change(
+                    value(metrics, recall, model_name), value(metrics, plays, model_name),
+                    None if baseline is None else value(metrics, recall, baseline),
+                    0.0 if baseline is None else value(metrics, plays, baseline))
+                for model_name, key in change_keys.items()}
+
+    return metric_types.DerivedMetricComputation(keys=list(change_keys.values()), result=result)
+
+
+class _Segment:
+    """Hits and DCG over the plays of one segment (all plays, or the cold or warm ones)."""
 
     def __init__(self):
         self.plays = 0
         self.hits = {k: 0 for k in RECALL_CUTOFFS}
-        self.popularity_hits = 0
         self.dcg = 0.0
+
+    def add(self, ranks: np.ndarray) -> None:
+        self.plays += len(ranks)
+        for k in RECALL_CUTOFFS:
+            self.hits[k] += int(np.sum(ranks < k))
+        in_top = ranks < NDCG_CUTOFF
+        self.dcg += float(np.sum(1.0 / np.log2(ranks[in_top] + 2.0)))
+
+    def merge(self, other: "_Segment") -> None:
+        self.plays += other.plays
+        self.dcg += other.dcg
+        for k in RECALL_CUTOFFS:
+            self.hits[k] += other.hits[k]
+
+    def values(self) -> Dict[str, float]:
+        """Recall@K and NDCG@10 (NaN without plays) and the play count."""
+        values = {RECALL.format(k): _mean(self.hits[k], self.plays) for k in RECALL_CUTOFFS}
+        values[NDCG.format(NDCG_CUTOFF)] = _mean(self.dcg, self.plays)
+        values[EVAL_PLAYS] = float(self.plays)
+        return values
+
+
+class _Accumulator:
+    """Running sums over evaluation plays; `recommended[k]` marks catalogue rows seen in top k."""
+
+    def __init__(self):
+        self.all = _Segment()
+        self.popularity_hits = 0
+        # Only plays whose model reports `label_train_plays`.
+        self.cold, self.warm = _Segment(), _Segment()
         self.users: Set[bytes] = set()
         self.recommended: Dict[int, Optional[np.ndarray]] = {k: None for k in COVERAGE_CUTOFFS}
         # Per-list metrics: sums and how many lists had a value (0: the model has no output).
@@ -233,31 +322,30 @@ class _RetrievalCombiner(beam.CombineFn):
         popularity_ranks = np.atleast_1d(np.asarray(outputs["popularity_rank"]))
         top = np.asarray(outputs["top_indices"]).reshape(len(ranks), -1)
         catalogue_size = int(np.atleast_1d(np.asarray(outputs["catalogue_size"]))[0])
-        accumulator.plays += len(ranks)
+        accumulator.all.add(ranks)
         accumulator.users.update(_user_ids(element))
-        for k in RECALL_CUTOFFS:
-            accumulator.hits[k] += int(np.sum(ranks < k))
         accumulator.popularity_hits += int(np.sum(popularity_ranks < LIFT_CUTOFF))
-        in_top = ranks < NDCG_CUTOFF
-        accumulator.dcg += float(np.sum(1.0 / np.log2(ranks[in_top] + 2.0)))
         for k in COVERAGE_CUTOFFS:
             accumulator.mark(k, top[:, :k].ravel(), catalogue_size)
         _add_list_metrics(accumulator, outputs)
+        if "label_train_plays" in outputs:
+            cold = np.atleast_1d(np.asarray(outputs["label_train_plays"])).ravel() == 0
+            accumulator.cold.add(ranks[cold])
+            accumulator.warm.add(ranks[~cold])
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[_Accumulator]) -> _Accumulator:
         merged = _Accumulator()
         for accumulator in accumulators:
-            merged.plays += accumulator.plays
+            merged.all.merge(accumulator.all)
             merged.popularity_hits += accumulator.popularity_hits
-            merged.dcg += accumulator.dcg
             merged.users |= accumulator.users
             merged.diversity_sum += accumulator.diversity_sum
             merged.diversity_lists += accumulator.diversity_lists
             merged.novelty_sum += accumulator.novelty_sum
             merged.novelty_lists += accumulator.novelty_lists
-            for k in RECALL_CUTOFFS:
-                merged.hits[k] += accumulator.hits[k]
+            merged.cold.merge(accumulator.cold)
+            merged.warm.merge(accumulator.warm)
             for k in COVERAGE_CUTOFFS:
                 rows = accumulator.recommended[k]
                 if rows is not None:
@@ -266,9 +354,10 @@ class _RetrievalCombiner(beam.CombineFn):
 
     def extract_output(self, accumulator: _Accumulator
                        ) -> Dict[metric_types.MetricKey, float]:
-        plays = max(accumulator.plays, 1)
-        values = {RECALL.format(k): accumulator.hits[k] / plays for k in RECALL_CUTOFFS}
-        values[NDCG.format(NDCG_CUTOFF)] = accumulator.dcg / plays
+        # Overall, no plays reads as 0 (the eval_plays minimum refuses such a model anyway).
+        values = {name: 0.0 if math.isnan(value) else value
+                  for name, value in accumulator.all.values().items()}
+        plays = max(accumulator.all.plays, 1)
         for k in COVERAGE_CUTOFFS:
             rows = accumulator.recommended[k]
             values[COVERAGE.format(k)] = float(rows.mean()) if rows is not None else 0.0
@@ -277,10 +366,11 @@ class _RetrievalCombiner(beam.CombineFn):
         recall = values[RECALL.format(LIFT_CUTOFF)]
         values[LIFT.format(LIFT_CUTOFF)] = recall / popularity if popularity > 0 else (
             float("inf") if recall > 0 else 0.0)
-        values[EVAL_PLAYS] = float(accumulator.plays)
         values[EVAL_USERS] = float(len(accumulator.users))
         values[INTRA_LIST_DIVERSITY.format(LIST_CUTOFF)] = _mean(accumulator.diversity_sum,
                                                                  accumulator.diversity_lists)
         values[NOVELTY.format(LIST_CUTOFF)] = _mean(accumulator.novelty_sum,
                                                     accumulator.novelty_lists)
+        for prefix, segment in ((COLD, accumulator.cold), (WARM, accumulator.warm)):
+            values.update({prefix + name: value for name, value in segment.values().items()})
         return {self._keys[name]: value for name, value in values.items()}

@@ -82,10 +82,51 @@ def test_wrong_signature_outputs_are_reported():
                            metric_types.StandardMetricInputs(prediction=np.array([0.3])))
 
 
-def _config(has_baseline=True, diversity_tolerance=0.05, **gate):
+def test_cold_and_warm_plays_are_measured_apart():
+    combiner = _combiner()
+    accumulators = []
+    # Cold plays (the track never played in training) at ranks 3 and 60; warm at 0, 20, 200.
+    for ranks, train_plays in (([3, 0], [0, 5]), ([60, 20, 200], [0, 1, 9])):
+        play = _inputs(ranks, [99] * len(ranks), [list(range(10))] * len(ranks))
+        play.prediction["label_train_plays"] = np.array(train_plays)
+        accumulators.append(combiner.add_input(combiner.create_accumulator(), play))
+    values = _values(combiner.extract_output(combiner.merge_accumulators(accumulators)))
+    assert (values["cold_eval_plays"], values["warm_eval_plays"]) == (2, 3)
+    assert values["cold_recall@10"] == pytest.approx(1 / 2)
+    assert values["cold_recall@100"] == pytest.approx(2 / 2)
+    assert values["warm_recall@50"] == pytest.approx(2 / 3)
+    assert values["cold_ndcg@10"] == pytest.approx(1 / np.log2(5) / 2)
+    assert values["warm_ndcg@10"] == pytest.approx(1 / 3)
+    assert values["recall@50"] == pytest.approx(3 / 5)  # the overall figure is unchanged
+
+
+def test_a_model_without_train_plays_has_unknown_cold_metrics():
+    combiner = _combiner()
+    values = _values(combiner.extract_output(combiner.add_input(
+        combiner.create_accumulator(), _inputs(0, 0, list(range(10))))))
+    assert values["cold_eval_plays"] == 0 and math.isnan(values["cold_recall@50"])
+    assert values["warm_eval_plays"] == 0 and math.isnan(values["warm_ndcg@10"])
+    assert values["recall@10"] == 1.0
+
+
+@pytest.mark.parametrize("candidate, candidate_plays, baseline, baseline_plays, change", [
+    (0.30, 400, 0.25, 300, 0.05),
+    (0.20, 400, 0.30, 300, -0.10),
+    (0.20, 400, None, 0, 0.0),           # no blessed model yet
+    (0.20, 99, 0.30, 300, 0.0),          # too few cold plays to tell
+    (0.20, 400, 0.30, 50, 0.0),
+    (0.20, 400, math.nan, 300, 0.0),     # the baseline predates the output
+])
+def test_cold_recall_change(candidate, candidate_plays, baseline, baseline_plays, change):
+    assert retrieval_metrics.cold_recall_change(
+        candidate, candidate_plays, baseline, baseline_plays) == pytest.approx(change)
+
+
+def _config(has_baseline=True, diversity_tolerance=0.05, cold_tolerance=0.05, **gate):
     gate = {"lift_floor": 1.2, "regression_tolerance": 0.01, "min_eval_plays": 100,
             "min_eval_users": 20, **gate}
     config = eval_config.retrieval_eval_config(diversity_regression_tolerance=diversity_tolerance,
+                                               cold_start_regression_tolerance=cold_tolerance,
                                                **gate)
     # As TFX's Evaluator does: rubber_stamp drops change thresholds before the first blessing.
     return tfma.utils.config_util.update_eval_config_with_defaults(
@@ -101,12 +142,14 @@ def test_gate_thresholds_reach_the_computed_keys():
     assert {key.name for key in gated} == {eval_config.LIFT_METRIC,
                                            retrieval_metrics.EVAL_PLAYS,
                                            retrieval_metrics.EVAL_USERS,
-                                           eval_config.DIVERSITY_GATED_METRIC}
+                                           eval_config.DIVERSITY_GATED_METRIC,
+                                           eval_config.COLD_GATED_METRIC}
     bounds = {key.name: " ".join(str(entries).split()) for key, entries in thresholds.items()
               if not key.is_diff}
     assert "lower_bound { value: 100.0 }" in bounds[retrieval_metrics.EVAL_PLAYS]
     assert "lower_bound { value: 20.0 }" in bounds[retrieval_metrics.EVAL_USERS]
     assert "lower_bound { value: -0.05 }" in bounds[eval_config.DIVERSITY_GATED_METRIC]
+    assert "lower_bound { value: -0.05 }" in bounds[eval_config.COLD_GATED_METRIC]
     # TFMA never checks the baseline's own thresholds; every candidate one must be computed.
     assert all(key in computed for key in gated if key.model_name != "baseline")
     assert {key.name for key in thresholds if key.is_diff} == {eval_config.GATED_METRIC}
@@ -248,3 +291,26 @@ def test_why_the_gate_is_not_a_tfma_change_threshold():
             direction=tfma.MetricDirection.HIGHER_IS_BETTER, relative={"value": -0.05})))
     _, failed = _validate(config, _plays({"intra_list_diversity": 0.5}, {}))
     assert failed == {ILD}
+
+
+def _cold_plays(candidate_rank, baseline_rank, count):
+    """`count` cold plays (never played in training by either model) by distinct users."""
+    def outputs(rank):
+        return {"label_rank": np.array([rank]), "popularity_rank": np.array([99]),
+                "top_indices": np.array([list(range(10))]), "catalogue_size": np.array([10]),
+                "label_train_plays": np.array([0])}
+    return [metric_types.StandardMetricInputs(
+        prediction={"candidate": outputs(candidate_rank), "baseline": outputs(baseline_rank)},
+        features={"user_id": np.array([f"u{i}".encode()])}) for i in range(count)]
+
+
+def test_a_cold_start_regression_blocks_blessing_once_there_are_enough_cold_plays():
+    # Every cold play: the baseline ranks it first, the candidate 60th (a miss at 50).
+    enough = retrieval_metrics.MIN_COLD_PLAYS
+    _, failed = _validate(_config(**SMALL), _cold_plays(60, 0, enough))
+    # (Recall@50 and its lift fail too: every play here is cold.)
+    assert eval_config.COLD_GATED_METRIC in failed
+    _, failed = _validate(_config(**SMALL), _cold_plays(60, 0, enough - 1))
+    assert eval_config.COLD_GATED_METRIC not in failed
+    _, failed = _validate(_config(cold_tolerance=1.0, **SMALL), _cold_plays(60, 0, enough))
+    assert eval_config.COLD_GATED_METRIC not in failed

@@ -65,7 +65,9 @@ Signatures (every input is batched along axis 0):
 * ``evaluate_examples`` — ``examples`` [B] serialized raw tf.Examples (as written by the plays
   ExampleGen) -> ``label_rank`` [B] (0-based rank of the played track among all catalogue
   tracks; the catalogue size if it is not in the catalogue), ``popularity_rank`` [B] (the same
-  under a most-popular ranking of the training plays), ``top_indices`` [B, EVAL_TOP_K]
+  under a most-popular ranking of the training plays), ``label_train_plays`` [B] int64 (the
+  played track's training examples; 0 for a track never played in training, or one outside
+  the catalogue: the cold-start segment), ``top_indices`` [B, EVAL_TOP_K]
   (catalogue rows recommended), ``catalogue_size`` [B], and for the first `LIST_CUTOFF` of
   the top tracks ``intra_list_diversity`` [B] (on genre/tag content, NaN without two tracks
   with content) and ``novelty`` [B] (mean self-information, bits); definitions in
@@ -167,6 +169,9 @@ class RecommenderModule(tf.Module):
         rank = np.empty(size, np.int32)
         rank[order] = np.arange(size, dtype=np.int32)
         self.popularity_rank = tf.Variable(rank, trainable=False, name="popularity_rank")
+        # Training examples per row: 0 marks a track the model never saw played (cold).
+        self.train_play_counts = tf.Variable(catalogue.play_counts.astype(np.int64),
+                                             trainable=False, name="train_play_counts")
         self.content_tokens = tf.Variable(list_content.content_tokens(
             list_metrics.content_matrix(catalogue.genres, catalogue.tags)),
             trainable=False, name="content_tokens")
@@ -407,12 +412,14 @@ class RecommenderModule(tf.Module):
         label_scores = tf.gather(scores, tf.maximum(rows, 0), batch_dims=1)
         label_rank = tf.reduce_sum(tf.cast(scores > label_scores[:, None], tf.int32), axis=1)
         popularity_rank = tf.gather(self.popularity_rank.read_value(), tf.maximum(rows, 0))
+        train_plays = tf.gather(self.train_play_counts.read_value(), tf.maximum(rows, 0))
         top_indices = tf.math.top_k(scores, k=tf.minimum(EVAL_TOP_K, size)).indices
         listed = top_indices[:, :list_metrics.LIST_CUTOFF]
         batch_size = tf.shape(examples)[0]
         return {
             "label_rank": tf.where(found, label_rank, size),
             "popularity_rank": tf.where(found, popularity_rank, size),
+            "label_train_plays": tf.where(found, train_plays, tf.zeros_like(train_plays)),
             "top_indices": top_indices,
             "catalogue_size": tf.fill([batch_size], size),
             "intra_list_diversity": list_content.intra_list_diversity(

@@ -124,6 +124,15 @@ def test_evaluate_examples_ranks_agree_with_serving(served):
     unknown = raw_play("u1", "not-in-catalogue")
     ranks = served.signatures[export.EVALUATE_EXAMPLES](examples=tf.constant([serialize(unknown)]))
     assert int(ranks["label_rank"][0]) == len(CATALOGUE)
+    assert int(ranks["label_train_plays"][0]) == 0
+
+
+def test_evaluate_examples_reports_the_played_tracks_training_plays(served):
+    # t5 is in the catalogue but was never played in training: a cold play.
+    plays = [raw_play("u1", track, history=["t1"]) for track in ("t1", "t3", "t5")]
+    outputs = served.signatures[export.EVALUATE_EXAMPLES](
+        examples=tf.constant([serialize(play) for play in plays]))
+    assert outputs["label_train_plays"].numpy().tolist() == [PLAYS["t1"], PLAYS["t3"], 0]
 
 
 def _controlled(model, users, k=4, history=None, exclude=None, diversity=0.0, explore=0.0,
