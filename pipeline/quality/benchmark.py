@@ -69,6 +69,10 @@ CUTOFF = list_metrics.LIST_CUTOFF  # the "@10" of every metric name below
 ACCURACY_METRICS = ("recall@10", "ndcg@10", "hit@10")
 LIST_METRICS = ("ild@10", "novelty@10", "coverage@10")
 METRICS = ACCURACY_METRICS + LIST_METRICS
+# Recall@10 on test items never played in training (cold: new releases) and on the rest, each
+# over the users with such items; with how many (user, cold item) pairs there are. Only where
+# the split leaves cold test items (`EvaluationSet.segments`).
+COLD_METRICS = ("cold recall@10", "warm recall@10", "cold test items")
 CURVE_MAX_K = 100
 DEFAULT_DIVERSITIES = (0.0,)
 FULL_SORT_GAP = "recall@10 minus full sort"  # diversity 0 only; 0 when serving is consistent
@@ -286,6 +290,7 @@ class EvaluationSet:
     relevant: sp.csr_matrix  # [U, I] test items outside `seen`
     content: Optional[sp.csr_matrix]  # [I, F] genres and tags, for ILD (None: not measured)
     information: np.ndarray  # [I] self-information of the training counts, bits
+    cold: Optional[np.ndarray] = None  # [I] True for items without a training play
 
     @classmethod
     def of(cls, matrices: SplitMatrices) -> "EvaluationSet":
@@ -297,12 +302,32 @@ class EvaluationSet:
                                & (np.diff(matrices.train.indptr) > 0))
         users_per_item = np.asarray(matrices.train.sum(axis=0)).ravel()
         return cls(users=users, seen=seen, relevant=relevant, content=matrices.content,
-                   information=list_metrics.self_information(users_per_item))
+                   information=list_metrics.self_information(users_per_item),
+                   cold=users_per_item == 0)
 
     def measure(self, top: np.ndarray) -> Dict[str, float]:
         """Accuracy and list metrics at CUTOFF of [V, >= CUTOFF] lists (rows = `users`)."""
         result = ranking_metrics.ranking_metrics(top, self.relevant[self.users], k=CUTOFF)
-        return {**result, **self.list_quality(top)}
+        return {**result, **self.list_quality(top), **self.segments(top)}
+
+    def segments(self, top: np.ndarray) -> Dict[str, float]:
+        """`COLD_METRICS` of [V, >= CUTOFF] lists; {} when no evaluated user has a cold test
+        item (or `cold` is unknown)."""
+        if self.cold is None:
+            return {}
+        relevant = self.relevant[self.users].tocsr()
+        cold = relevant.multiply(sp.csr_matrix(self.cold.astype(float))).tocsr()
+        cold.eliminate_zeros()
+        if not cold.nnz:
+            return {}
+        warm = (relevant - cold).tocsr()
+        warm.eliminate_zeros()
+        result = {"cold recall@10": ranking_metrics.ranking_metrics(top, cold, CUTOFF)[
+            "recall@10"], "cold test items": float(cold.nnz)}
+        if warm.nnz:
+            result["warm recall@10"] = ranking_metrics.ranking_metrics(top, warm, CUTOFF)[
+                "recall@10"]
+        return result
 
     def list_quality(self, top: np.ndarray) -> Dict[str, float]:
         """ILD@10 (left out when no list has a pair with content), novelty@10, coverage@10."""
@@ -483,7 +508,7 @@ def _mean_and_seeds(per_seed: List[Dict[str, Dict[str, Any]]], rows: Sequence[st
 
 def aggregate(per_seed: List[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Dict[str, Any]]]:
     """{method: {metric: {"mean", "per_seed"}}} over seeds, methods in METHODS order."""
-    return _mean_and_seeds(per_seed, METHODS, METRICS)
+    return _mean_and_seeds(per_seed, METHODS, METRICS + COLD_METRICS)
 
 
 def aggregate_diversity(per_seed: List[Dict[str, Dict[str, float]]]

@@ -234,6 +234,23 @@ def test_list_quality_by_hand():
     assert "ild@10" not in no_content.list_quality(lists)
 
 
+def test_cold_and_warm_recall_by_hand():
+    # Item 3 has no training play (cold). User 0 wants 0 and 3, user 1 wants 1, user 2 wants 3.
+    relevant = sp.csr_matrix(np.array([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 1]], float))
+    evaluation = benchmark.EvaluationSet(
+        users=np.arange(3), seen=sp.csr_matrix((3, 4)), relevant=relevant, content=None,
+        information=np.ones(4), cold=np.array([False, False, False, True]))
+    pad = ranking_metrics.PAD
+    lists = np.array([[3, 2] + [pad] * 8, [0, 2] + [pad] * 8, [1, 2] + [pad] * 8])
+    segments = evaluation.segments(lists)
+    # Cold: user 0 finds 3, user 2 does not; warm: user 0 misses 0, user 1 misses 1.
+    assert segments == {"cold recall@10": 0.5, "warm recall@10": 0.0, "cold test items": 2.0}
+    assert set(segments) <= set(evaluation.measure(lists))
+    warm_only = benchmark.EvaluationSet(**{**evaluation.__dict__,
+                                           "cold": np.zeros(4, bool)})
+    assert warm_only.segments(lists) == {}
+
+
 def test_aggregation_of_the_sweep_and_history():
     seeds = [{"0": {"recall@10": 0.2, "ild@10": 0.3, benchmark.FULL_SORT_GAP: 0.0},
               "0.5": {"recall@10": 0.1, "ild@10": 0.6}},

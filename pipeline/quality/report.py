@@ -3,7 +3,8 @@
 * ``markdown_table(results, title, details, row_header)``: ``results[row][metric]`` is
   ``{"mean": float, "per_seed": [float, ...]}``. One row per entry in the dict's order, one
   column per metric that any row has, in ``METRICS`` order (recall@10, ndcg@10, hit@10, then
-  the beyond-accuracy ild@10, novelty@10, coverage@10); each cell reads
+  the beyond-accuracy ild@10, novelty@10, coverage@10, then, where the split leaves test
+  items nobody played in training, cold and warm recall@10); each cell reads
   ``mean ± std [seed values]`` to 4 decimals, where std is the sample standard deviation
   over seeds (ddof = 1; 0 for a single seed). In the accuracy columns (``BOLD_METRICS``) the
   best mean is bold (every row reaching it, on ties); beyond-accuracy columns are not bolded,
@@ -24,9 +25,10 @@ import numpy as np
 
 _HEADERS = {"recall@10": "Recall@10", "ndcg@10": "NDCG@10", "hit@10": "Hit@10",
             "ild@10": "ILD@10", "novelty@10": "Novelty@10 (bits)",
-            "coverage@10": "Coverage@10"}
+            "coverage@10": "Coverage@10", "cold recall@10": "Cold Recall@10",
+            "warm recall@10": "Warm Recall@10"}
 METRICS = tuple(_HEADERS)
-BOLD_METRICS = ("recall@10", "ndcg@10", "hit@10")
+BOLD_METRICS = ("recall@10", "ndcg@10", "hit@10", "cold recall@10", "warm recall@10")
 _MISSING = "n/a"
 
 
