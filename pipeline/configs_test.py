@@ -3,15 +3,18 @@ import pytest
 
 from crossfade.pipeline.configs import PipelineConfig
 
+TOLERANCES = ("diversity_regression_tolerance", "cold_start_regression_tolerance")
 
+
+@pytest.mark.parametrize("name", TOLERANCES)
 @pytest.mark.parametrize("tolerance", [-0.01, 1.5])
-def test_diversity_regression_tolerance_is_a_share(tolerance):
-    with pytest.raises(ValueError, match="diversity_regression_tolerance"):
-        PipelineConfig(data_dir="", output_dir="", diversity_regression_tolerance=tolerance)
+def test_regression_tolerances_are_shares(name, tolerance):
+    with pytest.raises(ValueError, match=name):
+        PipelineConfig(data_dir="", output_dir="", **{name: tolerance})
 
 
-def test_diversity_regression_tolerance_bounds_are_allowed():
+@pytest.mark.parametrize("name", TOLERANCES)
+def test_regression_tolerance_bounds_are_allowed(name):
     for tolerance in (0.0, 1.0):  # 0: no loss allowed; 1: the check is off
-        assert PipelineConfig(data_dir="", output_dir="",
-                              diversity_regression_tolerance=tolerance)
-    assert 0.0 < PipelineConfig(data_dir="", output_dir="").diversity_regression_tolerance < 1.0
+        assert PipelineConfig(data_dir="", output_dir="", **{name: tolerance})
+    assert 0.0 < getattr(PipelineConfig(data_dir="", output_dir=""), name) < 1.0

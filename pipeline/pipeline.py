@@ -75,10 +75,11 @@ def create_pipeline(config: PipelineConfig,
         example_splits=[EVAL_SPLIT],
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
-        eval_config=retrieval_eval_config(config.lift_floor, config.regression_tolerance,
-                                          config.min_eval_plays, config.min_eval_users,
-                                          config.diversity_regression_tolerance,
-                                          config.cold_start_regression_tolerance))
+        eval_config=retrieval_eval_config(
+            lift_floor=config.lift_floor, regression_tolerance=config.regression_tolerance,
+            min_eval_plays=config.min_eval_plays, min_eval_users=config.min_eval_users,
+            diversity_regression_tolerance=config.diversity_regression_tolerance,
+            cold_start_regression_tolerance=config.cold_start_regression_tolerance))
 
     gate = SimulationGate(
         model=trainer.outputs["model"],

@@ -17,7 +17,8 @@ def components(tmp_path_factory):
     # A non-default gate setting, to see it reach the Evaluator.
     pipeline = create_pipeline(PipelineConfig(data_dir=str(root / "data"),
                                               output_dir=str(root / "out"),
-                                              diversity_regression_tolerance=0.2))
+                                              diversity_regression_tolerance=0.2,
+                                              cold_start_regression_tolerance=0.07))
     return {component.id: component for component in pipeline.components}
 
 
@@ -81,8 +82,14 @@ def test_the_evaluator_gates_on_the_configured_diversity_tolerance(components):
     import tensorflow_model_analysis as tfma
     from google.protobuf import json_format
 
-    from crossfade.components.evaluator.eval_config import DIVERSITY_GATED_METRIC
+    from crossfade.components.evaluator.eval_config import (
+        COLD_GATED_METRIC,
+        DIVERSITY_GATED_METRIC,
+    )
     eval_config = json_format.Parse(components["Evaluator"].exec_properties["eval_config"],
                                     tfma.EvalConfig())
-    threshold = eval_config.metrics_specs[0].thresholds[DIVERSITY_GATED_METRIC]
-    assert threshold.value_threshold.lower_bound.value == pytest.approx(-0.2)
+    thresholds = eval_config.metrics_specs[0].thresholds
+    assert thresholds[DIVERSITY_GATED_METRIC].value_threshold.lower_bound.value == \
+        pytest.approx(-0.2)
+    assert thresholds[COLD_GATED_METRIC].value_threshold.lower_bound.value == \
+        pytest.approx(-0.07)

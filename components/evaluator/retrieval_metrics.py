@@ -21,10 +21,11 @@ computes:
   a pair of tracks with content has a NaN diversity and is left out of the mean. Sums and
   counts are accumulated, so merging partial results is exact.
 
-* cold start, from the signature's ``label_train_plays`` (the played track's plays in the
-  model's own training split): ``cold_recall@K``, ``cold_ndcg@10`` and ``cold_eval_plays``
-  over the plays of tracks the model never saw played in training (0 plays: new releases,
-  or any track the split kept out), and the same ``warm_*`` over the rest. Cold is relative to
+* cold start, from the signature's ``label_train_plays`` (the played track's examples in
+  the model's own training split): ``cold_recall@K``, ``cold_ndcg@10`` and
+  ``cold_eval_plays`` over the plays of catalogue tracks without a training example (0: new
+  releases, or any track the split kept out), and the same ``warm_*`` over the other
+  catalogue tracks; a play of a track outside the catalogue (-1) is in neither. Cold is relative to
   each model's training data, so a candidate and the blessed baseline are each measured on
   the tracks *they* never saw played: the comparison is of the capability, not of one set of
   plays. A slice without cold plays, or a model exported before the output existed, has
@@ -74,7 +75,8 @@ DIVERSITY_CHANGE = "intra_list_diversity@{}_change"
 COLD, WARM = "cold_", "warm_"
 COLD_CHANGE = "cold_recall@{}_change"
 #: Cold plays each model needs before its cold Recall@50 is compared: with fewer, the
-#: standard error of a recall near 0.3 exceeds 0.05 and the check would gate on noise.
+#: standard error of the difference between two recalls near 0.3 exceeds 0.065 and the check
+#: would gate on noise.
 MIN_COLD_PLAYS = 100
 
 
@@ -329,9 +331,11 @@ class _RetrievalCombiner(beam.CombineFn):
             accumulator.mark(k, top[:, :k].ravel(), catalogue_size)
         _add_list_metrics(accumulator, outputs)
         if "label_train_plays" in outputs:
-            cold = np.atleast_1d(np.asarray(outputs["label_train_plays"])).ravel() == 0
-            accumulator.cold.add(ranks[cold])
-            accumulator.warm.add(ranks[~cold])
+            # -1: the track is not in the catalogue, in neither segment (it cannot be
+            # recommended at all, which says nothing about cold start).
+            train_plays = np.atleast_1d(np.asarray(outputs["label_train_plays"])).ravel()
+            accumulator.cold.add(ranks[train_plays == 0])
+            accumulator.warm.add(ranks[train_plays > 0])
         return accumulator
 
     def merge_accumulators(self, accumulators: Iterable[_Accumulator]) -> _Accumulator:

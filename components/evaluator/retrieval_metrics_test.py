@@ -85,8 +85,9 @@ def test_wrong_signature_outputs_are_reported():
 def test_cold_and_warm_plays_are_measured_apart():
     combiner = _combiner()
     accumulators = []
-    # Cold plays (the track never played in training) at ranks 3 and 60; warm at 0, 20, 200.
-    for ranks, train_plays in (([3, 0], [0, 5]), ([60, 20, 200], [0, 1, 9])):
+    # Cold plays (the track never played in training) at ranks 3 and 60; warm at 0, 20, 200;
+    # a play of a track outside the catalogue (-1, never a hit) in neither segment.
+    for ranks, train_plays in (([3, 0, 500], [0, 5, -1]), ([60, 20, 200], [0, 1, 9])):
         play = _inputs(ranks, [99] * len(ranks), [list(range(10))] * len(ranks))
         play.prediction["label_train_plays"] = np.array(train_plays)
         accumulators.append(combiner.add_input(combiner.create_accumulator(), play))
@@ -97,7 +98,7 @@ def test_cold_and_warm_plays_are_measured_apart():
     assert values["warm_recall@50"] == pytest.approx(2 / 3)
     assert values["cold_ndcg@10"] == pytest.approx(1 / np.log2(5) / 2)
     assert values["warm_ndcg@10"] == pytest.approx(1 / 3)
-    assert values["recall@50"] == pytest.approx(3 / 5)  # the overall figure is unchanged
+    assert values["recall@50"] == pytest.approx(3 / 6)  # the overall figure has all plays
 
 
 def test_a_model_without_train_plays_has_unknown_cold_metrics():
@@ -312,5 +313,9 @@ def test_a_cold_start_regression_blocks_blessing_once_there_are_enough_cold_play
     assert eval_config.COLD_GATED_METRIC in failed
     _, failed = _validate(_config(**SMALL), _cold_plays(60, 0, enough - 1))
     assert eval_config.COLD_GATED_METRIC not in failed
-    _, failed = _validate(_config(cold_tolerance=1.0, **SMALL), _cold_plays(60, 0, enough))
+    # Recall 0.1 against 1.0: a drop of 0.9, inside a tolerance of 0.95.
+    plays = _cold_plays(60, 0, enough - 10) + _cold_plays(0, 0, 10)
+    _, failed = _validate(_config(cold_tolerance=0.95, **SMALL), plays)
     assert eval_config.COLD_GATED_METRIC not in failed
+    _, failed = _validate(_config(cold_tolerance=0.85, **SMALL), plays)
+    assert eval_config.COLD_GATED_METRIC in failed

@@ -122,8 +122,10 @@ def run(data: SimulatedData, policies: Sequence[Policy], settings: SimulationSet
         progress: "Callable[[str], None] | None" = None,
         users: "np.ndarray | None" = None) -> list[Arm]:
     """Every policy for ``settings.days`` days from the data's next day; the arms' logs.
-    ``users``: the listeners (indices) to serve instead of ``settings.users``' (a Blend's
-    friend groups)."""
+    ``users``: the listeners (indices) to serve, for callers that choose them (a Blend's
+    friend groups); ``settings.users`` must then be None."""
+    if users is not None and settings.users is not None:
+        raise ValueError("give the listeners either as settings.users or as users, not both")
     say = progress or (lambda text: print(text, file=sys.stderr, flush=True))
     users = listeners(data, settings) if users is None else np.asarray(users, np.int64)
     arms = [new_arm(data, p, settings) for p in policies]

@@ -66,8 +66,8 @@ Signatures (every input is batched along axis 0):
   ExampleGen) -> ``label_rank`` [B] (0-based rank of the played track among all catalogue
   tracks; the catalogue size if it is not in the catalogue), ``popularity_rank`` [B] (the same
   under a most-popular ranking of the training plays), ``label_train_plays`` [B] int64 (the
-  played track's training examples; 0 for a track never played in training, or one outside
-  the catalogue: the cold-start segment), ``top_indices`` [B, EVAL_TOP_K]
+  played track's training examples: 0 for a track without any, the cold-start segment; -1
+  for a track outside the catalogue), ``top_indices`` [B, EVAL_TOP_K]
   (catalogue rows recommended), ``catalogue_size`` [B], and for the first `LIST_CUTOFF` of
   the top tracks ``intra_list_diversity`` [B] (on genre/tag content, NaN without two tracks
   with content) and ``novelty`` [B] (mean self-information, bits); definitions in
@@ -419,7 +419,7 @@ class RecommenderModule(tf.Module):
         return {
             "label_rank": tf.where(found, label_rank, size),
             "popularity_rank": tf.where(found, popularity_rank, size),
-            "label_train_plays": tf.where(found, train_plays, tf.zeros_like(train_plays)),
+            "label_train_plays": tf.where(found, train_plays, -tf.ones_like(train_plays)),
             "top_indices": top_indices,
             "catalogue_size": tf.fill([batch_size], size),
             "intra_list_diversity": list_content.intra_list_diversity(

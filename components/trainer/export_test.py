@@ -124,7 +124,7 @@ def test_evaluate_examples_ranks_agree_with_serving(served):
     unknown = raw_play("u1", "not-in-catalogue")
     ranks = served.signatures[export.EVALUATE_EXAMPLES](examples=tf.constant([serialize(unknown)]))
     assert int(ranks["label_rank"][0]) == len(CATALOGUE)
-    assert int(ranks["label_train_plays"][0]) == 0
+    assert int(ranks["label_train_plays"][0]) == -1
 
 
 def test_evaluate_examples_reports_the_played_tracks_training_plays(served):

@@ -56,22 +56,28 @@ def arm_metrics(rates: np.ndarray, solo: np.ndarray, groups: Sequence[np.ndarray
                 position: Dict[int, int]) -> Dict[str, float]:
     """`METRICS` of one arm's member `rates` against the solo arm's (`position`: listener ->
     index into both)."""
+    # Only members served in both arms (a member is unserved when every list was empty).
+    served = np.isfinite(rates) & np.isfinite(solo)
     worst, spread = [], []
     for group in groups:
-        rows = [position[int(u)] for u in group]
-        spread.append(100 * (np.nanmax(rates[rows]) - np.nanmin(rates[rows])))
+        rows = [position[int(u)] for u in group if served[position[int(u)]]]
+        if len(rows) < 2:
+            continue
+        spread.append(100 * (rates[rows].max() - rates[rows].min()))
         if (solo[rows] > 0).all():
             worst.append(float(np.min(rates[rows] / solo[rows])))
-    return {"stream rate": float(np.nanmean(rates)),
-            "ratio": float(np.nanmean(rates) / np.nanmean(solo)),
+    return {"stream rate": float(rates[served].mean()),
+            "ratio": float(rates[served].mean() / solo[served].mean()),
             "worst-member ratio": float(np.mean(worst)) if worst else float("nan"),
-            "member spread": float(np.mean(spread))}
+            "member spread": float(np.mean(spread)) if spread else float("nan")}
 
 
 def measure(data: SimulatedData, backend, groups: Sequence[np.ndarray],
             strategies: Sequence[str], k: int, seed: int,
             log: Callable[[str], None] = print) -> Dict[str, Dict[str, Dict[str, float]]]:
     """{effects: {arm: METRICS}} of the solo arm and each strategy's blend arm."""
+    if not groups:
+        raise ValueError(f"{data.data_dir}: the world has no friend groups to blend for")
     track_ids = data.world.catalogue.track_id
     members = np.concatenate(groups)
     position = {int(u): i for i, u in enumerate(members)}
