@@ -226,12 +226,18 @@ def destroy_resources(handles: Sequence, what: str = "") -> None:
     """Deletes `handles`' resources from TensorFlow's resource manager (which frees them once
     no kernel holds them); a resource already gone is fine. Never raises: it runs from a
     finalizer."""
+    from tensorflow.python.eager import context
     from tensorflow.python.ops import gen_resource_variable_ops
-    for handle in handles:
-        try:
-            gen_resource_variable_ops.destroy_resource_op(handle, ignore_lookup_error=True)
-        except Exception:  # a leak is better than a crash while unloading
-            LOG.warning("Could not free a resource of %s", what, exc_info=True)
+
+    # A finalizer runs wherever the garbage collector happens to be: inside the tracing of a
+    # tf.function, or while a library (TFMA, TFT) builds a TF1 graph. Eager mode runs the ops
+    # now, on the handles, whatever graph is the default there.
+    with context.eager_mode():
+        for handle in handles:
+            try:
+                gen_resource_variable_ops.destroy_resource_op(handle, ignore_lookup_error=True)
+            except Exception:  # a leak is better than a crash while unloading
+                LOG.warning("Could not free a resource of %s", what, exc_info=True)
 
 
 def _common_rows(values: Iterable[np.ndarray]) -> Optional[int]:

@@ -309,7 +309,10 @@ def test_written_report_has_the_new_tables_plot_and_keys(seed_results, tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved) == {"two-tower", "most-popular", "ease", "_diversity",
                           "_stored_history", "_meta"}
-    assert set(saved["two-tower"]) == set(benchmark.METRICS)
+    assert set(benchmark.METRICS) <= set(saved["two-tower"]) <= set(
+        benchmark.METRICS + benchmark.COLD_METRICS)
+    if "cold recall@10" in saved["two-tower"]:  # the split left cold test items
+        assert "| Cold Recall@10 | Warm Recall@10 |" in text
     assert saved["_diversity"]["0.5"]["ild@10"]["per_seed"][0] == pytest.approx(
         seed_results.diversity["0.5"]["ild@10"])
     assert saved["_stored_history"]["recall@10 ratio"]["mean"] == pytest.approx(1.0)
