@@ -25,7 +25,9 @@ Per strategy and pair kind, means over pairs:
   since the more mainstream taste is the one an average tends to favour. Each role keeps
   ``kept = Σ blend hits / Σ solo hits`` of its own hits; the roles' shares of what is kept,
   ``kept_role / (kept_more + kept_less)``, differ by the gap, 100 · |kept_more − kept_less| /
-  (kept_more + kept_less): 0 when neither kind of member is systematically favoured.
+  (kept_more + kept_less): 0 when neither kind of member is systematically favoured;
+* ``mainstream lead`` (points): the same without the absolute value, positive when the more
+  mainstream members are the favoured ones;
   Pooling matters: a pair has one to a few hits in 20 tracks, so per pair one member often
   has all of them whatever the strategy;
 * ``per-pair gap`` (points), for comparison: per pair with a hit on the blend,
@@ -54,7 +56,8 @@ from crossfade.pipeline.quality import SIMULATED, benchmark, blend_simulation
 from crossfade.serving import signatures
 
 FRIENDS, RANDOM_PAIRS = "friend pairs", "random pairs"
-METRICS = ("recall ratio", "worst-member ratio", "share gap", "per-pair gap", "coherence")
+METRICS = ("recall ratio", "worst-member ratio", "share gap", "mainstream lead", "per-pair gap",
+           "coherence")
 DEFAULT_K = 20
 
 
@@ -122,16 +125,17 @@ def mainstreamness(train: sp.csr_matrix) -> np.ndarray:
     return played @ popularity / np.maximum(counts, 1)
 
 
-def share_gap(blend_hits: np.ndarray, solo_hits: np.ndarray, more: np.ndarray) -> float:
-    """Pooled share gap (points; see the module docstring) of [P, 2] hit counts, with
-    `more` [P] True where member 0 is the more mainstream; NaN without solo hits."""
+def mainstream_lead(blend_hits: np.ndarray, solo_hits: np.ndarray, more: np.ndarray) -> float:
+    """The pooled share gap with its sign (points; see the module docstring) of [P, 2] hit
+    counts, with `more` [P] True where member 0 is the more mainstream: positive when the
+    more mainstream members keep more of their hits; NaN without solo hits."""
     rows = np.arange(len(more))
     lead, other = np.where(more, 0, 1), np.where(more, 1, 0)
     solo = np.array([solo_hits[rows, lead].sum(), solo_hits[rows, other].sum()])
     if (solo == 0).any():
         return float("nan")
     kept = np.array([blend_hits[rows, lead].sum(), blend_hits[rows, other].sum()]) / solo
-    return float(100 * abs(kept[0] - kept[1]) / kept.sum()) if kept.sum() else float("nan")
+    return float(100 * (kept[0] - kept[1]) / kept.sum()) if kept.sum() else float("nan")
 
 
 def pair_metrics(lists: np.ndarray, solo: np.ndarray, relevant_a: sp.csr_matrix,
@@ -158,10 +162,11 @@ def pair_metrics(lists: np.ndarray, solo: np.ndarray, relevant_a: sp.csr_matrix,
         "recall ratio": float(blend_recall.mean() / solo_recall.mean())
         if solo_recall.mean() > 0 else float("nan"),
         "worst-member ratio": float(worst.mean()) if len(worst) else float("nan"),
-        "share gap": share_gap(np.stack(blend_hits, axis=1), np.stack(solo_hits, axis=1),
-                               more),
+        "mainstream lead": mainstream_lead(np.stack(blend_hits, axis=1),
+                                           np.stack(solo_hits, axis=1), more),
         "per-pair gap": float(gap.mean()) if len(gap) else float("nan"),
     }
+    result["share gap"] = abs(result["mainstream lead"])
     if content is not None:
         result["coherence"] = 1.0 - benchmark._mean_defined(
             list_metrics.intra_list_diversity(lists[:, :min(k, lists.shape[1])], content))
@@ -205,8 +210,8 @@ def evaluate_seed(matrices: benchmark.SplitMatrices, model_dir: str, folder: str
                                                   matrices.content, k), "pairs": len(pairs)}
                         for strategy, top in lists.blended.items()}
         log(f"  seed {seed}, {kind} ({len(pairs)}): " + "; ".join(
-            f"{s} ratio {m['recall ratio']:.3f}, worst {m['worst-member ratio']:.3f}, gap "
-            f"{m['share gap']:.1f}" for s, m in result[kind].items()))
+            f"{s} ratio {m['recall ratio']:.3f}, worst {m['worst-member ratio']:.3f}, lead "
+            f"{m['mainstream lead']:+.1f}" for s, m in result[kind].items()))
     return result
 
 

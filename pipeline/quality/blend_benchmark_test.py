@@ -52,6 +52,10 @@ def test_pair_metrics_on_a_planted_pair():
     assert result["per-pair gap"] == pytest.approx(0.0)  # one hit each
     # ...but a keeps all of their solo hits (1 of 1) and b half (1 of 2): 100 · 0.5 / 1.5.
     assert result["share gap"] == pytest.approx(100 / 3)
+    assert result["mainstream lead"] == pytest.approx(100 / 3)  # a, the mainstream one
+    flipped = bb.pair_metrics(blend, solo, relevant_a, relevant_b, ~more, content, k=3)
+    assert flipped["mainstream lead"] == pytest.approx(-100 / 3)
+    assert flipped["share gap"] == pytest.approx(100 / 3)
     assert result["coherence"] == pytest.approx(0.0)  # nothing alike
     lopsided = bb.pair_metrics(np.array([[0, 1, 4]]), solo, relevant_a, relevant_b, more,
                                None, 3)
@@ -61,15 +65,17 @@ def test_pair_metrics_on_a_planted_pair():
     assert "coherence" not in lopsided
 
 
-def test_share_gap_pools_pairs_by_role():
+def test_mainstream_lead_pools_pairs_by_role():
     # Each pair's blend serves one member only, the more mainstream in the first pair and the
     # other in the second: lopsided per pair, but neither role is favoured.
     blend_hits = np.array([[1, 0], [1, 0]])
     solo_hits = np.array([[1, 1], [1, 1]])
-    assert bb.share_gap(blend_hits, solo_hits, np.array([True, False])) == pytest.approx(0.0)
-    # The more mainstream member takes every hit in both pairs.
-    assert bb.share_gap(blend_hits, solo_hits, np.array([True, True])) == pytest.approx(100.0)
-    assert np.isnan(bb.share_gap(blend_hits, np.array([[1, 0], [1, 0]]), np.array([True] * 2)))
+    lead = bb.mainstream_lead
+    assert lead(blend_hits, solo_hits, np.array([True, False])) == pytest.approx(0.0)
+    # The more mainstream member takes every hit in both pairs; then the other one does.
+    assert lead(blend_hits, solo_hits, np.array([True, True])) == pytest.approx(100.0)
+    assert lead(blend_hits, solo_hits, np.array([False, False])) == pytest.approx(-100.0)
+    assert np.isnan(lead(blend_hits, np.array([[1, 0], [1, 0]]), np.array([True] * 2)))
 
 
 def test_mainstreamness_is_the_mean_popularity_of_a_users_items():
