@@ -19,7 +19,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from crossfade.components.simulation.policies import MAX_ROWS, Lists, PolicyError, Requests
+from crossfade.components.simulation.policies import (
+    MAX_ROWS,
+    Lists,
+    PolicyError,
+    Requests,
+    track_rows,
+)
 from crossfade.serving import signatures
 
 
@@ -63,13 +69,9 @@ class BlendPolicy:
             requests.k, self._strategy,
             platform=[requests.platforms[r[0]] for r in rows],
             timestamp=[int(requests.timestamps[r[0]]) for r in rows])
-        returned = np.asarray(self._backend.predict(signatures.BLEND, inputs)["track_ids"])
-        if returned.ndim != 2 or returned.shape[0] != len(rows):
-            raise PolicyError(f"{self.source}: blend track_ids of shape {returned.shape} for "
-                              f"{len(rows)} groups")
-        text = np.char.decode(returned.astype(bytes), "utf-8")
-        top = self._index.get_indexer(text.ravel()).reshape(text.shape)[:, :requests.k]
-        return np.pad(top, ((0, 0), (0, requests.k - top.shape[1])), constant_values=-1)
+        outputs = self._backend.predict(signatures.BLEND, inputs)
+        return track_rows(outputs["track_ids"], self._index, len(rows), requests.k,
+                          f"{self.source} ({signatures.BLEND})")
 
 
 def _group_index(groups: Sequence[np.ndarray]) -> dict[int, int]:

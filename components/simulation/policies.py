@@ -189,15 +189,20 @@ class ModelPolicy:
         if self._signature == signatures.SERVING_DEFAULT:
             inputs = {k: v for k, v in inputs.items() if k not in signatures.CONTROL_INPUTS}
         outputs = self._backend.predict(self._signature, inputs)
-        returned = np.asarray(outputs["track_ids"])
-        if returned.ndim != 2 or returned.shape[0] != len(rows):
-            raise PolicyError(f"{self.source}: track_ids of shape {returned.shape} for "
-                              f"{len(rows)} requests")
-        text = np.char.decode(returned.astype(bytes), "utf-8")
-        tracks = self._index.get_indexer(text.ravel()).reshape(text.shape)
-        tracks = _pad(tracks, requests.k)
-        prop = np.asarray(outputs.get("propensities", np.ones(returned.shape)), np.float64)
+        tracks = track_rows(outputs["track_ids"], self._index, len(rows), requests.k,
+                            self.source)
+        prop = np.asarray(outputs.get("propensities", np.ones(tracks.shape)), np.float64)
         return Lists(tracks, _pad(prop, requests.k, 1.0))
+
+
+def track_rows(returned, index: pd.Index, rows: int, k: int, source: str) -> np.ndarray:
+    """[rows, k] catalogue indices (-1 padding) of a signature's ``track_ids`` output;
+    PolicyError naming `source` when its shape does not match the `rows` requested."""
+    returned = np.asarray(returned)
+    if returned.ndim != 2 or returned.shape[0] != rows:
+        raise PolicyError(f"{source}: track_ids of shape {returned.shape} for {rows} rows")
+    text = np.char.decode(returned.astype(bytes), "utf-8")
+    return _pad(index.get_indexer(text.ravel()).reshape(text.shape), k)
 
 
 def _pad(values: np.ndarray, k: int, fill=-1) -> np.ndarray:

@@ -40,12 +40,13 @@ Outputs: results.json (every method's metrics, the sweep and the stored-history 
 quality.md, recall_at_k.png and diversity_tradeoff.png (Recall@10 against ILD@10).
 """
 import dataclasses
+import functools
 import glob
 import json
 import os
 import shutil
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -310,18 +311,27 @@ class EvaluationSet:
         result = ranking_metrics.ranking_metrics(top, self.relevant[self.users], k=CUTOFF)
         return {**result, **self.list_quality(top), **self.segments(top)}
 
-    def segments(self, top: np.ndarray) -> Dict[str, float]:
-        """`COLD_METRICS` of [V, >= CUTOFF] lists; {} when no evaluated user has a cold test
-        item (or `cold` is unknown)."""
+    @functools.cached_property
+    def _cold_and_warm(self) -> "Tuple[sp.csr_matrix, sp.csr_matrix] | None":
+        """The evaluated users' relevant items split into cold and warm, once per evaluation
+        set (every method is measured against them); None without cold items."""
         if self.cold is None:
-            return {}
+            return None
         relevant = self.relevant[self.users].tocsr()
         cold = relevant.multiply(sp.csr_matrix(self.cold.astype(float))).tocsr()
         cold.eliminate_zeros()
         if not cold.nnz:
-            return {}
+            return None
         warm = (relevant - cold).tocsr()
         warm.eliminate_zeros()
+        return cold, warm
+
+    def segments(self, top: np.ndarray) -> Dict[str, float]:
+        """`COLD_METRICS` of [V, >= CUTOFF] lists; {} when no evaluated user has a cold test
+        item (or `cold` is unknown)."""
+        if self._cold_and_warm is None:
+            return {}
+        cold, warm = self._cold_and_warm
         result = {"cold recall@10": ranking_metrics.ranking_metrics(top, cold, CUTOFF)[
             "recall@10"], "cold test items": float(cold.nnz)}
         if warm.nnz:

@@ -9,6 +9,7 @@ metrics, aggregation and the report files. The real export's `recommend` is chec
 full-sort scoring at the end. The whole benchmark on real data is
 tests/test_quality_benchmark.py.
 """
+import dataclasses
 import json
 
 import numpy as np
@@ -246,8 +247,7 @@ def test_cold_and_warm_recall_by_hand():
     # Cold: user 0 finds 3, user 2 does not; warm: user 0 misses 0, user 1 misses 1.
     assert segments == {"cold recall@10": 0.5, "warm recall@10": 0.0, "cold test items": 2.0}
     assert set(segments) <= set(evaluation.measure(lists))
-    warm_only = benchmark.EvaluationSet(**{**evaluation.__dict__,
-                                           "cold": np.zeros(4, bool)})
+    warm_only = dataclasses.replace(evaluation, cold=np.zeros(4, bool))
     assert warm_only.segments(lists) == {}
 
 

@@ -26,10 +26,10 @@ Per strategy and pair kind, means over pairs:
   ``kept = Σ blend hits / Σ solo hits`` of its own hits; the roles' shares of what is kept,
   ``kept_role / (kept_more + kept_less)``, differ by the gap, 100 · |kept_more − kept_less| /
   (kept_more + kept_less): 0 when neither kind of member is systematically favoured;
-* ``mainstream lead`` (points): the same without the absolute value, positive when the more
-  mainstream members are the favoured ones;
   Pooling matters: a pair has one to a few hits in 20 tracks, so per pair one member often
   has all of them whatever the strategy;
+* ``mainstream lead`` (points): the share gap without the absolute value, positive when the
+  more mainstream members are the favoured ones;
 * ``per-pair gap`` (points), for comparison: per pair with a hit on the blend,
   100 · |hits a − hits b| / (hits a + hits b), dominated by that sparsity;
 * ``coherence``: 1 − intra-list diversity of the blend on the catalogue's genres and tags
