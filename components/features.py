@@ -34,6 +34,12 @@ WEIGHT = "weight"  # interaction strength (1.0 for a play)
 
 # Raw track content (candidate side), joined from the catalogue.
 TITLE = "track_title"  # display only: in catalogue examples, not in plays or the towers
+# A catalogue fact like the title (catalogue examples only; the Trainer joins it by track):
+# the release day in days since 1970-01-01 UTC, NO_RELEASE_DAY when unknown. The towers do
+# not read it; the model's recency bias (components/trainer/recency.py) and the
+# `released_within_days` control do.
+RELEASE_DAY = "track_release_day"
+NO_RELEASE_DAY = -(2**31)  # far before any real date, so never mistaken for one
 ARTIST = "track_artist"
 GENRES = "track_genres"  # [MAX_GENRES]
 TAGS = "track_tags"  # [MAX_TAGS]
@@ -67,10 +73,12 @@ RAW_FEATURE_SPEC: Dict[str, tf.io.FixedLenFeature] = {
     **{name: tf.io.FixedLenFeature([], tf.float32) for name in AUDIO_DESCRIPTORS},
 }
 
-# Catalogue examples carry the candidate features and the title (the served model shows it).
+# Catalogue examples carry the candidate features, the title (the served model shows it) and
+# the release day (defaults keep catalogue examples written before either readable).
 CATALOGUE_FEATURE_SPEC = {
     **{name: RAW_FEATURE_SPEC[name] for name in CANDIDATE_RAW_FEATURES},
     TITLE: tf.io.FixedLenFeature([], tf.string, default_value=PAD_TOKEN),
+    RELEASE_DAY: tf.io.FixedLenFeature([], tf.int64, default_value=NO_RELEASE_DAY),
 }
 
 # Transformed features (outputs of preprocessing_fn).

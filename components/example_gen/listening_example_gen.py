@@ -91,8 +91,10 @@ def candidate_columns(catalogue: sources.Catalogue) -> Dict[str, np.ndarray]:
 
 
 def catalogue_columns(catalogue: sources.Catalogue) -> Dict[str, np.ndarray]:
-    """The features of a catalogue example: the candidate side and the display title."""
-    return {**candidate_columns(catalogue), features.TITLE: catalogue.title}
+    """The features of a catalogue example: the candidate side, the display title and the
+    release day."""
+    return {**candidate_columns(catalogue), features.TITLE: catalogue.title,
+            features.RELEASE_DAY: catalogue.release_day}
 
 
 def user_shards(user_ids: np.ndarray) -> np.ndarray:

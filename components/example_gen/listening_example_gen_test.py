@@ -200,6 +200,21 @@ def test_catalogue_executor_writes_every_track(generic_folder, tmp_path):
     assert tracks == [b"i1", b"i2", b"i3"]
 
 
+def test_catalogue_examples_carry_release_days(generic_folder, tmp_path):
+    (generic_folder / "items.csv").write_text(
+        "item_id,artist,release_date\ni1,A,2024-03-27\ni2,B,\ni3,A,1999\n")
+    properties = gen.catalogue_example_gen(str(generic_folder)).exec_properties
+    examples = _run_executor(gen.CatalogueExecutor, generic_folder,
+                             properties["input_config"], properties["output_config"], None,
+                             tmp_path / "out")
+    uri = artifact_utils.get_split_uri([examples], gen.CATALOGUE_SPLIT)
+    records = tf.data.TFRecordDataset(tf.io.gfile.glob(os.path.join(uri, "*")),
+                                      compression_type="GZIP")
+    parsed = [tf.io.parse_single_example(r, features.CATALOGUE_FEATURE_SPEC) for r in records]
+    days = {e[features.TRACK_ID].numpy(): int(e[features.RELEASE_DAY]) for e in parsed}
+    assert days == {b"i1": 19809, b"i2": features.NO_RELEASE_DAY, b"i3": 10592}
+
+
 def _add_rows(folder, *rows):
     with open(folder / "interactions.csv", "a") as handle:
         handle.write("".join(f"{row}\n" for row in rows))

@@ -8,7 +8,8 @@ Two layouts are recognised (`detect_layout`; their file names and columns are in
 * ``generic``: ``interactions.csv`` with header ``user_id,item_id[,timestamp][,weight]``
   (timestamp in Unix seconds; data without it, such as Last.fm HetRec's play counts, has no
   order and is split at random) and optionally ``items.csv`` (``item_id`` plus any metadata
-  columns; ``artist``, ``genres``, ``tags`` and the audio descriptor names are used). The
+  columns; ``artist``, ``genres``, ``tags``, ``release_date`` and the audio descriptor names
+  are used). The
   importers (components/listening_data/importers.py) write these layouts from real exports.
 
 Files are parsed column-wise (pandas' C parser, numpy checks) into `Plays` and `Catalogue`,
@@ -128,6 +129,8 @@ class Catalogue:
     tags: np.ndarray  # object [n, MAX_TAGS]
     audio: np.ndarray  # float32 [n, len(AUDIO_COLUMNS)]
     title: np.ndarray  # object (str); "" where the file has none (display only)
+    # int64 days since 1970-01-01 UTC; features.NO_RELEASE_DAY where the file has none.
+    release_day: np.ndarray
 
     def __len__(self) -> int:
         return len(self.track_id)
@@ -345,6 +348,23 @@ def _iso_seconds(table: pd.DataFrame, path: str, name: str) -> np.ndarray:
     return (moments.astype("int64") // 1_000_000_000).to_numpy(dtype=np.int64)
 
 
+def _release_days(table: pd.DataFrame, path: str, name: str) -> np.ndarray:
+    """Days since 1970-01-01 of an optional date column: ``YYYY-MM-DD``, or ``YYYY-MM`` /
+    ``YYYY`` (Spotify's month and year release-date precisions: the period's first day).
+    Empty or no column: `features.NO_RELEASE_DAY`."""
+    if name not in table.columns:
+        return np.full(len(table), features.NO_RELEASE_DAY, dtype=np.int64)
+    text = table[name].str.strip()
+    full = text.where(~text.str.fullmatch(r"\d{4}"), text + "-01-01")
+    full = full.where(~full.str.fullmatch(r"\d{4}-\d{2}"), full + "-01")
+    given = (text != "").to_numpy()
+    dates = pd.to_datetime(full.where(given), errors="coerce", format="%Y-%m-%d")
+    _fail_at(path, given & dates.isna().to_numpy(), name, table[name].to_numpy(dtype=object),
+             "not a date (YYYY-MM-DD, YYYY-MM or YYYY)", table.index)
+    days = (dates - pd.Timestamp(0)).dt.days.to_numpy(dtype=float)
+    return np.where(given, np.nan_to_num(days), features.NO_RELEASE_DAY).astype(np.int64)
+
+
 def _plausible_times(path: str, ts: np.ndarray, field: str, rows: pd.Index, now: int,
                      what: str) -> None:
     """Raises for the first timestamp of a `what` (play, like) outside `play_checks`' range."""
@@ -512,6 +532,7 @@ def read_catalogue(path: str) -> Catalogue:
         audio=np.stack([_floats(table, path, column, 0.0) for column in AUDIO_COLUMNS],
                        axis=1),
         title=_text(table, "title"),
+        release_day=_release_days(table, path, "release_date"),
     )
 
 
@@ -526,6 +547,7 @@ def catalogue_from_track_ids(track_ids: np.ndarray) -> Catalogue:
         tags=np.full((size, features.MAX_TAGS), features.PAD_TOKEN, dtype=object),
         audio=np.zeros((size, len(AUDIO_COLUMNS)), dtype=np.float32),
         title=np.full(size, "", dtype=object),
+        release_day=np.full(size, features.NO_RELEASE_DAY, dtype=np.int64),
     )
 
 

@@ -125,6 +125,26 @@ def test_catalogue_columns_and_duplicates(tmp_path):
     assert error.value.row == 3
 
 
+def test_release_dates_in_days_since_the_epoch_at_each_precision(tmp_path):
+    path = _write(tmp_path / "items.csv",
+                  "item_id,release_date\ni1,1970-01-02\ni2,2015-11\ni3,2015\ni4,\n"
+                  "i5,1969-12-31\n")
+    days = sources.read_catalogue(path).release_day
+    assert list(days) == [1, 16740, 16436, features.NO_RELEASE_DAY, -1]
+    without = _write(tmp_path / "plain" / "items.csv", "item_id\ni1\n")
+    assert list(sources.read_catalogue(without).release_day) == [features.NO_RELEASE_DAY]
+
+
+@pytest.mark.parametrize("value", ["2015-13-01", "2020-02-30", "05/11/2015", "soon"])
+def test_a_bad_release_date_is_located(tmp_path, value):
+    path = _write(tmp_path / "catalogue.csv",
+                  f"track_id,release_date\nt1,2015-11-05\nt2,{value}\n")
+    with pytest.raises(sources.InputDataError, match="not a date") as error:
+        sources.read_catalogue(path)
+    assert (error.value.row, error.value.field) == (2, "release_date")
+    assert value in str(error.value)
+
+
 def test_generic_folder_without_items_uses_played_tracks(tmp_path):
     _write(tmp_path / "interactions.csv", "user_id,item_id,timestamp\nu,b,1\nu,a,2\nv,b,3\n")
     pattern = sources.catalogue_pattern(str(tmp_path), sources.GENERIC)
