@@ -29,6 +29,8 @@ class CatalogueIndex:
         plays relative to the most played track.
       titles, artists: [C] display names ("" where the catalogue has none); None: all "".
       genres: [C, MAX_GENRES], tags: [C, MAX_TAGS] content tokens ("" padding); None: none.
+      release_days: [C] int64 days since 1970-01-01 UTC, `features.NO_RELEASE_DAY` where
+        unknown; None: all unknown.
     """
 
     ids: np.ndarray
@@ -39,6 +41,7 @@ class CatalogueIndex:
     artists: Optional[np.ndarray] = None
     genres: Optional[np.ndarray] = None
     tags: Optional[np.ndarray] = None
+    release_days: Optional[np.ndarray] = None
 
     def __post_init__(self):
         size = len(self.ids)
@@ -52,12 +55,15 @@ class CatalogueIndex:
         set_(self, "artists", _texts(self.artists, size))
         set_(self, "genres", _texts(self.genres, (size, features.MAX_GENRES)))
         set_(self, "tags", _texts(self.tags, (size, features.MAX_TAGS)))
+        if self.release_days is None:
+            set_(self, "release_days", np.full(size, features.NO_RELEASE_DAY))
+        set_(self, "release_days", np.asarray(self.release_days, dtype=np.int64))
         if self.cold_start_scores is None:
             counts = self.play_counts
             set_(self, "cold_start_scores", counts / max(float(counts.max()), 1.0))
         set_(self, "cold_start_scores", np.asarray(self.cold_start_scores, dtype=np.float32))
         for name in ("embeddings", "play_counts", "cold_start_scores", "titles", "artists",
-                     "genres", "tags"):
+                     "genres", "tags", "release_days"):
             rows = len(getattr(self, name))
             if rows != size:
                 raise ValueError(f"catalogue {name} has {rows} rows, ids have {size}")

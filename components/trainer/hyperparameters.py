@@ -19,8 +19,9 @@ _AT_LEAST = {"embedding_dim": 1, "id_embedding_dim": 1, "content_embedding_dim":
 # Float fields: (exclusive lower bound, or inclusive 0 for dropouts; exclusive upper bound).
 _BETWEEN: Dict[str, Tuple[float, Optional[float]]] = {
     "temperature": (0.0, None), "learning_rate": (0.0, None),
-    "id_dropout": (0.0, 1.0), "history_dropout": (0.0, 1.0)}
-_DROPOUTS = ("id_dropout", "history_dropout")
+    "id_dropout": (0.0, 1.0), "history_dropout": (0.0, 1.0),
+    "new_release_dropout": (0.0, 1.0)}
+_DROPOUTS = ("id_dropout", "history_dropout", "new_release_dropout")
 
 
 def _integer(name: str, value: object, minimum: int) -> int:
@@ -76,6 +77,15 @@ class Hyperparameters:
     # to any catalogue) or "catalogue" (every catalogue track each step: exact, and better
     # for catalogues up to some tens of thousands of tracks).
     negatives: str = IN_BATCH
+    # Whether scores gain a learned bias by the track's age on the request's day
+    # (components/trainer/recency.py); it needs release dates in the catalogue, and without
+    # them it is a no-op.
+    recency_bias: bool = True
+    # Share of in-batch candidates in their first `recency.NEW_RELEASE_DAYS` after release
+    # whose track and artist ids are both dropped (content only), on top of `id_dropout`:
+    # in serving most such tracks have no plays yet, and a debut's artist none either, so
+    # the content-only recency bias must learn from tracks of that age (needs recency_bias).
+    new_release_dropout: float = 0.0
     seed: int = 7
 
     def __post_init__(self):
@@ -85,7 +95,7 @@ class Hyperparameters:
             self._set(name, _integer(name, getattr(self, name), minimum))
         for name, (low, high) in _BETWEEN.items():
             self._set(name, _number(name, getattr(self, name), low, high))
-        for name in ("use_user_id", "time_context"):
+        for name in ("use_user_id", "time_context", "recency_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.negatives not in NEGATIVES:

@@ -14,6 +14,8 @@ class InBatchSoftmax(tf.keras.layers.Layer):
     candidates' sampling probabilities q [B] and ids [B]. Logits are q_i . c_j / temperature
     - log q_j; a candidate j != i with the same id as candidate i is an accidental hit and is
     masked out of row i. Returns the sum over rows of sample_weight_i x softmax cross-entropy.
+    An optional `score_bias` [B, B] (cosine units, e.g. release recency) is added to q_i . c_j
+    before the temperature divides.
 
     Numerically this is `tfrs.tasks.Retrieval(temperature=..., remove_accidental_hits=True)`
     (a test checks it); it differs in cost. TFRS materialises one-hot labels and an id mask as
@@ -28,8 +30,11 @@ class InBatchSoftmax(tf.keras.layers.Layer):
 
     def call(self, query_embeddings: tf.Tensor, candidate_embeddings: tf.Tensor,
              candidate_sampling_probability: tf.Tensor, candidate_ids: tf.Tensor,
-             sample_weight: Optional[tf.Tensor] = None) -> tf.Tensor:
+             sample_weight: Optional[tf.Tensor] = None,
+             score_bias: Optional[tf.Tensor] = None) -> tf.Tensor:
         logits = tf.matmul(query_embeddings, candidate_embeddings, transpose_b=True)
+        if score_bias is not None:
+            logits += score_bias
         log_q = tf.math.log(tf.clip_by_value(candidate_sampling_probability, 1e-6, 1.0))
         logits = logits / self.temperature - log_q[None, :]
         same_id = tf.equal(candidate_ids[:, None], candidate_ids[None, :])
@@ -48,8 +53,9 @@ class CatalogueSoftmax(tf.keras.layers.Layer):
     Inputs: query embeddings [B, D], the embeddings of every catalogue track [C, D] (computed
     by the candidate tower in the same step, so content features get gradients), the
     catalogue row of each query's positive track [B] and optional sample weights [B].
-    Logits are q_i . c_j / temperature over all C tracks; returns the sum over rows of
-    sample_weight_i x softmax cross-entropy.
+    Logits are (q_i . c_j + score_bias_ij) / temperature over all C tracks (`score_bias`
+    [B, C] optional, e.g. release recency); returns the sum over rows of sample_weight_i x
+    softmax cross-entropy.
 
     Nothing is sampled, so there is no sampling bias to correct (no logQ) and no accidental
     hit: the positive is one row of the catalogue. Each step costs O(B x C x D) plus one
@@ -63,9 +69,12 @@ class CatalogueSoftmax(tf.keras.layers.Layer):
         self.temperature = temperature
 
     def call(self, query_embeddings: tf.Tensor, catalogue_embeddings: tf.Tensor,
-             positive_rows: tf.Tensor, sample_weight: Optional[tf.Tensor] = None) -> tf.Tensor:
-        logits = tf.matmul(query_embeddings, catalogue_embeddings,
-                           transpose_b=True) / self.temperature
+             positive_rows: tf.Tensor, sample_weight: Optional[tf.Tensor] = None,
+             score_bias: Optional[tf.Tensor] = None) -> tf.Tensor:
+        logits = tf.matmul(query_embeddings, catalogue_embeddings, transpose_b=True)
+        if score_bias is not None:
+            logits += score_bias
+        logits /= self.temperature
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.cast(positive_rows, tf.int32), logits=logits)
         if sample_weight is not None:

@@ -18,6 +18,7 @@ import tensorflow_recommenders as tfrs
 from crossfade.components import features
 from crossfade.components.trainer.hyperparameters import CATALOGUE, Hyperparameters
 from crossfade.components.trainer.losses import CatalogueSoftmax, InBatchSoftmax
+from crossfade.components.trainer.recency import NEW_RELEASE_DAYS, RecencyBias, request_days
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,8 +146,13 @@ class CandidateTower(tf.keras.layers.Layer):
         self.hidden = tf.keras.layers.Dense(hp.hidden_units, activation="relu")
         self.projection = tf.keras.layers.Dense(hp.embedding_dim)
 
-    def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None) -> tf.Tensor:
-        tracks = self.track_dropout(inputs[features.TRACK_INDEX], training=training)
+    def call(self, inputs: Dict[str, tf.Tensor], training: Optional[bool] = None,
+             track_ids: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """`track_ids`: the ids to embed, already through `track_dropout` (None: the tower
+        applies it to `inputs`' track index)."""
+        if track_ids is None:
+            track_ids = self.track_dropout(inputs[features.TRACK_INDEX], training=training)
+        tracks = track_ids
         genres = inputs[features.GENRE_INDICES]
         tags = inputs[features.TAG_INDICES]
         track_embedding = self.track_embedding(tracks)
@@ -169,12 +175,19 @@ class TwoTowerModel(tfrs.Model):
     Catalogue: `catalogue` holds the transformed candidate features of every catalogue track
     ([C, ...] each) and `catalogue_row` maps a track index to its catalogue row; each step
     encodes the whole catalogue and takes the exact softmax over it.
+
+    Release recency (`hp.recency_bias`, components/trainer/recency.py): with
+    `catalogue_release_days` ([C] days, row-aligned with `catalogue_row`'s rows) every logit
+    gains the learned bias of the candidate's age on the query's play day, from the row of
+    content-only candidates where `IdDropout` took the candidate's id. `recency_bias` is the
+    layer, or None when the model has none.
     """
 
     def __init__(self, vocabularies: Vocabularies, hp: Hyperparameters,
                  sampling_probability: tf.Tensor,
                  catalogue: Optional[Dict[str, tf.Tensor]] = None,
-                 catalogue_row: Optional[tf.Tensor] = None):
+                 catalogue_row: Optional[tf.Tensor] = None,
+                 catalogue_release_days: Optional[tf.Tensor] = None):
         super().__init__()
         track_embedding = _table(vocabularies.tracks, hp.id_embedding_dim, "track_embedding")
         if hp.id_embedding_dim != hp.embedding_dim:
@@ -186,26 +199,78 @@ class TwoTowerModel(tfrs.Model):
         # No FactorizedTopK metric here: ranking the whole catalogue every step is slow, so
         # retrieval metrics are the Evaluator's job.
         self.negatives = hp.negatives
-        if hp.negatives == CATALOGUE:
-            if catalogue is None or catalogue_row is None:
-                raise ValueError("catalogue negatives need the catalogue's features and rows")
-            self.catalogue = catalogue
+        needs_rows = hp.negatives == CATALOGUE or (hp.recency_bias and
+                                                   catalogue_release_days is not None)
+        if needs_rows and catalogue_row is None:
+            raise ValueError("catalogue negatives and the recency bias need catalogue rows")
+        if catalogue_row is not None:
             self.catalogue_row = tf.constant(catalogue_row, tf.int32)
+        self.recency_bias = None
+        if hp.recency_bias and catalogue_release_days is not None:
+            self.recency_bias = RecencyBias(name="recency_bias")
+            self.release_days = tf.constant(catalogue_release_days, tf.int64)
+            self.track_oov_index = vocabularies.tracks
+            self.artist_oov_index = vocabularies.artists
+            self.new_release_dropout = hp.new_release_dropout
+            self.dropout_seed = hp.seed + 3
+        if hp.negatives == CATALOGUE:
+            if catalogue is None:
+                raise ValueError("catalogue negatives need the catalogue's features")
+            self.catalogue = catalogue
             self.loss_layer = CatalogueSoftmax(temperature=hp.temperature)
         else:
             self.loss_layer = InBatchSoftmax(temperature=hp.temperature)
 
+    def _score_bias(self, inputs: Dict[str, tf.Tensor], rows: tf.Tensor,
+                    track_ids: tf.Tensor) -> Optional[tf.Tensor]:
+        """[B, N] recency bias of N candidates - catalogue `rows` [N] embedded from
+        `track_ids` [N] (the OOV id: content only) - on each query's play day; None when the
+        model has no recency bias."""
+        if self.recency_bias is None:
+            return None
+        return self.recency_bias(request_days(inputs[features.PLAY_TIME]),
+                                 tf.gather(self.release_days, rows),
+                                 tf.equal(track_ids, self.track_oov_index))
+
+    def _new_releases_dropped(self, inputs: Dict[str, tf.Tensor], rows: tf.Tensor,
+                              embedded_ids: tf.Tensor):
+        """(inputs, ids): a `new_release_dropout` share of the candidates in their first
+        NEW_RELEASE_DAYS on their play's day get the OOV track and artist ids."""
+        age = (request_days(inputs[features.PLAY_TIME])
+               - tf.gather(self.release_days, rows))
+        young = tf.logical_and(age >= 0, age < NEW_RELEASE_DAYS)
+        drop = tf.logical_and(young, tf.random.uniform(tf.shape(age), seed=self.dropout_seed)
+                              < self.new_release_dropout)
+        artists = inputs[features.ARTIST_INDEX]
+        inputs = {**inputs, features.ARTIST_INDEX: tf.where(
+            drop, tf.cast(self.artist_oov_index, artists.dtype), artists)}
+        return inputs, tf.where(drop, tf.cast(self.track_oov_index, embedded_ids.dtype),
+                                embedded_ids)
+
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_tower(inputs, training=training)
         track_ids = inputs[features.TRACK_INDEX]
+        dropout = self.candidate_tower.track_dropout
         if self.negatives == CATALOGUE:
+            catalogue_ids = dropout(self.catalogue[features.TRACK_INDEX], training=training)
             return self.loss_layer(
-                queries, self.candidate_tower(self.catalogue, training=training),
+                queries, self.candidate_tower(self.catalogue, training=training,
+                                              track_ids=catalogue_ids),
                 positive_rows=tf.gather(self.catalogue_row, track_ids),
-                sample_weight=inputs[features.SAMPLE_WEIGHT])
-        candidates = self.candidate_tower(inputs, training=training)
+                sample_weight=inputs[features.SAMPLE_WEIGHT],
+                score_bias=self._score_bias(inputs, tf.range(tf.size(catalogue_ids)),
+                                            catalogue_ids))
+        embedded_ids = dropout(track_ids, training=training)
+        rows = tf.gather(self.catalogue_row, track_ids)
+        if training and self.recency_bias is not None and self.new_release_dropout > 0:
+            inputs, embedded_ids = self._new_releases_dropped(inputs, rows, embedded_ids)
+        candidates = self.candidate_tower(inputs, training=training, track_ids=embedded_ids)
+        bias = None
+        if self.recency_bias is not None:
+            bias = self._score_bias(inputs, rows, embedded_ids)
         return self.loss_layer(
             queries, candidates,
             candidate_sampling_probability=tf.gather(self.sampling_probability, track_ids),
             candidate_ids=track_ids,
-            sample_weight=inputs[features.SAMPLE_WEIGHT])
+            sample_weight=inputs[features.SAMPLE_WEIGHT],
+            score_bias=bias)

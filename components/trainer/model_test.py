@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from crossfade.components import features
 from crossfade.components.trainer import model as model_lib
+from crossfade.components.trainer import recency
 from crossfade.components.trainer.hyperparameters import CATALOGUE, Hyperparameters
 
 VOCABULARIES = model_lib.Vocabularies(users=5, tracks=7, artists=3, genres=4, tags=6,
@@ -124,3 +125,102 @@ def test_without_user_id_and_time_context_a_query_depends_only_on_history_and_pl
     assert not any("user_embedding" in v.name for v in model.query_tower.trainable_variables)
     full = _model()
     assert not np.allclose(full.query_tower(batch).numpy(), full.query_tower(others).numpy())
+
+
+def _dated_model(negatives):
+    """Catalogue row r is track r; tracks 0-1 come out on day 100, the rest are old."""
+    hp = Hyperparameters(**{**HP.__dict__, "negatives": negatives})
+    catalogue = {name: values for name, values in _batch(size=7, seed=2).items()
+                 if name in (features.TRACK_INDEX, features.ARTIST_INDEX,
+                             features.GENRE_INDICES, features.TAG_INDICES, features.AUDIO)}
+    catalogue[features.TRACK_INDEX] = tf.range(7, dtype=tf.int64)
+    release_days = np.array([100, 100, 1, 1, 1, 1, 1], np.int64)
+    return model_lib.TwoTowerModel(VOCABULARIES, hp, np.full(8, 1 / 7, np.float32),
+                                   catalogue=catalogue,
+                                   catalogue_row=np.append(np.arange(7), 0).astype(np.int32),
+                                   catalogue_release_days=release_days), catalogue
+
+
+def _new_release_plays(size=16):
+    """Plays of the new tracks (0-1) on their release day (UTC day 100)."""
+    batch = _batch(size=size, seed=1)
+    batch[features.TRACK_INDEX] = tf.constant(np.arange(size) % 2, tf.int64)
+    batch[features.PLAY_TIME] = tf.fill([size], tf.constant(100 * 86400 + 3600, tf.int64))
+    return batch
+
+
+def test_the_recency_bias_is_added_to_every_logit_before_the_temperature():
+    model, catalogue = _dated_model(CATALOGUE)
+    batch = _new_release_plays()
+    model.recency_bias.build(None)
+    unbiased = float(model.compute_loss(batch))
+    bias = np.zeros((2, recency.NUM_BUCKETS), np.float32)
+    # Released today: bucket 1; the old tracks are 99 days old: the 60-179 days bucket. Every
+    # track is in the vocabulary and nothing is dropped: only the id-known row counts.
+    old = recency.AGE_BOUNDARIES.index(60) + 1
+    bias[recency.ID_KNOWN, 1], bias[recency.ID_KNOWN, old] = 0.1, 0.3
+    bias[recency.CONTENT_ONLY] = 9.0
+    model.recency_bias.bias.assign(bias)
+    logits = (model.query_tower(batch).numpy() @ model.candidate_tower(catalogue).numpy().T
+              + np.array([0.1, 0.1, 0.3, 0.3, 0.3, 0.3, 0.3])) / HP.temperature
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = -log_softmax[np.arange(16), batch[features.TRACK_INDEX].numpy()].sum()
+    assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
+    assert expected > unbiased + 16  # the old tracks' boost costs every play at least 1 nat
+
+
+@pytest.mark.parametrize("negatives", ["in_batch", CATALOGUE])
+def test_the_recency_bias_learns_that_listeners_play_new_releases(negatives):
+    model, _ = _dated_model(negatives)
+    batch = _new_release_plays()
+    if negatives == "in_batch":  # in-batch negatives need old tracks in the batch
+        tracks = np.arange(16) % 7
+        batch[features.TRACK_INDEX] = tf.constant(tracks, tf.int64)
+        batch[features.SAMPLE_WEIGHT] = tf.constant(np.where(tracks < 2, 1.0, 0.1), tf.float32)
+    model.compile(optimizer=tf.keras.optimizers.Adagrad(0.5))
+    model.fit(tf.data.Dataset.from_tensors(batch).repeat(30), epochs=1, verbose=0)
+    learned = model.recency_bias.bias.numpy()[recency.ID_KNOWN]
+    assert learned[1] > learned[recency.AGE_BOUNDARIES.index(60) + 1]  # day 0 above 99 days
+    assert learned[recency.UNKNOWN_BUCKET] == 0.0  # no track without a release day: untouched
+    # No id was dropped (HP.id_dropout = 0): the content-only row never took part.
+    assert not model.recency_bias.bias.numpy()[recency.CONTENT_ONLY].any()
+
+
+def test_dropped_ids_take_the_content_only_row_in_training_only():
+    hp = Hyperparameters(**{**HP.__dict__, "id_dropout": 0.5})
+    model = model_lib.TwoTowerModel(
+        VOCABULARIES, hp, np.full(8, 1 / 7, np.float32),
+        catalogue_row=np.append(np.arange(7), 0).astype(np.int32),
+        catalogue_release_days=np.full(7, 100, np.int64))
+    batch = _new_release_plays()
+    model.recency_bias.build(None)
+    bias = np.zeros((2, recency.NUM_BUCKETS), np.float32)
+    bias[recency.CONTENT_ONLY] = 0.5
+    model.recency_bias.bias.assign(bias)
+    evaluated = float(model.compute_loss(batch, training=False))
+    model.recency_bias.bias.assign(np.zeros_like(bias))
+    assert float(model.compute_loss(batch, training=False)) == pytest.approx(evaluated)
+    model.compile(optimizer=tf.keras.optimizers.Adagrad(0.5))
+    model.fit(tf.data.Dataset.from_tensors(batch).repeat(5), epochs=1, verbose=0)
+    assert model.recency_bias.bias.numpy()[recency.CONTENT_ONLY].any()
+
+
+def test_new_release_dropout_takes_track_and_artist_ids_of_young_candidates_only():
+    hp = Hyperparameters(**{**HP.__dict__, "new_release_dropout": 0.9999})
+    release_days = np.array([100, 94, 93, 1, 101, 1, 1], np.int64)  # ages 0, 6, 7, 99, -1
+    model = model_lib.TwoTowerModel(
+        VOCABULARIES, hp, np.full(8, 1 / 7, np.float32),
+        catalogue_row=np.append(np.arange(7), 0).astype(np.int32),
+        catalogue_release_days=release_days)
+    batch = _new_release_plays(size=7)
+    tracks = tf.range(7, dtype=tf.int64)
+    batch[features.TRACK_INDEX] = tracks
+    inputs, ids = model._new_releases_dropped(batch, tf.range(7), tracks)
+    young = [True, True, False, False, False, False, False]  # the first week only
+    assert ids.numpy().tolist() == [VOCABULARIES.tracks if y else t
+                                    for t, y in zip(range(7), young)]
+    artists = batch[features.ARTIST_INDEX].numpy()
+    assert inputs[features.ARTIST_INDEX].numpy().tolist() == [
+        VOCABULARIES.artists if y else a for a, y in zip(artists, young)]
+    with pytest.raises(ValueError, match="new_release_dropout must be in"):
+        Hyperparameters(new_release_dropout=1.0)

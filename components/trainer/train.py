@@ -237,11 +237,13 @@ def run_fn(fn_args: FnArgs) -> None:
     raw_catalogue, catalogue = transformed_catalogue(transform_output,
                                                      config[CATALOGUE_URIS_KEY])
     catalogue_ids = raw_catalogue[features.TRACK_ID]
+    release_days = raw_catalogue[features.RELEASE_DAY]
     sizes = vocabularies(transform_output)
     with strategy.scope():
         two_tower = model_lib.TwoTowerModel(
             sizes, hp, sampling_probabilities(transform_output, counts),
-            catalogue=catalogue, catalogue_row=catalogue_rows(transform_output, catalogue_ids))
+            catalogue=catalogue, catalogue_row=catalogue_rows(transform_output, catalogue_ids),
+            catalogue_release_days=release_days)
         two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(hp.learning_rate))
     epoch_timer = EpochTimer()
     started = time.perf_counter()
@@ -264,7 +266,8 @@ def run_fn(fn_args: FnArgs) -> None:
         ids=catalogue_ids, embeddings=encode_catalogue(two_tower, catalogue),
         play_counts=play_counts, cold_start_scores=cold_scores,
         titles=raw_catalogue[features.TITLE], artists=raw_catalogue[features.ARTIST],
-        genres=raw_catalogue[features.GENRES], tags=raw_catalogue[features.TAGS])
+        genres=raw_catalogue[features.GENRES], tags=raw_catalogue[features.TAGS],
+        release_days=release_days)
     module = export.RecommenderModule(
         two_tower, transform_output, index, default_k=int(config[DEFAULT_K_KEY]),
         max_k=int(config[MAX_K_KEY]), user_histories=stored_histories(examples, sizes),
