@@ -179,7 +179,8 @@ class ServingClient:
                   k: int = 10, *, platform: str = "", timestamp: Optional[int] = None,
                   exclude: Optional[Sequence[str]] = None, diversity: float = 0.0,
                   explore: float = 0.0, seed: int = 0, exclude_listened: bool = False,
-                  version: Optional[int] = None, label: Optional[str] = None,
+                  released_within_days: int = 0, version: Optional[int] = None,
+                  label: Optional[str] = None,
                   timeout_s: Optional[float] = None) -> Recommendations:
         """Top `k` tracks for `user_id`, given their `recent_tracks` (most recent first),
         `platform` and `timestamp` (Unix seconds; None: the server's clock).
@@ -188,27 +189,32 @@ class ServingClient:
         `exclude_listened` the `recent_tracks` given (not the history a model may store for a
         user sent without any); `diversity` in [0, 1] re-ranks for variety
         (0: pure relevance); `explore` in [0, 1] is the chance each slot is sampled instead of
-        taken best first; `seed` fixes the sampler (0: the server derives one). See the module
-        docstring for models without the `recommend` signature."""
+        taken best first; `seed` fixes the sampler (0: the server derives one);
+        `released_within_days` > 0 keeps only tracks released that many days before the
+        request's day or fewer ("new for you"). See the module docstring for models without
+        the `recommend` signature."""
         return self.recommend_many([user_id], [recent_tracks], k, platform=platform,
                                    timestamp=timestamp,
                                    exclude=None if exclude is None else [exclude],
                                    diversity=diversity, explore=explore, seed=seed,
-                                   exclude_listened=exclude_listened, version=version,
-                                   label=label, timeout_s=timeout_s)[0]
+                                   exclude_listened=exclude_listened,
+                                   released_within_days=released_within_days,
+                                   version=version, label=label, timeout_s=timeout_s)[0]
 
     def recommend_many(self, user_ids: Sequence[str],
                        recent_tracks: Optional[Sequence[Optional[Sequence[str]]]] = None,
                        k: int = 10, *, platform: str = "", timestamp: Optional[int] = None,
                        exclude: Optional[Sequence[Optional[Sequence[str]]]] = None,
                        diversity: float = 0.0, explore: float = 0.0, seed: int = 0,
-                       exclude_listened: bool = False, version: Optional[int] = None,
+                       exclude_listened: bool = False, released_within_days: int = 0,
+                       version: Optional[int] = None,
                        label: Optional[str] = None,
                        timeout_s: Optional[float] = None) -> List[Recommendations]:
         """`recommend` for several users in one request (one result per user); `exclude`
         holds one list of track ids per user. ValueError for a control out of range."""
         inputs = signatures.recommend_controls_inputs(
-            user_ids, recent_tracks, k, platform, timestamp, exclude, diversity, explore, seed)
+            user_ids, recent_tracks, k, platform, timestamp, exclude, diversity, explore, seed,
+            released_within_days)
         if exclude_listened and recent_tracks is not None:  # shapes checked just above
             inputs["exclude_track_ids"] = signatures.exclusions_matrix([
                 _merged(listened, excluded) for listened, excluded in zip(

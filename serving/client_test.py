@@ -492,18 +492,34 @@ def test_recommend_controls_reach_the_pushed_model(server, saved_model, listener
                                      explore=0.5, diversity=0.3, seed=42) for _ in range(2)]
         assert explored[0].tracks == explored[1].tracks  # a fixed seed replays
         assert all(0.0 < track.propensity <= 1.0 for track in explored[0].tracks)
-    bad = signatures.recommend_controls_inputs([users[0]], released_within_days=1)
-    # Past the client's own checks: the model graph refuses it, over either protocol.
-    unchecked = {**signatures.recommend_controls_inputs([users[0]]),
-                 "diversity": np.array([1.5], np.float32)}
+    # Past the client's own checks: the model graph refuses them, over either protocol.
+    neutral = signatures.recommend_controls_inputs([users[0]])
+    bad = {**neutral, "released_within_days": np.array([-1], np.int32)}
+    unchecked = {**neutral, "diversity": np.array([1.5], np.float32)}
     for connect_to, status in ((server.grpc, None), (server.rest, 400)):
         with connect_to(timeout_s=30) as client:
-            for inputs, message in ((bad, "released_within_days"),
+            for inputs, message in ((bad, "released_within_days must be >= 0"),
                                     (unchecked, "diversity must be in")):
                 with pytest.raises(ServingClientError) as error:
                     client.predict(signatures.RECOMMEND, inputs)
                 assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
                 assert error.value.http_status == status and message in error.value.message
+
+
+def test_a_new_releases_shelf_holds_only_tracks_of_its_window(server, pushed_model,
+                                                              listeners):
+    with open(os.path.join(pushed_model.data_dir, "catalogue.csv")) as handle:
+        released = {row["track_id"]: np.datetime64(row["release_date"], "D").astype(int)
+                    for row in csv.DictReader(handle)}
+    day = max(released.values()) + 2  # two days after the newest release
+    window = {track for track, release in released.items() if 0 <= day - release < 7}
+    assert window, "the simulator's catalogue has releases in its last week"
+    users, recent = listeners
+    with server.grpc(timeout_s=30) as client:
+        shelf = client.recommend(users[0], recent[0], 50, timestamp=int(day) * 86400 + 3600,
+                                 released_within_days=7)
+    assert set(shelf.track_ids) - {""} <= window
+    assert len(set(shelf.track_ids) - {""}) == min(50, len(window))
 
 
 class _RecommendModel(tf.Module):

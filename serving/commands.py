@@ -7,13 +7,14 @@
                         (--user ID [--recent T1,T2,...] | --similar TRACK_ID |
                          --blend U1,U2[,...] [--strategy NAME]) [-k K]
                         [--exclude TRACK ...] [--exclude-listened] [--diversity D]
-                        [--explore E] [--seed N]
+                        [--explore E] [--seed N] [--new-releases DAYS]
                         [--version N | --label NAME] [--pseudonym-key FILE] [--json]
     crossfade check-model PATH [--json]        (serving/check_model.py)
 
 `recommend` prints rank, track id, title, artist and score per track (the propensity too
 with `--explore` > 0); `--json` prints the same fields. The controls (`--exclude`,
-`--exclude-listened`, `--diversity`, `--explore`, `--seed`) go to the model's `recommend`
+`--exclude-listened`, `--diversity`, `--explore`, `--seed`, `--new-releases`: only tracks
+released in the last DAYS days) go to the model's `recommend`
 signature and apply to `--user` only; a model that predates it answers controlled requests
 with an error (`crossfade.serving.client`). `--server` defaults to loopback on the
 protocol's default port. `--blend` asks the `blend` signature for one list for 2 to 5
@@ -40,6 +41,16 @@ def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
 
 
@@ -140,6 +151,9 @@ def add_commands(subparsers) -> None:
     recommend.add_argument("--seed", type=int, default=0,
                            help="sampler seed, for repeatable --explore (0: derived from the "
                                 "request: same user, tracks and time, same list)")
+    recommend.add_argument("--new-releases", type=_positive, metavar="DAYS", default=0,
+                           help="only tracks released in the last DAYS days, today included "
+                                "(a 'new for you' shelf; needs release dates in the catalogue)")
     choice = recommend.add_mutually_exclusive_group()
     choice.add_argument("--version", type=int, help="model version number")
     choice.add_argument("--label", help="model version label, e.g. stable or canary")
@@ -232,7 +246,7 @@ def _controls_given(args: argparse.Namespace) -> List[str]:
     """The `recommend` control flags set away from their defaults."""
     flags = (("--exclude", bool(args.exclude)), ("--exclude-listened", args.exclude_listened),
              ("--diversity", args.diversity != 0), ("--explore", args.explore != 0),
-             ("--seed", args.seed != 0))
+             ("--seed", args.seed != 0), ("--new-releases", args.new_releases != 0))
     return [flag for flag, given in flags if given]
 
 
@@ -292,7 +306,8 @@ def _recommend(args: argparse.Namespace) -> int:
         return client.recommend(args.user, _track_ids(args.recent), args.k,
                                 platform=args.platform, exclude=_track_ids(args.exclude),
                                 diversity=args.diversity, explore=args.explore, seed=args.seed,
-                                exclude_listened=args.exclude_listened)
+                                exclude_listened=args.exclude_listened,
+                                released_within_days=args.new_releases)
 
     result, failed = _ask(args, ask)
     if failed:

@@ -126,11 +126,13 @@ def fake_client(monkeypatch):
 def test_recommend_passes_the_controls(fake_client, capsys):
     assert commands.main(["recommend", "--user", "u1", "--recent", "t1,t2", "-k", "2",
                           "--exclude", "x1", "--exclude", "x2,x3", "--exclude-listened",
-                          "--diversity", "0.3", "--explore", "0.1", "--seed", "7"]) == 0
+                          "--diversity", "0.3", "--explore", "0.1", "--seed", "7",
+                          "--new-releases", "14"]) == 0
     [(method, args, kwargs)] = fake_client.calls
     assert (method, args) == ("recommend", ("u1", ["t1", "t2"], 2))
     assert kwargs == {"platform": "", "exclude": ["x1", "x2", "x3"], "diversity": 0.3,
-                      "explore": 0.1, "seed": 7, "exclude_listened": True}
+                      "explore": 0.1, "seed": 7, "exclude_listened": True,
+                      "released_within_days": 14}
     assert fake_client.connected == [("127.0.0.1:8500", "grpc")]
     lines = capsys.readouterr().out.splitlines()
     assert lines[3].split() == ["rank", "track", "id", "title", "artist", "score", "propensity"]
@@ -144,7 +146,8 @@ def test_recommend_defaults_are_neutral_and_hide_propensity(fake_client, capsys)
     assert commands.main(["recommend", "--user", "u1", "--protocol", "rest"]) == 0
     [(_, _, kwargs)] = fake_client.calls
     assert (kwargs["exclude"], kwargs["diversity"], kwargs["explore"], kwargs["seed"],
-            kwargs["exclude_listened"]) == ([], 0.0, 0.0, 0, False)
+            kwargs["exclude_listened"], kwargs["released_within_days"]) == (
+                [], 0.0, 0.0, 0, False, 0)
     assert fake_client.connected == [("127.0.0.1:8501", "rest")]  # REST's default port
     header = capsys.readouterr().out.splitlines()[3].split()
     assert header == ["rank", "track", "id", "title", "artist", "score"]
@@ -176,7 +179,8 @@ def test_an_old_model_is_noted(fake_client, capsys):
 
 
 @pytest.mark.parametrize("flags", [["--diversity", "1.5"], ["--explore", "-0.1"],
-                                   ["--diversity", "nan"], ["--explore", "lots"]])
+                                   ["--diversity", "nan"], ["--explore", "lots"],
+                                   ["--new-releases", "0"], ["--new-releases", "week"]])
 def test_out_of_range_controls_are_usage_errors(flags, capsys):
     with pytest.raises(SystemExit) as exit_:
         commands.main(["recommend", "--user", "u1", *flags])

@@ -69,7 +69,7 @@ def _calls(path: str) -> Dict[str, Dict[str, np.ndarray]]:
     controlled = signatures.recommend_controls_inputs(
         users[:1] + ["cold-user", users[-1]], recent, k=8, platform="ios", timestamp=TIMESTAMP,
         exclude=[tracks[:1], [], [UNKNOWN_TRACK]], diversity=[0.3, 0.0, 1.0],
-        explore=[0.1, 0.5, 0.0], seed=[7, 0, 123])
+        explore=[0.1, 0.5, 0.0], seed=[7, 0, 123], released_within_days=[0, 0, 3650])
     # Two known members; a known member with an unknown one and padding; an anonymous member.
     blend = signatures.blend_inputs(
         [users[:2], [users[-1], "cold-user", ""], ["", users[0]]],

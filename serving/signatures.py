@@ -16,14 +16,15 @@ clients send (a test checks them against the exported input signature):
   ``diversity`` [B] float32 in [0, 1] (0: pure relevance, else greedy MMR re-ranking),
   ``explore`` [B] float32 in [0, 1] (epsilon of epsilon-greedy sampling per slot),
   ``seed`` [B] int64 (the row's sampler seed; 0: derived from the request),
-  ``released_within_days`` [B] int32 (0: no restriction; > 0 is INVALID_ARGUMENT for now),
+  ``released_within_days`` [B] int32 (0: no restriction; n > 0: only tracks released 0..n-1
+  days before the timestamp's day, INVALID_ARGUMENT from a model without release dates),
   ``probe`` [B] int32 (>= 0; 0: the model's default) -> ``track_ids``, ``scores``,
   ``titles``, ``artists`` ("" when the catalogue has none) [B, K] string, ``propensities``
   [B, K] float32 (the probability the sampler chose that track in that slot given the earlier
   slots; 1.0 when nothing was sampled). Rows with fewer eligible tracks than K end in track
   id "". Out-of-range controls are INVALID_ARGUMENT from the model graph; the builder refuses
-  them first with a ValueError naming the input (except ``released_within_days`` > 0, which
-  only the server decides).
+  them first with a ValueError naming the input (except ``released_within_days`` > 0 on a
+  model without release dates, which only the server knows).
 * ``similar_tracks``: ``track_id`` [B] string, ``k`` [B] int32 -> ``track_ids``, ``scores``,
   ``found`` [B] bool.
 * ``blend``: one list for a group (`blend_inputs`): ``user_ids`` [B, M] string (M <=
@@ -183,7 +184,8 @@ def recommend_controls_inputs(user_ids: Sequence[str],
         "diversity": _unit_interval(diversity, rows, "diversity"),
         "explore": _unit_interval(explore, rows, "explore"),
         "seed": _integers(seed, rows, "seed", np.int64),
-        # > 0 is the server's to refuse (for now); < 0 never means anything.
+        # > 0 only the model can refuse (it knows whether it has release dates); < 0 never
+        # means anything.
         "released_within_days": _integers(released_within_days, rows, "released_within_days",
                                           np.int32, minimum=0),
         "probe": _integers(probe, rows, "probe", np.int32, minimum=0),

@@ -75,7 +75,7 @@ def test_recommend_controls_inputs_carry_per_row_controls():
     np.testing.assert_array_equal(inputs["diversity"], np.float32([0.0, 0.3, 1.0]))
     np.testing.assert_array_equal(inputs["explore"], np.float32([0.1] * 3))
     assert inputs["seed"].tolist() == [1, 2, -3]
-    assert inputs["released_within_days"].tolist() == [4] * 3  # > 0: the server refuses
+    assert inputs["released_within_days"].tolist() == [4] * 3  # a model without dates refuses
     assert inputs["probe"].tolist() == [0, 8, 0]
     assert signatures.non_neutral_controls(inputs) == list(signatures.CONTROL_INPUTS)
     assert signatures.non_neutral_controls(signatures.recommend_controls_inputs(

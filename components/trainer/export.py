@@ -17,9 +17,11 @@ Signatures (every input is batched along axis 0):
   recent first, "" padding, any n), ``timestamp`` [B] int64 Unix seconds (<= 0: now),
   ``platform`` [B] string, ``k`` [B] int32 (the batch returns max(k) results; <= 0 means
   `default_k`; above `max_k` is INVALID_ARGUMENT). Outputs ``track_ids`` [B, K] string and
-  ``scores`` [B, K] float32 (cosine similarity; for a cold query — unknown user and no known
-  recent track — the cold-start ranking's score in [0, 1]: the last day's top chart when the
-  pipeline has one, else training plays relative to the most played track).
+  ``scores`` [B, K] float32 (cosine similarity, plus the learned bias of the track's age on
+  the timestamp's day when the model has one, components/trainer/recency.py; for a cold
+  query — unknown user and no known recent track — the cold-start ranking's score in [0, 1]:
+  the last day's top chart when the pipeline has one, else training plays relative to the
+  most played track).
 * ``recommend`` — the `serving_default` inputs and, all required (neutral value in brackets):
 
   ==========================  ============  ==============================================
@@ -33,8 +35,11 @@ Signatures (every input is batched along axis 0):
                                             from the pool (0 = deterministic)
   ``seed``                    [B] int64     per-row sampler seed; 0 = a hash of the row's
                                             user, history and timestamp (0)
-  ``released_within_days``    [B] int32     0 = no restriction; any other value is
-                                            INVALID_ARGUMENT until release dates exist (0)
+  ``released_within_days``    [B] int32     > 0: only tracks released 0..n-1 days before
+                                            the timestamp's UTC day ("new for you");
+                                            0 = no restriction; < 0, or > 0 for a model
+                                            whose catalogue has no release dates, is
+                                            INVALID_ARGUMENT (0)
   ``probe``                   [B] int32     index partitions to probe; 0 = the model's
                                             default; exact search ignores it; < 0 is
                                             INVALID_ARGUMENT (0)
@@ -54,7 +59,7 @@ Signatures (every input is batched along axis 0):
   ``exclude_track_ids`` [B, m] string. Each member is scored as `serving_default` scores a
   user (stored history included). Outputs ``track_ids``, ``titles``, ``artists`` [B, K]
   string, ``scores`` [B, K] float32 (the strategy's group score, in members' standardised
-  units), ``member_scores`` [B, K, M] float32 (each member's own cosine for the track, 0 for
+  units), ``member_scores`` [B, K, M] float32 (each member's own score for the track, 0 for
   padding and repeated members) and ``for_member`` [B, K] int32 (the member column the track
   is chiefly for; -1 for an empty slot). More than 5 members, a row without a member, a
   strategy outside 0..2 or inputs whose rows or members disagree are INVALID_ARGUMENT.
@@ -81,7 +86,7 @@ import tensorflow_transform as tft
 
 from crossfade.components import features
 from crossfade.components.evaluator import list_metrics
-from crossfade.components.trainer import blend, list_content, reranking, run_config
+from crossfade.components.trainer import blend, list_content, recency, reranking, run_config
 from crossfade.components.trainer import model as model_lib
 from crossfade.components.trainer.catalogue_index import CatalogueIndex
 from crossfade.serving.signatures import (
@@ -164,6 +169,14 @@ class RecommenderModule(tf.Module):
                                                 name="catalogue_embeddings")
         self.popularity_scores = tf.Variable(catalogue.cold_start_scores, trainable=False,
                                              name="popularity_scores")
+        self.has_release_dates = recency.has_release_dates(catalogue.release_days)
+        self.release_days = tf.Variable(catalogue.release_days, trainable=False,
+                                        name="release_days")
+        self.recency_bias = two_tower.recency_bias  # None: scores are cosines
+        # Tracks without training plays: their ids are out of the vocabulary, so the model
+        # sees them through content only (recency.CONTENT_ONLY).
+        self.content_only = tf.Variable(catalogue.play_counts == 0, trainable=False,
+                                        name="content_only")
         # Rank of each row in a most-popular list (ties broken by catalogue order).
         order = np.argsort(-catalogue.play_counts, kind="stable")
         rank = np.empty(size, np.int32)
@@ -229,10 +242,23 @@ class RecommenderModule(tf.Module):
         return embedding, cold
 
     def _scores(self, raw: Dict[str, tf.Tensor]) -> tf.Tensor:
-        """[B, C] query-track scores; cold queries get the cold-start ranking's."""
+        """[B, C] query-track scores (cosine + recency bias); cold queries get the cold-start
+        ranking's."""
         embedding, cold = self._query(raw)
         scores = tf.matmul(embedding, self.catalogue_embeddings, transpose_b=True)
+        if self.recency_bias is not None:
+            scores += self.recency_bias(recency.request_days(raw[features.TIMESTAMP]),
+                                        self.release_days.read_value(),
+                                        self.content_only.read_value())
         return tf.where(cold[:, None], self.popularity_scores[None, :], scores)
+
+    def _released_within(self, scores: tf.Tensor, timestamp: tf.Tensor,
+                         window: tf.Tensor) -> tf.Tensor:
+        """`scores` with tracks outside each row's release window (window > 0) at -inf."""
+        inside = recency.released_within(recency.request_days(timestamp),
+                                         self.release_days.read_value(), window)
+        keep = tf.logical_or(tf.equal(window, 0)[:, None], inside)
+        return tf.where(keep, scores, tf.cast(-np.inf, scores.dtype))
 
     def _effective_k(self, k: tf.Tensor) -> tf.Tensor:
         requested = tf.reduce_max(tf.concat([k, [0]], axis=0))
@@ -267,9 +293,12 @@ class RecommenderModule(tf.Module):
                                                          message=f"{name} must be in [0, 1]"),
                        tf.debugging.assert_less_equal(value, 1.0,
                                                       message=f"{name} must be in [0, 1]")]
-        checks.append(tf.debugging.assert_equal(
-            released, 0, message="released_within_days must be 0: this model has no release "
-            "dates"))
+        checks.append(tf.debugging.assert_non_negative(
+            released, message="released_within_days must be >= 0"))
+        if not self.has_release_dates:
+            checks.append(tf.debugging.assert_equal(
+                released, 0, message="released_within_days must be 0: this model has no "
+                "release dates"))
         checks.append(tf.debugging.assert_non_negative(probe, message="probe must be >= 0"))
         return checks
 
@@ -291,8 +320,9 @@ class RecommenderModule(tf.Module):
                              released_within_days, probe):
         controls = (exclude_track_ids, diversity, explore, seed, released_within_days, probe)
         with tf.control_dependencies(self._checked_controls(tf.shape(user_id)[0], controls)):
-            scores = self._scores(self._raw_query(user_id, recent_track_ids, timestamp,
-                                                  platform))
+            raw = self._raw_query(user_id, recent_track_ids, timestamp, platform)
+            scores = self._released_within(self._scores(raw), raw[features.TIMESTAMP],
+                                           released_within_days)
         count = self._effective_k(k)
         rows, relevance = self._pooled(self._excluded(scores, exclude_track_ids))
         embeddings = tf.gather(self.catalogue_embeddings.read_value(), rows)

@@ -6,7 +6,7 @@ import tensorflow as tf
 from crossfade.components import features
 from crossfade.components.evaluator import list_metrics
 from crossfade.components.testing_data import analyze_and_transform, raw_play, serialize
-from crossfade.components.trainer import export, train
+from crossfade.components.trainer import export, recency, train
 from crossfade.components.trainer import model as model_lib
 from crossfade.components.trainer.catalogue_index import CatalogueIndex
 from crossfade.components.trainer.hyperparameters import Hyperparameters
@@ -23,8 +23,16 @@ HP = Hyperparameters(embedding_dim=8, id_embedding_dim=8, content_embedding_dim=
                                hidden_units=16)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
+# Release days around the tests' request day (timestamp 1_700_000_000, UTC day 19675):
+# t1 out that day, t2 five days before, t3 75 days before, t4 unknown, t5 the day after.
+REQUEST_DAY = 1_700_000_000 // 86400
+RELEASE_DAYS = [REQUEST_DAY, REQUEST_DAY - 5, REQUEST_DAY - 75, features.NO_RELEASE_DAY,
+                REQUEST_DAY + 1]
+
+
+def _export(tmp_path_factory, release_days=None, recency_bias=None):
+    """The test catalogue's model as TF Serving loads it; with `recency_bias` ([2,
+    NUM_BUCKETS]) the model has a recency bias with those values over `release_days`."""
     rows = []
     for index, (track, count) in enumerate(PLAYS.items()):
         for play in range(count):
@@ -32,8 +40,15 @@ def served(tmp_path_factory):
                                  artist=f"artist{index % 2}", genres=[f"g{index}"]))
     _, transform_output = analyze_and_transform(rows, str(tmp_path_factory.mktemp("tft")))
     counts = train.track_play_counts(transform_output)
-    two_tower = model_lib.TwoTowerModel(train.vocabularies(transform_output), HP,
-                                        train.sampling_probabilities(transform_output, counts))
+    dated = recency_bias is not None
+    two_tower = model_lib.TwoTowerModel(
+        train.vocabularies(transform_output), HP,
+        train.sampling_probabilities(transform_output, counts),
+        catalogue_row=train.catalogue_rows(transform_output, np.array(CATALOGUE, object)),
+        catalogue_release_days=np.array(release_days) if dated else None)
+    if dated:
+        two_tower.recency_bias.build(None)
+        two_tower.recency_bias.bias.assign(recency_bias)
     raw = features.default_raw_values(tf.constant(len(CATALOGUE)))
     raw[features.TRACK_ID] = tf.constant(CATALOGUE)
     raw[features.ARTIST] = tf.constant(ARTISTS)
@@ -43,7 +58,8 @@ def served(tmp_path_factory):
         ids=np.array(CATALOGUE, dtype=object), embeddings=embeddings,
         play_counts=np.array([counts.get(t.encode(), 0) for t in CATALOGUE]),
         titles=np.array(TITLES, dtype=object), artists=np.array(ARTISTS, dtype=object),
-        genres=np.array(GENRES, dtype=object), tags=np.array(TAGS, dtype=object))
+        genres=np.array(GENRES, dtype=object), tags=np.array(TAGS, dtype=object),
+        release_days=None if release_days is None else np.array(release_days))
     sizes = train.vocabularies(transform_output)
     users = list(transform_output.vocabulary_by_name(features.USER_VOCABULARY))
     tracks = list(transform_output.vocabulary_by_name(features.TRACK_VOCABULARY))
@@ -54,6 +70,27 @@ def served(tmp_path_factory):
     export_dir = str(tmp_path_factory.mktemp("model"))
     export.save(module, export_dir)
     return tf.saved_model.load(export_dir)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    return _export(tmp_path_factory)
+
+
+# The bias of a track 60-179 days old (t3): large enough to rank it first for anyone; and of
+# a content-only track (never played: t5) not released yet: enough to rank it second.
+OLDISH_BIAS, UNRELEASED_CONTENT_ONLY_BIAS = 5.0, 2.5
+
+
+@pytest.fixture(scope="module")
+def dated(tmp_path_factory):
+    bias = np.zeros((2, recency.NUM_BUCKETS), np.float32)
+    bias[recency.ID_KNOWN, recency.AGE_BOUNDARIES.index(60) + 1] = OLDISH_BIAS
+    bias[recency.CONTENT_ONLY, 0] = UNRELEASED_CONTENT_ONLY_BIAS
+    # Rows must not be mixed up: the same buckets of the other rows push the other way.
+    bias[recency.CONTENT_ONLY, recency.AGE_BOUNDARIES.index(60) + 1] = -OLDISH_BIAS
+    bias[recency.ID_KNOWN, 0] = -UNRELEASED_CONTENT_ONLY_BIAS
+    return _export(tmp_path_factory, RELEASE_DAYS, bias)
 
 
 def _recommend(model, users, k, history=None, platform="android"):
@@ -349,3 +386,51 @@ def test_unknown_members_are_answered_from_the_cold_start_ranking(served):
 def test_bad_blends_are_invalid_argument(served, change, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         _blend(served, **change)
+
+
+@pytest.mark.parametrize("window, expected", [
+    (1, {"t1"}), (7, {"t1", "t2"}), (76, {"t1", "t2", "t3"}), (100_000, {"t1", "t2", "t3"}),
+])
+def test_a_release_window_keeps_only_the_tracks_released_in_it(dated, window, expected):
+    # t4 (no release date) and t5 (released after the request's day) are in no window.
+    result = _controlled(dated, ["u0", "u1"], k=5, history=[["t2"], [""]], released=window,
+                         diversity=[0.0, 0.5], explore=[0.0, 0.5], seed=3)
+    for row in _ids(result):
+        assert set(row) - {""} == expected
+        assert row[len(expected):] == [""] * (5 - len(expected))
+
+
+def test_rows_of_one_batch_keep_their_own_windows(dated):
+    result = _controlled(dated, ["u0", "u0"], k=5, history=[["t2"], ["t2"]], released=[0, 1])
+    unrestricted, newest = _ids(result)
+    assert sorted(unrestricted) == sorted(CATALOGUE)
+    assert newest == ["t1", "", "", "", ""]
+
+
+def test_scores_add_the_recency_bias_of_each_tracks_age_and_kind(dated):
+    outputs = _recommend(dated, ["u1"], 5, history=[["t2"]])
+    # t3: 75 days old, played; t5: not yet released and never played (content only).
+    assert _ids(outputs)[0][:2] == ["t3", "t5"]
+    query = dated.signatures[export.QUERY_EMBEDDING](
+        user_id=tf.constant(["u1"]), recent_track_ids=tf.constant([["t2"]]),
+        timestamp=tf.constant([1_700_000_000], tf.int64),
+        platform=tf.constant(["android"]))["embedding"].numpy()[0]
+    for track, score in zip(_ids(outputs)[0], outputs["scores"].numpy()[0], strict=True):
+        candidate = dated.signatures[export.CANDIDATE_EMBEDDING](
+            track_id=tf.constant([track]))["embedding"].numpy()[0]
+        bias = {"t3": OLDISH_BIAS, "t5": UNRELEASED_CONTENT_ONLY_BIAS}.get(track, 0.0)
+        assert score == pytest.approx(float(query @ candidate) + bias, abs=1e-5)
+
+
+def test_evaluate_examples_rank_with_the_recency_bias(dated):
+    play = raw_play("u1", "t3", history=["t2"], ts=1_700_000_000)
+    outputs = dated.signatures[export.EVALUATE_EXAMPLES](examples=tf.constant([serialize(play)]))
+    assert outputs["label_rank"].numpy().tolist() == [0]
+
+
+def test_age_buckets_follow_the_documented_boundaries():
+    release = tf.constant([100, 99, 87, 86, 80, 40, 0, 101, features.NO_RELEASE_DAY], tf.int64)
+    buckets = recency.age_buckets(tf.constant([100], tf.int64), release).numpy()[0]
+    # ages 0, 1, 13, 14, 20, 60, 100 days; not yet released; unknown
+    assert buckets.tolist() == [1, 2, 14, 15, 15, 18, 18, 0, recency.UNKNOWN_BUCKET]
+    assert recency.NUM_BUCKETS == recency.UNKNOWN_BUCKET + 1
