@@ -6,7 +6,8 @@
                   [--split auto|time|leave-last-out|random] [--split-seed N] [--eval-days N]
                   [--like-weight W] [--set NAME=VALUE ...]
     crossfade benchmark quality --dataset lastfm-hetrec|spotify-history|csv|simulated --data-dir DIR
-                  [--split ...] [--seeds N] [--diversity 0,0.1,...] [--json OUT] [--out DIR]
+                  [--split ...] [--seeds N] [--diversity 0,0.1,...] [--cold-items SHARE]
+                  [--json OUT] [--out DIR]
     crossfade benchmark blend --dataset lastfm-hetrec|simulated|... --data-dir DIR [--seeds N]
                   [-k K] [--out DIR]
     crossfade compile --out FILE [--image IMAGE] [--data DIR] [--set NAME=VALUE ...]
@@ -113,7 +114,8 @@ def _benchmark_quality(args: argparse.Namespace) -> int:
                       seeds=args.seeds, json_path=args.json, max_users=args.max_users,
                       hyperparameter_overrides=overrides, eval_days=args.eval_days or 7,
                       diversities=(benchmark.DEFAULT_DIVERSITIES if args.diversity is None
-                                   else args.diversity))
+                                   else args.diversity),
+                      cold_items=args.cold_items)
     except (InputDataError, ValueError) as error:  # bad data, or a split the data cannot take
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -365,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--diversity", type=_floats, metavar="D,D,...",
                          help="the two-tower's `recommend` re-ranking settings in [0, 1] to "
                          "sweep (default 0: pure relevance, a check of the served path)")
+    quality.add_argument("--cold-items", type=float, default=0.0, metavar="SHARE",
+                         help="hold this share of items out of train and eval (every play "
+                         "of them is test) and report cold and warm Recall@10; e.g. 0.1")
     quality.add_argument("--json", help="also write {method: {metric: {mean, per_seed}}} here")
     quality.add_argument("--out", default=os.path.join(DEFAULT_OUTPUT, "quality"),
                          help="working folder: imported data, pipeline runs, report")

@@ -2,7 +2,8 @@
 `crossfade import` from the command line.
 
 The benchmark test runs the real pipeline once (one seed, the first 120 users, 2 epochs,
-diversity settings 0 and 0.3: about two minutes on 2 cores) and checks the report's structure,
+diversity settings 0 and 0.3, 5 % of the artists held out as cold items: about two minutes
+on 2 cores) and checks the report's structure,
 the split it used and that the served `recommend` path agrees with full-sort scoring at
 diversity 0; the numbers themselves are the benchmark's business (README.md, "Quality
 benchmark").
@@ -16,6 +17,7 @@ import sys
 import numpy as np
 import pytest
 
+from crossfade.components.example_gen import split_protocols
 from crossfade.pipeline import configs, run_summary
 from crossfade.pipeline.quality import benchmark
 
@@ -24,6 +26,7 @@ LASTFM_DIR = os.environ.get(
     "CROSSFADE_LASTFM_DIR", str(REPO.parent / "shared" / "datasets" / "hetrec2011-lastfm-2k"))
 SLICE_USERS = 120
 DIVERSITIES = ("0", "0.3")
+COLD_ITEMS = 0.05
 
 
 def _cli(*args):
@@ -41,7 +44,7 @@ def slice_run(tmp_path_factory):
     result = _cli("benchmark", "quality", "--dataset", "lastfm-hetrec", "--data-dir",
                   LASTFM_DIR, "--seeds", "1", "--max-users", str(SLICE_USERS), "--out",
                   str(out), "--json", str(summary_json), "--set", "epochs=2",
-                  "--diversity", ",".join(DIVERSITIES))
+                  "--diversity", ",".join(DIVERSITIES), "--cold-items", str(COLD_ITEMS))
     assert result.returncode == 0, result.stderr[-3000:]
     return out, summary_json, result.stdout
 
@@ -51,9 +54,9 @@ def test_json_maps_every_method_to_mean_and_per_seed_metrics(slice_run):
     summary = json.loads(summary_json.read_text())
     assert list(summary) == list(benchmark.METHODS)  # iALS installs here: all five
     for method, metrics in summary.items():
-        # HetRec artists carry tags, so ILD is defined for every method.
-        assert set(benchmark.METRICS) <= set(metrics) <= set(
-            benchmark.METRICS + benchmark.COLD_METRICS), method
+        # HetRec artists carry tags, so ILD is defined for every method; the held-out
+        # artists give cold test items.
+        assert set(metrics) == set(benchmark.METRICS + benchmark.COLD_METRICS), method
         for name, values in metrics.items():
             assert len(values["per_seed"]) == 1
             assert values["mean"] == pytest.approx(values["per_seed"][0])
@@ -71,6 +74,7 @@ def test_report_table_plot_and_recorded_split(slice_run):
     table = (out / "quality.md").read_text()
     assert "| two-tower |" in table and "| ease |" in table
     assert "random 8:1:1 per user" in table  # the protocol is recorded with the results
+    assert "5% of items cold (test only)" in table
     assert "| Method |" in stdout  # and printed
     assert (out / "recall_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "diversity_tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -111,7 +115,8 @@ def test_recommend_sweep_and_stored_history_results(slice_run):
         / history[benchmark.WITH_HISTORY]["recall@10"]["mean"])
 
 
-def test_the_pipeline_split_is_disjoint_per_user_and_8_1_1(slice_run):
+def test_the_pipeline_split_is_disjoint_per_user_and_8_1_1_with_cold_items_test_only(
+        slice_run):
     out, _, _ = slice_run
     config = configs.PipelineConfig(data_dir="", output_dir=str(out / "seed-0"))
     run = run_summary.latest_run(config)
@@ -121,11 +126,16 @@ def test_the_pipeline_split_is_disjoint_per_user_and_8_1_1(slice_run):
     train, evaluation, test = matrices.train, matrices.eval, matrices.test
     assert train.multiply(evaluation).nnz == 0 and train.multiply(test).nnz == 0
     assert evaluation.multiply(test).nnz == 0
+    items = np.array([item.decode() for item in matrices.items], dtype=object)
+    cold = split_protocols.cold_item_rows(items, COLD_ITEMS, seed=0)
+    assert train[:, cold].nnz == 0 and evaluation[:, cold].nnz == 0 and test[:, cold].nnz > 0
+    warm = ~cold
+    train, evaluation, test = train[:, warm], evaluation[:, warm], test[:, warm]
     total = train.nnz + evaluation.nnz + test.nnz
     assert train.nnz / total == pytest.approx(0.8, abs=0.02)
     assert test.nnz / total == pytest.approx(0.1, abs=0.02)
     # Every user with test plays has a query (from a test play) for the two-tower model.
-    users_with_test = np.flatnonzero(np.diff(test.indptr) > 0)
+    users_with_test = np.flatnonzero(np.diff(matrices.test.indptr) > 0)
     assert sorted(matrices.queries["test"]["row"]) == users_with_test.tolist()
     assert len(users_with_test) >= SLICE_USERS - 2  # only users with a single play have none
 

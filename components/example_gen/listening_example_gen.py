@@ -169,12 +169,15 @@ def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]],
 
 def _labels(plays: sources.Plays, periods: Tuple[int, int],
             protocol: split_protocols.SplitProtocol) -> np.ndarray:
-    """Split label per play (plays sorted by user, then time)."""
+    """Split label per play (plays sorted by user, then time); plays of cold items: test."""
     if protocol.name == split_protocols.TIME:
-        return split_protocols.time_labels(plays.ts, *periods)
-    if protocol.name == split_protocols.LEAVE_LAST_OUT:
-        return split_protocols.leave_last_out_labels(plays.user_id)
-    return split_protocols.random_labels(plays.user_id, protocol.ratios, protocol.seed)
+        labels = split_protocols.time_labels(plays.ts, *periods)
+    elif protocol.name == split_protocols.LEAVE_LAST_OUT:
+        labels = split_protocols.leave_last_out_labels(plays.user_id)
+    else:
+        labels = split_protocols.random_labels(plays.user_id, protocol.ratios, protocol.seed)
+    cold = split_protocols.cold_item_rows(plays.track_id, protocol.cold_items, protocol.seed)
+    return np.where(cold, split_protocols.TEST, labels)
 
 
 def listening_config(exec_properties: Dict[str, Any]) -> Dict[str, Any]:

@@ -177,6 +177,23 @@ def test_random_split_holds_out_per_user_and_histories_use_train_items_only(
             == [e[features.TRACK_ID].numpy() for e in splits["test"]])
 
 
+def test_cold_items_are_test_only_and_never_in_a_history(untimed_folder, tmp_path):
+    protocol = split_protocols.SplitProtocol(name="random", seed=5, cold_items=0.25)
+    items = np.array([f"i{i}" for i in range(12)], dtype=object)
+    cold = set(items[split_protocols.cold_item_rows(items, 0.25, seed=5)])
+    assert 0 < len(cold) < 12
+    examples = _run_plays(untimed_folder, protocol, tmp_path / "out")
+    splits = {name: _read_split(examples, name) for name in split_protocols.SPLIT_NAMES}
+    tracks = {name: [e[features.TRACK_ID].numpy().decode() for e in split]
+              for name, split in splits.items()}
+    assert not cold & (set(tracks["train"]) | set(tracks["eval"]))
+    assert cold <= set(tracks["test"])
+    for split in splits.values():
+        for example in split:
+            history = {t.decode() for t in example[features.RECENT_TRACK_IDS].numpy() if t}
+            assert not history & cold
+
+
 def test_time_split_with_a_test_period(generic_folder, tmp_path):
     protocol = split_protocols.SplitProtocol(name="time", eval_days=1, test_days=1)
     examples = _run_plays(generic_folder, protocol, tmp_path / "out")

@@ -15,6 +15,12 @@ ExampleGen's configuration, so it also keys TFX's cache):
   This is the protocol of the published Last.fm HetRec results; it is the default for data
   without timestamps.
 
+Any protocol with a test split may also hold out **cold items** (`cold_items`, a share of the
+catalogue's items chosen by a hash of the item id and the seed): every play of such an item is
+`test`, so the model never sees them played and the test split measures cold-start
+recommendation (an artist that appears on the service tomorrow). Plays of other items keep
+their protocol's label.
+
 `eval` drives the Evaluator's blessing (and hyperparameter choices); `test` is only read by
 the quality benchmark. Sequential protocols (time, leave-last-out) give each play the user's
 previous plays as history; `random` has no order, so a play's history is drawn from the
@@ -49,6 +55,7 @@ class SplitProtocol:
     test_days: int = 0  # time; 0: no test split
     ratios: Tuple[float, float, float] = (0.8, 0.1, 0.1)  # random: train, eval, test
     seed: int = 0  # random: the shuffle; also the history draws of non-sequential data
+    cold_items: float = 0.0  # share of items whose every play is test (needs a test split)
 
     def __post_init__(self):
         if self.name not in PROTOCOLS + (AUTO,):
@@ -63,6 +70,10 @@ class SplitProtocol:
             raise ValueError(f"ratios must be three positive shares summing to 1, "
                              f"got {self.ratios}")
         object.__setattr__(self, "ratios", ratios)
+        if not 0.0 <= self.cold_items < 1.0:
+            raise ValueError(f"cold_items must be in [0, 1), got {self.cold_items}")
+        if self.cold_items > 0 and self.name == TIME and self.test_days == 0:
+            raise ValueError("cold_items needs a test split: set test_days")
 
     def resolve(self, has_timestamps: bool) -> "SplitProtocol":
         """This protocol with AUTO replaced by the dataset's default."""
@@ -71,7 +82,10 @@ class SplitProtocol:
                 raise ValueError(f"the '{self.name}' split needs timestamps and the data has "
                                  f"none; use the '{RANDOM}' split")
             return self
-        return dataclasses.replace(self, name=TIME if has_timestamps else RANDOM)
+        resolved = dataclasses.replace(self, name=TIME if has_timestamps else RANDOM)
+        if resolved.cold_items > 0 and resolved.name == TIME and resolved.test_days == 0:
+            raise ValueError("cold_items needs a test split: set test_days")
+        return resolved
 
     @property
     def sequential(self) -> bool:
@@ -86,13 +100,16 @@ class SplitProtocol:
 
     def describe(self, with_seed: bool = True) -> str:
         """One line for reports, e.g. 'random 8:1:1 per user, seed 0'."""
+        cold = (f"; {self.cold_items:.0%} of items cold (test only)" if self.cold_items
+                else "")
         if self.name == TIME:
             test = f", test: last {self.test_days} day(s)" if self.test_days else ""
-            return f"time (eval: {self.eval_days} day(s) before the end{test})"
+            return f"time (eval: {self.eval_days} day(s) before the end{test})" + cold
         if self.name == RANDOM:
             shares = ":".join(f"{r * 10:g}" for r in self.ratios)
-            return f"random {shares} per user" + (f", seed {self.seed}" if with_seed else "")
-        return self.name
+            return (f"random {shares} per user" + (f", seed {self.seed}" if with_seed else "")
+                    + cold)
+        return self.name + cold
 
     def to_dict(self) -> Dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -129,6 +146,20 @@ def period_starts(latest_ts: int, eval_days: int, test_days: int) -> Tuple[int, 
 def time_labels(ts: np.ndarray, eval_start: int, test_start: int) -> np.ndarray:
     """Split label per play by its timestamp."""
     return np.where(ts >= test_start, TEST, np.where(ts >= eval_start, EVAL, TRAIN))
+
+
+def cold_item_rows(track_id: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """[n] bool: the plays whose item is one of the `share` of items held out as cold.
+
+    An item is cold when a hash of (seed, item id) falls in the lowest `share` of the hash
+    range: the same items whatever the sharding, about `share` of any catalogue, and a
+    different set for each seed.
+    """
+    if share <= 0 or len(track_id) == 0:
+        return np.zeros(len(track_id), dtype=bool)
+    keys = np.char.add(f"{seed}:", np.asarray(track_id, dtype=str)).astype(object)
+    hashes = pd.util.hash_array(keys, hash_key="crossfade-cold-1", categorize=True)
+    return hashes < np.uint64(share * float(2**64))
 
 
 def user_bounds(user_id: np.ndarray) -> np.ndarray:

@@ -73,3 +73,28 @@ def test_protocol_validation_and_resolution():
     round_trip = protocols.SplitProtocol.from_dict(
         {**protocols.SplitProtocol(name="random", seed=2).to_dict(), "seed": 2.0})
     assert round_trip == protocols.SplitProtocol(name="random", seed=2)
+
+
+def test_cold_items_are_a_seeded_share_of_items_with_every_play():
+    items = np.array([f"artist-{i}" for i in range(20_000)], dtype=object)
+    cold = protocols.cold_item_rows(items, 0.1, seed=0)
+    assert 0.09 < cold.mean() < 0.11
+    # Every play of a cold item is cold, wherever it is and whatever else is in the batch.
+    plays = np.concatenate([items[:500], items[:500][::-1]])
+    part = protocols.cold_item_rows(plays, 0.1, seed=0)
+    assert part.tolist() == np.concatenate([cold[:500], cold[:500][::-1]]).tolist()
+    other = protocols.cold_item_rows(items, 0.1, seed=1)
+    assert 0.0 < (cold & other).mean() < 0.02  # another seed holds out other items
+    assert not protocols.cold_item_rows(items, 0.0, seed=0).any()
+
+
+def test_cold_items_need_a_test_split():
+    with pytest.raises(ValueError, match="cold_items must be in"):
+        protocols.SplitProtocol(name=protocols.RANDOM, cold_items=1.0)
+    with pytest.raises(ValueError, match="needs a test split"):
+        protocols.SplitProtocol(name=protocols.TIME, cold_items=0.1)
+    with pytest.raises(ValueError, match="needs a test split"):
+        protocols.SplitProtocol(cold_items=0.1).resolve(has_timestamps=True)
+    protocol = protocols.SplitProtocol(cold_items=0.1).resolve(has_timestamps=False)
+    assert protocol.describe() == "random 8:1:1 per user, seed 0; 10% of items cold (test only)"
+    assert protocols.SplitProtocol.from_dict(protocol.to_dict()) == protocol

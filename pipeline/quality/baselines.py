@@ -19,6 +19,10 @@ Models (``name`` is the key the benchmark's JSON uses):
   never forms an I x I one.
 * ``IALS`` ("ials"): implicit's CPU AlternatingLeastSquares (Hu, Koren & Volinsky 2008);
   score_ui = <user_factors[u], item_factors[i]>. Only when `IALS_AVAILABLE`.
+* ``ContentKNN`` ("content-knn"): items as their content tokens (genres, tags) weighted by
+  inverse document frequency and L2-normalised, C [I, F]; score_u = (x_u C) C^T, the summed
+  content cosine of each item to the user's items. It needs no plays of an item, so it is
+  the cold-start baseline (items never played in training).
 
 ``recommend`` turns a model into top-K lists excluding seen items, and ``tune`` picks a
 hyperparameter by validation Recall@K. ``DEFAULT_GRIDS`` and ``FACTORIES`` give the
@@ -44,7 +48,8 @@ MOST_POPULAR = "most-popular"
 ITEM_KNN = "item-knn"
 EASE_NAME = "ease"
 IALS_NAME = "ials"
-METHODS = (MOST_POPULAR, ITEM_KNN, EASE_NAME, IALS_NAME)
+CONTENT_KNN = "content-knn"
+METHODS = (MOST_POPULAR, ITEM_KNN, EASE_NAME, IALS_NAME, CONTENT_KNN)
 
 # Users per scoring block in `recommend`: bounds the dense [block, num_items] score matrix.
 _SCORE_BLOCK_USERS = 256
@@ -137,6 +142,32 @@ class ItemKNN:
     def scores(self, users: np.ndarray) -> np.ndarray:
         _check_fitted(self, "weights")
         return np.asarray((self.train[users] @ self.weights).todense(), dtype=np.float32)
+
+
+class ContentKNN:
+    """Content-based nearest items: score_ui = sum_j x_uj cos(c_j, c_i) (see the module
+    docstring). `content` [I, F] is a binary token matrix (`list_metrics.content_matrix`)."""
+
+    name = CONTENT_KNN
+
+    def __init__(self, content: sp.csr_matrix) -> None:
+        content = sp.csr_matrix(content, dtype=np.float64)
+        if not content.nnz:
+            raise ValueError("content-knn needs items with content tokens")
+        items_with_token = np.asarray((content > 0).sum(axis=0)).ravel()
+        idf = np.log(content.shape[0] / np.maximum(items_with_token, 1))
+        weighted = content @ sp.diags(idf)
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+        self.content = (sp.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted).tocsr()
+        self.profiles = None  # [U, F] csr: each user's summed item content
+
+    def fit(self, train: sp.csr_matrix) -> "ContentKNN":
+        self.profiles = (_binary(train) @ self.content).tocsr()
+        return self
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        _check_fitted(self, "profiles")
+        return np.asarray((self.profiles[users] @ self.content.T).todense(), dtype=np.float32)
 
 
 def _keep_top_per_row(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:

@@ -38,8 +38,9 @@ TRAIN = _csr([[0, 1], [0, 1], [0, 1, 2], [2, 3], [0]], 4)
 
 def test_names_are_the_benchmark_keys():
     assert [baselines.MostPopular.name, baselines.ItemKNN.name, baselines.EASE.name,
-            baselines.IALS.name] == list(baselines.METHODS)
-    assert list(baselines.METHODS) == ["most-popular", "item-knn", "ease", "ials"]
+            baselines.IALS.name, baselines.ContentKNN.name] == list(baselines.METHODS)
+    assert list(baselines.METHODS) == ["most-popular", "item-knn", "ease", "ials",
+                                       "content-knn"]
     assert set(baselines.DEFAULT_GRIDS) == {"item-knn", "ease", "ials"}
 
 
@@ -211,3 +212,21 @@ def test_default_factories_build_named_models():
             continue
         assert baselines.FACTORIES[name](grid[0]).name == name
     assert baselines.FACTORIES["most-popular"](None).name == "most-popular"
+
+
+def test_content_knn_ranks_never_played_items_by_shared_rare_tokens():
+    # Items 0-3 were played; 4 and 5 never were. Token columns: 0 "rock" (items 0, 1, 4,
+    # 5: common), 1 "shoegaze" (items 0 and 4: rare), 2 "jazz" (items 2, 3).
+    content = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1], [0, 0, 1],
+                                      [1, 1, 0], [1, 0, 0]], dtype=float))
+    train = _csr([[0], [2]], 6)
+    model = baselines.ContentKNN(content).fit(train)
+    scores = model.scores(np.array([0, 1]))
+    assert scores.shape == (2, 6) and scores.dtype == np.float32
+    # The shoegaze fan: the unplayed shoegaze item first, then plain rock, jazz last.
+    assert baselines.recommend(model, np.array([0]), train[[0]], 5).tolist() == [[4, 1, 5, 2, 3]]
+    assert scores[1, 3] == pytest.approx(1.0) and scores[1, 4] == 0.0  # jazz fan
+    with pytest.raises(ValueError, match="content tokens"):
+        baselines.ContentKNN(sp.csr_matrix((3, 2)))
+    with pytest.raises(RuntimeError, match="fit"):
+        baselines.ContentKNN(content).scores(np.array([0]))

@@ -65,7 +65,7 @@ from crossfade.pipeline.quality import SIMULATED, baselines, ranking_metrics, re
 from crossfade.serving import signatures
 
 TWO_TOWER = "two-tower"
-METHODS = (TWO_TOWER, "most-popular", "item-knn", "ease", "ials")
+METHODS = (TWO_TOWER, "most-popular", "item-knn", "ease", "ials", baselines.CONTENT_KNN)
 CUTOFF = list_metrics.LIST_CUTOFF  # the "@10" of every metric name below
 ACCURACY_METRICS = ("recall@10", "ndcg@10", "hit@10")
 LIST_METRICS = ("ild@10", "novelty@10", "coverage@10")
@@ -368,7 +368,9 @@ def _evaluate(scores: np.ndarray, evaluation: EvaluationSet) -> Dict[str, Any]:
     return result
 
 
-def _baseline_factories(seed: int) -> Dict[str, Callable[[Any], baselines.Recommender]]:
+def _baseline_factories(seed: int, content: Optional[sp.csr_matrix] = None
+                        ) -> Dict[str, Callable[[Any], baselines.Recommender]]:
+    """The baselines for a seed; content-knn only where items have content tokens."""
     factories = {
         "most-popular": lambda _: baselines.MostPopular(),
         "item-knn": lambda neighbours: baselines.ItemKNN(neighbours=neighbours),
@@ -376,6 +378,8 @@ def _baseline_factories(seed: int) -> Dict[str, Callable[[Any], baselines.Recomm
     }
     if baselines.IALS_AVAILABLE:
         factories["ials"] = lambda params: baselines.IALS(**params, seed=seed)
+    if content is not None and content.nnz:
+        factories[baselines.CONTENT_KNN] = lambda _: baselines.ContentKNN(content)
     return factories
 
 
@@ -417,7 +421,7 @@ def _two_tower(two_tower: ServedTwoTower, matrices: SplitMatrices,
 def _baselines(matrices: SplitMatrices, evaluation: EvaluationSet, seed: int,
                log: Callable[[str], None]) -> Dict[str, Dict[str, Any]]:
     results = {}
-    for name, factory in _baseline_factories(seed).items():
+    for name, factory in _baseline_factories(seed, matrices.content).items():
         started = time.perf_counter()
         grid = baselines.DEFAULT_GRIDS.get(name, [None])
         best, validation = baselines.tune(factory, grid, matrices.train, matrices.eval)
@@ -562,9 +566,10 @@ class PreparedData:
 def prepare(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
             max_users: Optional[int] = None,
             hyperparameter_overrides: Optional[Dict[str, Any]] = None, eval_days: int = 7,
-            log: Callable[[str], None] = print) -> PreparedData:
+            log: Callable[[str], None] = print, cold_items: float = 0.0) -> PreparedData:
     """Imports `data_dir` under `out_dir` (a simulated folder is read in place) and chooses
-    the split protocol (time splits get a test period after eval) and hyperparameters."""
+    the split protocol (time splits get a test period after eval; `cold_items` of the items
+    are test-only, split_protocols.cold_item_rows) and hyperparameters."""
     from crossfade.components.example_gen.split_protocols import AUTO, TIME, SplitProtocol
     from crossfade.components.listening_data import importers, sources
     from crossfade.pipeline import configs
@@ -588,6 +593,7 @@ def prepare(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = No
     base_protocol = base_protocol.resolve(sources.has_timestamps(imported, layout))
     if base_protocol.name == TIME:  # the benchmark needs a test period after eval
         base_protocol = dataclasses.replace(base_protocol, test_days=eval_days)
+    base_protocol = dataclasses.replace(base_protocol, cold_items=cold_items)
     hyperparameters = configs.hyperparameters_for_data(imported, dataset,
                                                        hyperparameter_overrides)
     return PreparedData(imported, base_protocol, hyperparameters, import_details)
@@ -597,13 +603,14 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
         seeds: int = 3, json_path: Optional[str] = None, max_users: Optional[int] = None,
         hyperparameter_overrides: Optional[Dict[str, Any]] = None, eval_days: int = 7,
         diversities: Sequence[float] = DEFAULT_DIVERSITIES,
-        log: Callable[[str], None] = print) -> BenchmarkResult:
+        log: Callable[[str], None] = print, cold_items: float = 0.0) -> BenchmarkResult:
     """Imports `data_dir`, runs the pipeline and every method for `seeds` seeds, writes
     `out_dir`/{results.json, quality.md, recall_at_k.png, diversity_tradeoff.png} (and
-    `json_path`). `diversities`: the `recommend` settings in [0, 1] to sweep."""
+    `json_path`). `diversities`: the `recommend` settings in [0, 1] to sweep; `cold_items`:
+    the share of items held out of train and eval (their cold/warm recall is reported)."""
     diversities = _check_diversities(diversities)  # before minutes of import and training
     data = prepare(dataset, data_dir, out_dir, split, max_users, hyperparameter_overrides,
-                   eval_days, log)
+                   eval_days, log, cold_items)
     base_protocol, hyperparameters = data.protocol, data.hyperparameters
     per_seed = []
     for seed in range(seeds):

@@ -157,7 +157,7 @@ def seed_results(stand_in):
     export_dir, matrices = stand_in
     patch = pytest.MonkeyPatch()
     # Two quick baselines are enough to check the plumbing around them.
-    patch.setattr(benchmark, "_baseline_factories", lambda seed: {
+    patch.setattr(benchmark, "_baseline_factories", lambda seed, content=None: {
         "most-popular": lambda _: benchmark.baselines.MostPopular(),
         "ease": lambda l2: benchmark.baselines.EASE(l2=l2)})
     patch.setitem(benchmark.baselines.DEFAULT_GRIDS, "ease", [10.0, 100.0])
