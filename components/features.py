@@ -34,7 +34,8 @@ WEIGHT = "weight"  # interaction strength (1.0 for a play)
 
 # Raw track content (candidate side), joined from the catalogue.
 TITLE = "track_title"  # display only: in catalogue examples, not in plays or the towers
-# A catalogue fact like the title (catalogue examples only; the Trainer joins it by track):
+# A catalogue fact like the title (catalogue examples only; the Trainer reads it row-aligned
+# with the catalogue):
 # the release day in days since 1970-01-01 UTC, NO_RELEASE_DAY when unknown. The towers do
 # not read it; the model's recency bias (components/trainer/recency.py) and the
 # `released_within_days` control do.

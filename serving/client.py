@@ -190,8 +190,8 @@ class ServingClient:
         user sent without any); `diversity` in [0, 1] re-ranks for variety
         (0: pure relevance); `explore` in [0, 1] is the chance each slot is sampled instead of
         taken best first; `seed` fixes the sampler (0: the server derives one);
-        `released_within_days` > 0 keeps only tracks released that many days before the
-        request's day or fewer ("new for you"). See the module docstring for models without
+        `released_within_days` = n > 0 keeps only tracks released in the last n days, the
+        request's day included ("new for you"). See the module docstring for models without
         the `recommend` signature."""
         return self.recommend_many([user_id], [recent_tracks], k, platform=platform,
                                    timestamp=timestamp,

@@ -31,6 +31,8 @@ class CatalogueIndex:
       genres: [C, MAX_GENRES], tags: [C, MAX_TAGS] content tokens ("" padding); None: none.
       release_days: [C] int64 days since 1970-01-01 UTC, `features.NO_RELEASE_DAY` where
         unknown; None: all unknown.
+      content_only: [C] bool, tracks the model embeds from content alone (their id is out of
+        its vocabulary); None: the tracks without training plays.
     """
 
     ids: np.ndarray
@@ -42,6 +44,7 @@ class CatalogueIndex:
     genres: Optional[np.ndarray] = None
     tags: Optional[np.ndarray] = None
     release_days: Optional[np.ndarray] = None
+    content_only: Optional[np.ndarray] = None
 
     def __post_init__(self):
         size = len(self.ids)
@@ -58,12 +61,15 @@ class CatalogueIndex:
         if self.release_days is None:
             set_(self, "release_days", np.full(size, features.NO_RELEASE_DAY))
         set_(self, "release_days", np.asarray(self.release_days, dtype=np.int64))
+        if self.content_only is None:
+            set_(self, "content_only", self.play_counts == 0)
+        set_(self, "content_only", np.asarray(self.content_only, dtype=bool))
         if self.cold_start_scores is None:
             counts = self.play_counts
             set_(self, "cold_start_scores", counts / max(float(counts.max()), 1.0))
         set_(self, "cold_start_scores", np.asarray(self.cold_start_scores, dtype=np.float32))
         for name in ("embeddings", "play_counts", "cold_start_scores", "titles", "artists",
-                     "genres", "tags", "release_days"):
+                     "genres", "tags", "release_days", "content_only"):
             rows = len(getattr(self, name))
             if rows != size:
                 raise ValueError(f"catalogue {name} has {rows} rows, ids have {size}")

@@ -173,10 +173,14 @@ class RecommenderModule(tf.Module):
         self.release_days = tf.Variable(catalogue.release_days, trainable=False,
                                         name="release_days")
         self.recency_bias = two_tower.recency_bias  # None: scores are cosines
-        # Tracks without training plays: their ids are out of the vocabulary, so the model
-        # sees them through content only (recency.CONTENT_ONLY).
-        self.content_only = tf.Variable(catalogue.play_counts == 0, trainable=False,
-                                        name="content_only")
+        if self.recency_bias is not None:
+            # The days the bias was trained with (all unknown for plays without timestamps,
+            # whose training day is not the day of any request) and the tracks it sees
+            # through content only (recency.CONTENT_ONLY).
+            self.bias_release_days = tf.Variable(two_tower.release_days, trainable=False,
+                                                 name="bias_release_days")
+            self.content_only = tf.Variable(catalogue.content_only, trainable=False,
+                                            name="content_only")
         # Rank of each row in a most-popular list (ties broken by catalogue order).
         order = np.argsort(-catalogue.play_counts, kind="stable")
         rank = np.empty(size, np.int32)
@@ -248,7 +252,7 @@ class RecommenderModule(tf.Module):
         scores = tf.matmul(embedding, self.catalogue_embeddings, transpose_b=True)
         if self.recency_bias is not None:
             scores += self.recency_bias(recency.request_days(raw[features.TIMESTAMP]),
-                                        self.release_days.read_value(),
+                                        self.bias_release_days.read_value(),
                                         self.content_only.read_value())
         return tf.where(cold[:, None], self.popularity_scores[None, :], scores)
 
@@ -404,6 +408,13 @@ class RecommenderModule(tf.Module):
                 "for_member": whose,
                 "titles": listed(self.catalogue_titles),
                 "artists": listed(self.catalogue_artists)}
+
+    @tf.function(input_signature=QUERY_INPUT_SIGNATURE)
+    def catalogue_scores(self, user_id, recent_track_ids, timestamp, platform):
+        """[B, C] every catalogue track's score (catalogue order), as the ranking signatures
+        score: for Python callers that rank in full, such as the quality benchmark. A saved
+        function, not a serving signature."""
+        return self._scores(self._raw_query(user_id, recent_track_ids, timestamp, platform))
 
     @tf.function(input_signature=QUERY_INPUT_SIGNATURE)
     def query_embedding(self, user_id, recent_track_ids, timestamp, platform):

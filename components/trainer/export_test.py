@@ -389,7 +389,8 @@ def test_bad_blends_are_invalid_argument(served, change, message):
 
 
 @pytest.mark.parametrize("window, expected", [
-    (1, {"t1"}), (7, {"t1", "t2"}), (76, {"t1", "t2", "t3"}), (100_000, {"t1", "t2", "t3"}),
+    (1, {"t1"}), (5, {"t1"}), (6, {"t1", "t2"}), (75, {"t1", "t2"}), (76, {"t1", "t2", "t3"}),
+    (100_000, {"t1", "t2", "t3"}),
 ])
 def test_a_release_window_keeps_only_the_tracks_released_in_it(dated, window, expected):
     # t4 (no release date) and t5 (released after the request's day) are in no window.

@@ -150,9 +150,8 @@ class CandidateTower(tf.keras.layers.Layer):
              track_ids: Optional[tf.Tensor] = None) -> tf.Tensor:
         """`track_ids`: the ids to embed, already through `track_dropout` (None: the tower
         applies it to `inputs`' track index)."""
-        if track_ids is None:
-            track_ids = self.track_dropout(inputs[features.TRACK_INDEX], training=training)
-        tracks = track_ids
+        tracks = (self.track_dropout(inputs[features.TRACK_INDEX], training=training)
+                  if track_ids is None else track_ids)
         genres = inputs[features.GENRE_INDICES]
         tags = inputs[features.TAG_INDICES]
         track_embedding = self.track_embedding(tracks)
@@ -261,13 +260,13 @@ class TwoTowerModel(tfrs.Model):
                 score_bias=self._score_bias(inputs, tf.range(tf.size(catalogue_ids)),
                                             catalogue_ids))
         embedded_ids = dropout(track_ids, training=training)
-        rows = tf.gather(self.catalogue_row, track_ids)
-        if training and self.recency_bias is not None and self.new_release_dropout > 0:
-            inputs, embedded_ids = self._new_releases_dropped(inputs, rows, embedded_ids)
-        candidates = self.candidate_tower(inputs, training=training, track_ids=embedded_ids)
         bias = None
         if self.recency_bias is not None:
+            rows = tf.gather(self.catalogue_row, track_ids)
+            if training and self.new_release_dropout > 0:
+                inputs, embedded_ids = self._new_releases_dropped(inputs, rows, embedded_ids)
             bias = self._score_bias(inputs, rows, embedded_ids)
+        candidates = self.candidate_tower(inputs, training=training, track_ids=embedded_ids)
         return self.loss_layer(
             queries, candidates,
             candidate_sampling_probability=tf.gather(self.sampling_probability, track_ids),

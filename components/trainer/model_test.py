@@ -129,7 +129,7 @@ def test_without_user_id_and_time_context_a_query_depends_only_on_history_and_pl
 
 def _dated_model(negatives):
     """Catalogue row r is track r; tracks 0-1 come out on day 100, the rest are old."""
-    hp = Hyperparameters(**{**HP.__dict__, "negatives": negatives})
+    hp = Hyperparameters(**{**HP.__dict__, "negatives": negatives, "new_release_dropout": 0.0})
     catalogue = {name: values for name, values in _batch(size=7, seed=2).items()
                  if name in (features.TRACK_INDEX, features.ARTIST_INDEX,
                              features.GENRE_INDICES, features.TAG_INDICES, features.AUDIO)}
@@ -218,9 +218,9 @@ def test_new_release_dropout_takes_track_and_artist_ids_of_young_candidates_only
     inputs, ids = model._new_releases_dropped(batch, tf.range(7), tracks)
     young = [True, True, False, False, False, False, False]  # the first week only
     assert ids.numpy().tolist() == [VOCABULARIES.tracks if y else t
-                                    for t, y in zip(range(7), young)]
+                                    for t, y in zip(range(7), young, strict=True)]
     artists = batch[features.ARTIST_INDEX].numpy()
     assert inputs[features.ARTIST_INDEX].numpy().tolist() == [
-        VOCABULARIES.artists if y else a for a, y in zip(artists, young)]
+        VOCABULARIES.artists if y else a for a, y in zip(artists, young, strict=True)]
     with pytest.raises(ValueError, match="new_release_dropout must be in"):
         Hyperparameters(new_release_dropout=1.0)

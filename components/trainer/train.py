@@ -238,12 +238,17 @@ def run_fn(fn_args: FnArgs) -> None:
                                                      config[CATALOGUE_URIS_KEY])
     catalogue_ids = raw_catalogue[features.TRACK_ID]
     release_days = raw_catalogue[features.RELEASE_DAY]
+    # Plays without timestamps (ts 0) have no day to age a track by; their bias keeps only
+    # the content-only lift (the unknown bucket), and the dates still serve release windows.
+    untimed = not np.any(examples[features.PLAY_TIME].numpy() > 0)
+    bias_release_days = (np.full_like(release_days, features.NO_RELEASE_DAY) if untimed
+                         else release_days)
     sizes = vocabularies(transform_output)
     with strategy.scope():
         two_tower = model_lib.TwoTowerModel(
             sizes, hp, sampling_probabilities(transform_output, counts),
             catalogue=catalogue, catalogue_row=catalogue_rows(transform_output, catalogue_ids),
-            catalogue_release_days=release_days)
+            catalogue_release_days=bias_release_days)
         two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(hp.learning_rate))
     epoch_timer = EpochTimer()
     started = time.perf_counter()
@@ -267,7 +272,8 @@ def run_fn(fn_args: FnArgs) -> None:
         play_counts=play_counts, cold_start_scores=cold_scores,
         titles=raw_catalogue[features.TITLE], artists=raw_catalogue[features.ARTIST],
         genres=raw_catalogue[features.GENRES], tags=raw_catalogue[features.TAGS],
-        release_days=release_days)
+        release_days=release_days,
+        content_only=catalogue[features.TRACK_INDEX].numpy() == sizes.tracks)
     module = export.RecommenderModule(
         two_tower, transform_output, index, default_k=int(config[DEFAULT_K_KEY]),
         max_k=int(config[MAX_K_KEY]), user_histories=stored_histories(examples, sizes),

@@ -65,7 +65,7 @@ from crossfade.pipeline.quality import SIMULATED, baselines, ranking_metrics, re
 from crossfade.serving import signatures
 
 TWO_TOWER = "two-tower"
-METHODS = (TWO_TOWER, "most-popular", "item-knn", "ease", "ials", baselines.CONTENT_KNN)
+METHODS = (TWO_TOWER,) + baselines.METHODS
 CUTOFF = list_metrics.LIST_CUTOFF  # the "@10" of every metric name below
 ACCURACY_METRICS = ("recall@10", "ndcg@10", "hit@10")
 LIST_METRICS = ("ild@10", "novelty@10", "coverage@10")
@@ -196,10 +196,6 @@ class ServedTwoTower:
         self._model = tf.saved_model.load(model_dir)
         self._items = items
         self._item_index = pd.Index(items)
-        candidate = self._model.signatures[signatures.CANDIDATE_EMBEDDING]
-        self.item_embeddings = np.concatenate([
-            candidate(track_id=tf.constant(items[start:start + 8192]))["embedding"].numpy()
-            for start in range(0, len(items), 8192)])
 
     def _query_inputs(self, queries: Dict[str, np.ndarray], window: slice) -> Dict[str, Any]:
         from crossfade.components import features
@@ -210,14 +206,17 @@ class ServedTwoTower:
                 "platform": constant(queries[features.PLATFORM][window])}
 
     def scores(self, queries: Dict[str, np.ndarray], num_users: int) -> np.ndarray:
-        """[num_users, I] cosine scores of `queries` (`query_embedding` against every
-        candidate embedding) in their users' rows; rows without a query are 0."""
-        query = self._model.signatures[signatures.QUERY_EMBEDDING]
+        """[num_users, I] scores of `queries` in their users' rows (rows without a query are
+        0): the model's own full scoring (`catalogue_scores`: the cosine plus the recency
+        bias, as every ranking signature scores), columns in `items` order."""
+        columns = pd.Index(self._model.catalogue_ids.numpy()).get_indexer(self._items)
+        if (columns < 0).any():
+            raise ValueError("the model's catalogue lacks some of the benchmark's items")
         scores = np.zeros((num_users, len(self._items)), np.float32)
         for start in range(0, len(queries["row"]), _QUERY_BATCH):
             window = slice(start, start + _QUERY_BATCH)
-            embedding = query(**self._query_inputs(queries, window))["embedding"].numpy()
-            scores[queries["row"][window]] = embedding @ self.item_embeddings.T
+            full = self._model.catalogue_scores(**self._query_inputs(queries, window)).numpy()
+            scores[queries["row"][window]] = full[:, columns]
         return scores
 
     def recommend(self, queries: Dict[str, np.ndarray], exclude: sp.csr_matrix,

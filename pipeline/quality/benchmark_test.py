@@ -41,6 +41,7 @@ class StandIn(tf.Module):
         self.items = tf.constant(items / np.linalg.norm(items, axis=1, keepdims=True))
         self.users = tf.constant(rng.standard_normal((NUM_USERS, DIM)).astype(np.float32))
         self.ids = tf.constant(ITEMS)
+        self.catalogue_ids = tf.Variable(ITEMS, trainable=False)
         self.stored = tf.constant(stored_history)  # [U, H] ids, "" padded
         self.item_row = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
             tf.constant(ITEMS), tf.range(NUM_ITEMS)), default_value=-1)
@@ -65,6 +66,10 @@ class StandIn(tf.Module):
     @tf.function(input_signature=QUERY_SPEC)
     def query_embedding(self, user_id, recent_track_ids, timestamp, platform):
         return {"embedding": self._embed(user_id, recent_track_ids)}
+
+    @tf.function(input_signature=QUERY_SPEC)
+    def catalogue_scores(self, user_id, recent_track_ids, timestamp, platform):
+        return tf.matmul(self._embed(user_id, recent_track_ids), self.items, transpose_b=True)
 
     @tf.function(input_signature=(tf.TensorSpec([None], tf.string, name="track_id"),))
     def candidate_embedding(self, track_id):
@@ -343,14 +348,23 @@ def _real_export(work_dir: str, train_rows) -> str:
     counts = train.track_play_counts(transform_output)
     hp = Hyperparameters(embedding_dim=8, id_embedding_dim=8, content_embedding_dim=4,
                          hidden_units=16)
-    two_tower = model_lib.TwoTowerModel(train.vocabularies(transform_output), hp,
-                                        train.sampling_probabilities(transform_output, counts))
+    # Dated tracks and a recency bias that matters: the full sort must score as serving does.
+    rng = np.random.default_rng(3)
+    release_days = 1_700_000_000 // 86400 - rng.integers(0, 30, REAL_TRACKS)
+    two_tower = model_lib.TwoTowerModel(
+        train.vocabularies(transform_output), hp,
+        train.sampling_probabilities(transform_output, counts),
+        catalogue_row=train.catalogue_rows(transform_output, ITEMS[:REAL_TRACKS]),
+        catalogue_release_days=release_days)
+    two_tower.recency_bias.build(None)
+    two_tower.recency_bias.bias.assign(rng.normal(0, 0.5, two_tower.recency_bias.bias.shape))
     raw = features.default_raw_values(tf.constant(REAL_TRACKS))
     raw[features.TRACK_ID] = tf.constant(tracks)
     embeddings = two_tower.candidate_tower(
         transform_output.transform_features_layer()(raw)).numpy()
     index = CatalogueIndex(ids=ITEMS[:REAL_TRACKS], embeddings=embeddings,
-                           play_counts=np.array([counts.get(t.encode(), 0) for t in tracks]))
+                           play_counts=np.array([counts.get(t.encode(), 0) for t in tracks]),
+                           release_days=release_days)
     module = export.RecommenderModule(two_tower, transform_output, index, default_k=10,
                                       max_k=100)
     export.save(module, f"{work_dir}/model")
