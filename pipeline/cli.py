@@ -150,6 +150,17 @@ def _floats(text: str) -> List[float]:
             f"expected numbers separated by commas, got {text!r}") from None
 
 
+def _share(text: str) -> float:
+    """A share in [0, 1) (checked here, before minutes of import)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def _default_data(output: str) -> str:
     """The embedded default data set, generated on first use."""
     from crossfade.components.listening_data.layout import MANIFEST_FILE
@@ -367,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--diversity", type=_floats, metavar="D,D,...",
                          help="the two-tower's `recommend` re-ranking settings in [0, 1] to "
                          "sweep (default 0: pure relevance, a check of the served path)")
-    quality.add_argument("--cold-items", type=float, default=0.0, metavar="SHARE",
+    quality.add_argument("--cold-items", type=_share, default=0.0, metavar="SHARE",
                          help="hold this share of items out of train and eval (every play "
                          "of them is test) and report cold and warm Recall@10; e.g. 0.1")
     quality.add_argument("--json", help="also write {method: {metric: {mean, per_seed}}} here")

@@ -52,7 +52,7 @@ def slice_run(tmp_path_factory):
 def test_json_maps_every_method_to_mean_and_per_seed_metrics(slice_run):
     _, summary_json, _ = slice_run
     summary = json.loads(summary_json.read_text())
-    assert list(summary) == list(benchmark.METHODS)  # iALS installs here: all five
+    assert list(summary) == list(benchmark.METHODS)  # iALS installs here: all six
     for method, metrics in summary.items():
         # HetRec artists carry tags, so ILD is defined for every method; the held-out
         # artists give cold test items.

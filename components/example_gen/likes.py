@@ -75,6 +75,9 @@ def like_labels(likes: sources.Likes, play_pairs: pd.Index, labels: np.ndarray,
     if protocol.name == split_protocols.TIME:
         timed = likes.ts != sources.NO_TIME
         result[timed] = split_protocols.time_labels(likes.ts[timed], *periods)
+    # A cold item is never trained on, so its likes are held out (unused) too.
+    cold = split_protocols.cold_item_rows(likes.track_id, protocol.cold_items, protocol.seed)
+    result[cold] = split_protocols.EVAL
     return result
 
 

@@ -112,3 +112,13 @@ def test_anchors_search_each_users_training_plays_by_time():
         ("u1", "x", 0, 1), ("u1", "x", 0, 0), ("u1", "x", None, 0), ("u2", "x", 3, 0),
         ("u0", "x", 1, 0)]))
     assert found.tolist() == [0, -1, 2, 4, -1]
+
+
+def test_likes_of_cold_items_are_held_out():
+    tracks = np.array([f"track-{i}" for i in range(200)], dtype=object)
+    protocol = split_protocols.SplitProtocol(name=split_protocols.RANDOM, cold_items=0.5)
+    cold = split_protocols.cold_item_rows(tracks, 0.5, protocol.seed)
+    like_rows = _likes([("u1", track, None, 0) for track in tracks])
+    labels = likes.like_labels(like_rows, likes._pairs(PLAYS.user_id, PLAYS.track_id),
+                               np.full(len(PLAYS), TRAIN), protocol, PERIODS)
+    assert (labels == EVAL).tolist() == cold.tolist() and 0 < cold.sum() < 200

@@ -15,11 +15,13 @@ ExampleGen's configuration, so it also keys TFX's cache):
   This is the protocol of the published Last.fm HetRec results; it is the default for data
   without timestamps.
 
-Any protocol with a test split may also hold out **cold items** (`cold_items`, a share of the
+The ``random`` protocol may also hold out **cold items** (`cold_items`, a share of the
 catalogue's items chosen by a hash of the item id and the seed): every play of such an item is
-`test`, so the model never sees them played and the test split measures cold-start
-recommendation (an artist that appears on the service tomorrow). Plays of other items keep
-their protocol's label.
+`test` (and its likes are unused), so the model never sees them played and the test split
+measures cold-start recommendation (an artist that appears on the service tomorrow). Plays of
+other items keep their label. Only ``random``: a sequential protocol's histories run through
+every earlier play, cold ones included, and timestamped data has its own cold items (new
+releases, which the time split leaves in eval and test as they come).
 
 `eval` drives the Evaluator's blessing (and hyperparameter choices); `test` is only read by
 the quality benchmark. Sequential protocols (time, leave-last-out) give each play the user's
@@ -54,8 +56,9 @@ class SplitProtocol:
     eval_days: int = 3  # time
     test_days: int = 0  # time; 0: no test split
     ratios: Tuple[float, float, float] = (0.8, 0.1, 0.1)  # random: train, eval, test
-    seed: int = 0  # random: the shuffle; also the history draws of non-sequential data
-    cold_items: float = 0.0  # share of items whose every play is test (needs a test split)
+    # random: the shuffle and the cold items; also the history draws of non-sequential data
+    seed: int = 0
+    cold_items: float = 0.0  # random: share of items whose every play is test
 
     def __post_init__(self):
         if self.name not in PROTOCOLS + (AUTO,):
@@ -72,8 +75,7 @@ class SplitProtocol:
         object.__setattr__(self, "ratios", ratios)
         if not 0.0 <= self.cold_items < 1.0:
             raise ValueError(f"cold_items must be in [0, 1), got {self.cold_items}")
-        if self.cold_items > 0 and self.name == TIME and self.test_days == 0:
-            raise ValueError("cold_items needs a test split: set test_days")
+        self._check_cold_items()
 
     def resolve(self, has_timestamps: bool) -> "SplitProtocol":
         """This protocol with AUTO replaced by the dataset's default."""
@@ -82,10 +84,12 @@ class SplitProtocol:
                 raise ValueError(f"the '{self.name}' split needs timestamps and the data has "
                                  f"none; use the '{RANDOM}' split")
             return self
-        resolved = dataclasses.replace(self, name=TIME if has_timestamps else RANDOM)
-        if resolved.cold_items > 0 and resolved.name == TIME and resolved.test_days == 0:
-            raise ValueError("cold_items needs a test split: set test_days")
-        return resolved
+        return dataclasses.replace(self, name=TIME if has_timestamps else RANDOM)
+
+    def _check_cold_items(self) -> None:
+        if self.cold_items > 0 and self.name not in (RANDOM, AUTO):
+            raise ValueError(f"cold_items needs the '{RANDOM}' split, not '{self.name}' (see "
+                             "components/example_gen/split_protocols.py)")
 
     @property
     def sequential(self) -> bool:
@@ -100,7 +104,7 @@ class SplitProtocol:
 
     def describe(self, with_seed: bool = True) -> str:
         """One line for reports, e.g. 'random 8:1:1 per user, seed 0'."""
-        cold = (f"; {self.cold_items:.0%} of items cold (test only)" if self.cold_items
+        cold = (f"; {self.cold_items * 100:g}% of items cold (test only)" if self.cold_items
                 else "")
         if self.name == TIME:
             test = f", test: last {self.test_days} day(s)" if self.test_days else ""
@@ -157,9 +161,11 @@ def cold_item_rows(track_id: np.ndarray, share: float, seed: int) -> np.ndarray:
     """
     if share <= 0 or len(track_id) == 0:
         return np.zeros(len(track_id), dtype=bool)
-    keys = np.char.add(f"{seed}:", np.asarray(track_id, dtype=str)).astype(object)
-    hashes = pd.util.hash_array(keys, hash_key="crossfade-cold-1", categorize=True)
-    return hashes < np.uint64(share * float(2**64))
+    codes, items = pd.factorize(np.asarray(track_id, dtype=object))
+    keys = np.array([f"{seed}:{item}" for item in items], dtype=object)
+    cold = pd.util.hash_array(keys, hash_key="crossfade-cold-1") < np.uint64(
+        share * float(2**64))
+    return cold[codes]
 
 
 def user_bounds(user_id: np.ndarray) -> np.ndarray:

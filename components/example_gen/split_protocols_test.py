@@ -88,12 +88,13 @@ def test_cold_items_are_a_seeded_share_of_items_with_every_play():
     assert not protocols.cold_item_rows(items, 0.0, seed=0).any()
 
 
-def test_cold_items_need_a_test_split():
+def test_cold_items_need_the_random_split():
     with pytest.raises(ValueError, match="cold_items must be in"):
         protocols.SplitProtocol(name=protocols.RANDOM, cold_items=1.0)
-    with pytest.raises(ValueError, match="needs a test split"):
-        protocols.SplitProtocol(name=protocols.TIME, cold_items=0.1)
-    with pytest.raises(ValueError, match="needs a test split"):
+    for name in (protocols.TIME, protocols.LEAVE_LAST_OUT):
+        with pytest.raises(ValueError, match="cold_items needs the 'random' split"):
+            protocols.SplitProtocol(name=name, test_days=3, cold_items=0.1)
+    with pytest.raises(ValueError, match="cold_items needs the 'random' split, not 'time'"):
         protocols.SplitProtocol(cold_items=0.1).resolve(has_timestamps=True)
     protocol = protocols.SplitProtocol(cold_items=0.1).resolve(has_timestamps=False)
     assert protocol.describe() == "random 8:1:1 per user, seed 0; 10% of items cold (test only)"
