@@ -230,7 +230,9 @@ def stored_histories(users: int, tracks: int, rng: np.random.Generator) -> np.nd
 
 
 def catalogue_index(catalogue: Catalogue, embedding_dim: int, rng: np.random.Generator):
-    """The served catalogue: every track, random unit embeddings, Zipf-like play counts."""
+    """The served catalogue: every track, random unit embeddings, Zipf-like play counts,
+    release days as `serving_bench.synthetic_release_days` draws them."""
+    from bench.serving_bench import synthetic_release_days
     from crossfade.components.trainer.catalogue_index import CatalogueIndex
     embeddings = rng.standard_normal((len(catalogue.ids), embedding_dim)).astype(np.float32)
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
@@ -238,7 +240,7 @@ def catalogue_index(catalogue: Catalogue, embedding_dim: int, rng: np.random.Gen
         ids=catalogue.ids, embeddings=embeddings,
         play_counts=rng.zipf(1.5, len(catalogue.ids)).clip(max=10 ** 6),
         titles=catalogue.titles, artists=catalogue.artists, genres=catalogue.genres,
-        tags=catalogue.tags)
+        tags=catalogue.tags, release_days=synthetic_release_days(len(catalogue.ids), rng))
 
 
 def export_variant(export_dir: str, two_tower, transform_output, index,
@@ -378,9 +380,12 @@ def run(users: int, tracks: int, work: str, seed: int = 0) -> None:
           f"(rows built in {built - started:.1f} s); vocabularies: {sizes}", flush=True)
 
     hp = Hyperparameters()
-    two_tower = model_lib.TwoTowerModel(sizes, hp, train.sampling_probabilities(
-        transform_output, train.track_play_counts(transform_output)))
     index = catalogue_index(catalogue, hp.embedding_dim, rng)
+    two_tower = model_lib.TwoTowerModel(
+        sizes, hp, train.sampling_probabilities(
+            transform_output, train.track_play_counts(transform_output)),
+        catalogue_row=train.catalogue_rows(transform_output, index.ids),
+        catalogue_release_days=index.release_days)
     histories = stored_histories(sizes.users, sizes.tracks, rng)
     export_dir = os.path.join(work, "model", "1")
     began = time.perf_counter()

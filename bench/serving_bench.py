@@ -82,6 +82,17 @@ def _transform_output(work_dir: str):
     return transform_output
 
 
+def synthetic_release_days(size: int, rng: np.random.Generator) -> np.ndarray:
+    """[size] release days as a streaming catalogue has them: 2 % released in the last 28
+    days, the rest spread over 20 years before, so the served model carries the recency
+    bias over dated tracks (what the product ships)."""
+    today = int(time.time()) // 86400
+    days = today - rng.integers(28, 20 * 365, size)
+    fresh = rng.random(size) < 0.02
+    days[fresh] = today - rng.integers(0, 28, int(fresh.sum()))
+    return days.astype(np.int64)
+
+
 def export_model(export_dir: str, catalogue_size: int, transform_output, seed: int = 0) -> None:
     """A crossfade SavedModel with `catalogue_size` random catalogue embeddings."""
     from crossfade.components.trainer import export, train
@@ -92,18 +103,22 @@ def export_model(export_dir: str, catalogue_size: int, transform_output, seed: i
     rng = np.random.default_rng(seed)
     counts = train.track_play_counts(transform_output)
     hp = Hyperparameters()
+    ids = track_ids(catalogue_size)
+    release_days = synthetic_release_days(catalogue_size, rng)
     two_tower = model_lib.TwoTowerModel(
         train.vocabularies(transform_output), hp,
-        train.sampling_probabilities(transform_output, counts))
+        train.sampling_probabilities(transform_output, counts),
+        catalogue_row=train.catalogue_rows(transform_output, ids),
+        catalogue_release_days=release_days)
     embeddings = rng.standard_normal((catalogue_size, hp.embedding_dim)).astype(np.float32)
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-    ids = track_ids(catalogue_size)
     # Display names of a realistic length: `recommend` gathers them for every listed track.
     index = CatalogueIndex(
         ids=ids, embeddings=embeddings, play_counts=rng.zipf(1.5, catalogue_size).clip(
             max=10 ** 6),
         titles=np.array([f"Track number {i}" for i in range(catalogue_size)], dtype=object),
-        artists=np.array([f"Artist {i % 5000}" for i in range(catalogue_size)], dtype=object))
+        artists=np.array([f"Artist {i % 5000}" for i in range(catalogue_size)], dtype=object),
+        release_days=release_days)
     module = export.RecommenderModule(two_tower, transform_output, index, default_k=10,
                                       max_k=100)
     export.save(module, export_dir)
