@@ -20,8 +20,8 @@ _AT_LEAST = {"embedding_dim": 1, "id_embedding_dim": 1, "content_embedding_dim":
 _BETWEEN: Dict[str, Tuple[float, Optional[float]]] = {
     "temperature": (0.0, None), "learning_rate": (0.0, None),
     "id_dropout": (0.0, 1.0), "history_dropout": (0.0, 1.0),
-    "new_release_dropout": (0.0, 1.0)}
-_DROPOUTS = ("id_dropout", "history_dropout", "new_release_dropout")
+    "new_release_dropout": (0.0, 1.0), "artist_dropout": (0.0, 1.0)}
+_DROPOUTS = ("id_dropout", "history_dropout", "new_release_dropout", "artist_dropout")
 
 
 def _integer(name: str, value: object, minimum: int) -> int:
@@ -40,7 +40,9 @@ def _number(name: str, value: object, low: float, high: Optional[float]) -> floa
         raise ValueError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if name in _DROPOUTS and not low <= value < high:
+    if name == "artist_dropout" and not low <= value <= high:  # a share of a share: 1 is fine
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
+    if name in _DROPOUTS and name != "artist_dropout" and not low <= value < high:
         raise ValueError(f"{name} must be in [{low:g}, {high:g}), got {value!r}")
     if name not in _DROPOUTS and not value > low:
         raise ValueError(f"{name} must be greater than {low:g}, got {value!r}")
@@ -61,6 +63,10 @@ class Hyperparameters:
     epochs: int = 5
     max_steps: int = 0  # > 0 caps training (e.g. 1 to build a deliberately weak model)
     id_dropout: float = 0.1
+    # Share of the candidates `id_dropout` took whose artist id goes too. 1 where items are
+    # artists (Last.fm): an unplayed item's artist is then never known either, and the
+    # content-only embedding must be trained on what such an item has (its tags).
+    artist_dropout: float = 0.0
     # Share of history entries masked (as padding) in each training step: the query learns
     # to predict a held-out taste from part of a profile, the denoising that keeps whole-
     # profile histories from overfitting.

@@ -204,12 +204,13 @@ class TwoTowerModel(tfrs.Model):
             raise ValueError("catalogue negatives and the recency bias need catalogue rows")
         if catalogue_row is not None:
             self.catalogue_row = tf.constant(catalogue_row, tf.int32)
+        self.artist_dropout, self.artist_seed = hp.artist_dropout, hp.seed + 4
+        self.artist_oov_index = vocabularies.artists
         self.recency_bias = None
         if hp.recency_bias and catalogue_release_days is not None:
             self.recency_bias = RecencyBias(name="recency_bias")
             self.release_days = tf.constant(catalogue_release_days, tf.int64)
             self.track_oov_index = vocabularies.tracks
-            self.artist_oov_index = vocabularies.artists
             self.new_release_dropout = hp.new_release_dropout
             self.dropout_seed = hp.seed + 3
         if hp.negatives == CATALOGUE:
@@ -246,20 +247,38 @@ class TwoTowerModel(tfrs.Model):
         return inputs, tf.where(drop, tf.cast(self.track_oov_index, embedded_ids.dtype),
                                 embedded_ids)
 
+    def _artists_dropped(self, inputs: Dict[str, tf.Tensor], track_ids: tf.Tensor,
+                         embedded_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """`inputs` with an `artist_dropout` share of the candidates whose track id was
+        dropped (`embedded_ids` OOV, `track_ids` not) given the OOV artist id too."""
+        if self.artist_dropout <= 0:
+            return inputs
+        oov = self.candidate_tower.track_dropout.replacement_index
+        dropped = tf.logical_and(tf.equal(embedded_ids, oov), tf.not_equal(track_ids, oov))
+        drop = tf.logical_and(dropped, tf.random.uniform(tf.shape(track_ids),
+                                                         seed=self.artist_seed)
+                              < self.artist_dropout)
+        artists = inputs[features.ARTIST_INDEX]
+        return {**inputs, features.ARTIST_INDEX: tf.where(
+            drop, tf.cast(self.artist_oov_index, artists.dtype), artists)}
+
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_tower(inputs, training=training)
         track_ids = inputs[features.TRACK_INDEX]
         dropout = self.candidate_tower.track_dropout
         if self.negatives == CATALOGUE:
             catalogue_ids = dropout(self.catalogue[features.TRACK_INDEX], training=training)
+            catalogue = self._artists_dropped(self.catalogue, self.catalogue[
+                features.TRACK_INDEX], catalogue_ids)
             return self.loss_layer(
-                queries, self.candidate_tower(self.catalogue, training=training,
+                queries, self.candidate_tower(catalogue, training=training,
                                               track_ids=catalogue_ids),
                 positive_rows=tf.gather(self.catalogue_row, track_ids),
                 sample_weight=inputs[features.SAMPLE_WEIGHT],
                 score_bias=self._score_bias(inputs, tf.range(tf.size(catalogue_ids)),
                                             catalogue_ids))
         embedded_ids = dropout(track_ids, training=training)
+        inputs = self._artists_dropped(inputs, track_ids, embedded_ids)
         bias = None
         if self.recency_bias is not None:
             rows = tf.gather(self.catalogue_row, track_ids)

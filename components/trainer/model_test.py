@@ -224,3 +224,20 @@ def test_new_release_dropout_takes_track_and_artist_ids_of_young_candidates_only
         VOCABULARIES.artists if y else a for a, y in zip(artists, young, strict=True)]
     with pytest.raises(ValueError, match="new_release_dropout must be in"):
         Hyperparameters(new_release_dropout=1.0)
+
+
+def test_artist_dropout_takes_the_artists_of_dropped_ids_only():
+    hp = Hyperparameters(**{**HP.__dict__, "id_dropout": 0.5, "artist_dropout": 1.0})
+    model = _model(hp)
+    batch = _batch(size=64, seed=4)
+    tracks = batch[features.TRACK_INDEX]
+    embedded = model.candidate_tower.track_dropout(tracks, training=True)
+    inputs = model._artists_dropped(batch, tracks, embedded)
+    dropped = (embedded.numpy() == VOCABULARIES.tracks) & (tracks.numpy() != VOCABULARIES.tracks)
+    assert 0 < dropped.sum() < 64
+    artists = inputs[features.ARTIST_INDEX].numpy()
+    assert (artists[dropped] == VOCABULARIES.artists).all()
+    np.testing.assert_array_equal(artists[~dropped], batch[features.ARTIST_INDEX].numpy()[~dropped])
+    assert _model()._artists_dropped(batch, tracks, embedded) is batch  # artist_dropout 0
+    with pytest.raises(ValueError, match=r"artist_dropout must be in \[0, 1\]"):
+        Hyperparameters(artist_dropout=1.5)
