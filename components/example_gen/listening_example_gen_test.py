@@ -203,32 +203,28 @@ def test_time_split_with_a_test_period(generic_folder, tmp_path):
     assert days == {"train": [0, 0], "eval": [1], "test": [2, 2]}
 
 
-def test_catalogue_executor_writes_every_track(generic_folder, tmp_path):
-    component = gen.catalogue_example_gen(str(generic_folder))
-    properties = component.exec_properties
-    examples = _run_executor(gen.CatalogueExecutor, generic_folder,
-                             properties["input_config"], properties["output_config"], None,
-                             tmp_path / "out")
+def _catalogue_examples(folder, output_dir):
+    """The catalogue examples the CatalogueExecutor writes for `folder`, parsed."""
+    properties = gen.catalogue_example_gen(str(folder)).exec_properties
+    examples = _run_executor(gen.CatalogueExecutor, folder, properties["input_config"],
+                             properties["output_config"], None, output_dir)
     uri = artifact_utils.get_split_uri([examples], gen.CATALOGUE_SPLIT)
     records = tf.data.TFRecordDataset(tf.io.gfile.glob(os.path.join(uri, "*")),
                                       compression_type="GZIP")
-    tracks = sorted(tf.io.parse_single_example(r, features.CATALOGUE_FEATURE_SPEC)
-                    [features.TRACK_ID].numpy() for r in records)
+    return [tf.io.parse_single_example(r, features.CATALOGUE_FEATURE_SPEC) for r in records]
+
+
+def test_catalogue_executor_writes_every_track(generic_folder, tmp_path):
+    tracks = sorted(e[features.TRACK_ID].numpy()
+                    for e in _catalogue_examples(generic_folder, tmp_path / "out"))
     assert tracks == [b"i1", b"i2", b"i3"]
 
 
 def test_catalogue_examples_carry_release_days(generic_folder, tmp_path):
     (generic_folder / "items.csv").write_text(
         "item_id,artist,release_date\ni1,A,2024-03-27\ni2,B,\ni3,A,1999\n")
-    properties = gen.catalogue_example_gen(str(generic_folder)).exec_properties
-    examples = _run_executor(gen.CatalogueExecutor, generic_folder,
-                             properties["input_config"], properties["output_config"], None,
-                             tmp_path / "out")
-    uri = artifact_utils.get_split_uri([examples], gen.CATALOGUE_SPLIT)
-    records = tf.data.TFRecordDataset(tf.io.gfile.glob(os.path.join(uri, "*")),
-                                      compression_type="GZIP")
-    parsed = [tf.io.parse_single_example(r, features.CATALOGUE_FEATURE_SPEC) for r in records]
-    days = {e[features.TRACK_ID].numpy(): int(e[features.RELEASE_DAY]) for e in parsed}
+    days = {e[features.TRACK_ID].numpy(): int(e[features.RELEASE_DAY])
+            for e in _catalogue_examples(generic_folder, tmp_path / "out")}
     assert days == {b"i1": 19809, b"i2": features.NO_RELEASE_DAY, b"i3": 10592}
 
 
