@@ -231,8 +231,8 @@ def stored_histories(users: int, tracks: int, rng: np.random.Generator) -> np.nd
 
 def catalogue_index(catalogue: Catalogue, embedding_dim: int, rng: np.random.Generator):
     """The served catalogue: every track, random unit embeddings, Zipf-like play counts,
-    release days as `serving_bench.synthetic_release_days` draws them."""
-    from bench.serving_bench import synthetic_release_days
+    release days as `testing_data.synthetic_release_days` draws them."""
+    from crossfade.components.testing_data import synthetic_release_days
     from crossfade.components.trainer.catalogue_index import CatalogueIndex
     embeddings = rng.standard_normal((len(catalogue.ids), embedding_dim)).astype(np.float32)
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)

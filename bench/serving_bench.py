@@ -82,19 +82,9 @@ def _transform_output(work_dir: str):
     return transform_output
 
 
-def synthetic_release_days(size: int, rng: np.random.Generator) -> np.ndarray:
-    """[size] release days as a streaming catalogue has them: 2 % released in the last 28
-    days, the rest spread over 20 years before, so the served model carries the recency
-    bias over dated tracks (what the product ships)."""
-    today = int(time.time()) // 86400
-    days = today - rng.integers(28, 20 * 365, size)
-    fresh = rng.random(size) < 0.02
-    days[fresh] = today - rng.integers(0, 28, int(fresh.sum()))
-    return days.astype(np.int64)
-
-
 def export_model(export_dir: str, catalogue_size: int, transform_output, seed: int = 0) -> None:
     """A crossfade SavedModel with `catalogue_size` random catalogue embeddings."""
+    from crossfade.components import testing_data
     from crossfade.components.trainer import export, train
     from crossfade.components.trainer import model as model_lib
     from crossfade.components.trainer.catalogue_index import CatalogueIndex
@@ -104,7 +94,7 @@ def export_model(export_dir: str, catalogue_size: int, transform_output, seed: i
     counts = train.track_play_counts(transform_output)
     hp = Hyperparameters()
     ids = track_ids(catalogue_size)
-    release_days = synthetic_release_days(catalogue_size, rng)
+    release_days = testing_data.synthetic_release_days(catalogue_size, rng)
     two_tower = model_lib.TwoTowerModel(
         train.vocabularies(transform_output), hp,
         train.sampling_probabilities(transform_output, counts),

@@ -1,8 +1,10 @@
-"""Test helpers: hand-built raw rows and a tf.Transform run over them (model code), and a
-folder's files as bytes (data writers)."""
+"""Test helpers: hand-built raw rows and a tf.Transform run over them (model code), a
+folder's files as bytes (data writers), and synthetic release days (tests and benches)."""
 import os
+import time
 from typing import Dict, List, Sequence
 
+import numpy as np
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
@@ -76,3 +78,14 @@ def file_tree(folder: str) -> Dict[str, bytes]:
             with open(path, "rb") as handle:
                 contents[os.path.relpath(path, folder)] = handle.read()
     return contents
+
+
+def synthetic_release_days(size: int, rng: np.random.Generator) -> np.ndarray:
+    """[size] release days as a streaming catalogue has them: 2 % released in the last 28
+    days, the rest spread over 20 years before, so the served model carries the recency
+    bias over dated tracks (what the product ships)."""
+    today = int(time.time()) // 86400
+    days = today - rng.integers(28, 20 * 365, size)
+    fresh = rng.random(size) < 0.02
+    days[fresh] = today - rng.integers(0, 28, int(fresh.sum()))
+    return days.astype(np.int64)
