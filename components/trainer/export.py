@@ -174,11 +174,11 @@ class RecommenderModule(tf.Module):
                                         name="release_days")
         self.recency_bias = two_tower.recency_bias  # None: scores are cosines
         if self.recency_bias is not None:
-            # The days the bias was trained with (all unknown for plays without timestamps,
-            # whose training day is not the day of any request) and the tracks it sees
-            # through content only (recency.CONTENT_ONLY).
-            self.bias_release_days = tf.Variable(two_tower.release_days, trainable=False,
-                                                 name="bias_release_days")
+            # The bias was trained on the catalogue's days, or on none (all unknown: plays
+            # without timestamps have no day of any request); and the tracks it sees through
+            # content only (recency.CONTENT_ONLY).
+            self.bias_sees_dates = bool(np.any(
+                two_tower.release_days.numpy() != features.NO_RELEASE_DAY))
             self.content_only = tf.Variable(catalogue.content_only, trainable=False,
                                             name="content_only")
         # Rank of each row in a most-popular list (ties broken by catalogue order).
@@ -251,9 +251,12 @@ class RecommenderModule(tf.Module):
         embedding, cold = self._query(raw)
         scores = tf.matmul(embedding, self.catalogue_embeddings, transpose_b=True)
         if self.recency_bias is not None:
+            release_days = self.release_days.read_value()
+            if not self.bias_sees_dates:
+                release_days = tf.fill(tf.shape(release_days),
+                                       tf.constant(features.NO_RELEASE_DAY, tf.int64))
             scores += self.recency_bias(recency.request_days(raw[features.TIMESTAMP]),
-                                        self.bias_release_days.read_value(),
-                                        self.content_only.read_value())
+                                        release_days, self.content_only.read_value())
         return tf.where(cold[:, None], self.popularity_scores[None, :], scores)
 
     def _released_within(self, scores: tf.Tensor, timestamp: tf.Tensor,

@@ -205,12 +205,11 @@ class TwoTowerModel(tfrs.Model):
         if catalogue_row is not None:
             self.catalogue_row = tf.constant(catalogue_row, tf.int32)
         self.artist_dropout, self.artist_seed = hp.artist_dropout, hp.seed + 4
-        self.artist_oov_index = vocabularies.artists
+        self.track_oov_index, self.artist_oov_index = vocabularies.tracks, vocabularies.artists
         self.recency_bias = None
         if hp.recency_bias and catalogue_release_days is not None:
             self.recency_bias = RecencyBias(name="recency_bias")
             self.release_days = tf.constant(catalogue_release_days, tf.int64)
-            self.track_oov_index = vocabularies.tracks
             self.new_release_dropout = hp.new_release_dropout
             self.dropout_seed = hp.seed + 3
         if hp.negatives == CATALOGUE:
@@ -241,11 +240,15 @@ class TwoTowerModel(tfrs.Model):
         young = tf.logical_and(age >= 0, age < NEW_RELEASE_DAYS)
         drop = tf.logical_and(young, tf.random.uniform(tf.shape(age), seed=self.dropout_seed)
                               < self.new_release_dropout)
+        return (self._without_artists(inputs, drop),
+                tf.where(drop, tf.cast(self.track_oov_index, embedded_ids.dtype), embedded_ids))
+
+    def _without_artists(self, inputs: Dict[str, tf.Tensor],
+                         drop: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """`inputs` with the OOV artist id where `drop` [N] is true."""
         artists = inputs[features.ARTIST_INDEX]
-        inputs = {**inputs, features.ARTIST_INDEX: tf.where(
+        return {**inputs, features.ARTIST_INDEX: tf.where(
             drop, tf.cast(self.artist_oov_index, artists.dtype), artists)}
-        return inputs, tf.where(drop, tf.cast(self.track_oov_index, embedded_ids.dtype),
-                                embedded_ids)
 
     def _artists_dropped(self, inputs: Dict[str, tf.Tensor], track_ids: tf.Tensor,
                          embedded_ids: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -253,14 +256,11 @@ class TwoTowerModel(tfrs.Model):
         dropped (`embedded_ids` OOV, `track_ids` not) given the OOV artist id too."""
         if self.artist_dropout <= 0:
             return inputs
-        oov = self.candidate_tower.track_dropout.replacement_index
+        oov = self.track_oov_index
         dropped = tf.logical_and(tf.equal(embedded_ids, oov), tf.not_equal(track_ids, oov))
-        drop = tf.logical_and(dropped, tf.random.uniform(tf.shape(track_ids),
-                                                         seed=self.artist_seed)
-                              < self.artist_dropout)
-        artists = inputs[features.ARTIST_INDEX]
-        return {**inputs, features.ARTIST_INDEX: tf.where(
-            drop, tf.cast(self.artist_oov_index, artists.dtype), artists)}
+        return self._without_artists(inputs, tf.logical_and(
+            dropped, tf.random.uniform(tf.shape(track_ids), seed=self.artist_seed)
+            < self.artist_dropout))
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_tower(inputs, training=training)

@@ -47,6 +47,11 @@ def request_days(timestamps: tf.Tensor) -> tf.Tensor:
     return tf.math.floordiv(tf.cast(timestamps, tf.int64), SECONDS_PER_DAY)
 
 
+def _ages(days: tf.Tensor, release_days: tf.Tensor) -> tf.Tensor:
+    """[B, C] int64 days between each track's release and each request day."""
+    return days[:, None] - tf.cast(release_days, tf.int64)[None, :]
+
+
 def age_buckets(days: tf.Tensor, release_days: tf.Tensor) -> tf.Tensor:
     """[B, C] int32 bucket (see the module docstring) of each track's age on each day.
 
@@ -55,8 +60,8 @@ def age_buckets(days: tf.Tensor, release_days: tf.Tensor) -> tf.Tensor:
       release_days: [C] int64 release days, `features.NO_RELEASE_DAY` where unknown.
     """
     release_days = tf.cast(release_days, tf.int64)
-    age = days[:, None] - release_days[None, :]
-    buckets = tf.raw_ops.Bucketize(input=age, boundaries=[float(b) for b in AGE_BOUNDARIES])
+    buckets = tf.raw_ops.Bucketize(input=_ages(days, release_days),
+                                   boundaries=[float(b) for b in AGE_BOUNDARIES])
     unknown = tf.equal(release_days, features.NO_RELEASE_DAY)[None, :]
     return tf.where(unknown, UNKNOWN_BUCKET, buckets)
 
@@ -67,7 +72,7 @@ def released_within(days: tf.Tensor, release_days: tf.Tensor, window: tf.Tensor)
     Args:
       days: [B] int64 request days; release_days: [C] int64; window: [B] int32 days.
     """
-    age = days[:, None] - tf.cast(release_days, tf.int64)[None, :]
+    age = _ages(days, release_days)
     known = tf.not_equal(release_days, features.NO_RELEASE_DAY)[None, :]
     return tf.logical_and(known, tf.logical_and(
         age >= 0, age < tf.cast(window, tf.int64)[:, None]))

@@ -196,6 +196,10 @@ class ServedTwoTower:
         self._model = tf.saved_model.load(model_dir)
         self._items = items
         self._item_index = pd.Index(items)
+        # The model's catalogue order -> `items` order, for its full score rows.
+        self._columns = pd.Index(self._model.catalogue_ids.numpy()).get_indexer(items)
+        if (self._columns < 0).any():
+            raise ValueError("the model's catalogue lacks some of the benchmark's items")
 
     def _query_inputs(self, queries: Dict[str, np.ndarray], window: slice) -> Dict[str, Any]:
         from crossfade.components import features
@@ -209,14 +213,11 @@ class ServedTwoTower:
         """[num_users, I] scores of `queries` in their users' rows (rows without a query are
         0): the model's own full scoring (`catalogue_scores`: the cosine plus the recency
         bias, as every ranking signature scores), columns in `items` order."""
-        columns = pd.Index(self._model.catalogue_ids.numpy()).get_indexer(self._items)
-        if (columns < 0).any():
-            raise ValueError("the model's catalogue lacks some of the benchmark's items")
         scores = np.zeros((num_users, len(self._items)), np.float32)
         for start in range(0, len(queries["row"]), _QUERY_BATCH):
             window = slice(start, start + _QUERY_BATCH)
             full = self._model.catalogue_scores(**self._query_inputs(queries, window)).numpy()
-            scores[queries["row"][window]] = full[:, columns]
+            scores[queries["row"][window]] = full[:, self._columns]
         return scores
 
     def recommend(self, queries: Dict[str, np.ndarray], exclude: sp.csr_matrix,
