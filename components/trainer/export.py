@@ -383,12 +383,14 @@ class RecommenderModule(tf.Module):
         batch, members = tf.shape(user_ids)[0], tf.shape(user_ids)[1]
         row_inputs = (("timestamp", timestamp), ("platform", platform), ("k", k),
                       ("strategy", strategy), ("exclude_track_ids", exclude_track_ids))
-        present = blend.member_mask(user_ids, recent_track_ids)
-        checks = self._checked_blend(user_ids, recent_track_ids, row_inputs, strategy)
-        checks.append(tf.debugging.assert_equal(
-            tf.reduce_all(tf.reduce_any(present, axis=1)), True,
-            message="every row of a blend needs a member (a user id or recent tracks)"))
-        with tf.control_dependencies(checks):
+        # The shape checks run first: the member mask of mismatched inputs would fail with a
+        # broadcasting error instead of naming the input.
+        with tf.control_dependencies(self._checked_blend(user_ids, recent_track_ids,
+                                                         row_inputs, strategy)):
+            present = blend.member_mask(user_ids, recent_track_ids)
+        with tf.control_dependencies([tf.debugging.assert_equal(
+                tf.reduce_all(tf.reduce_any(present, axis=1)), True,
+                message="every row of a blend needs a member (a user id or recent tracks)")]):
             raw = self._raw_query(
                 tf.reshape(user_ids, [-1]),
                 tf.reshape(recent_track_ids, tf.stack([batch * members, -1])),
