@@ -16,12 +16,17 @@ NEGATIVES = (IN_BATCH, CATALOGUE)
 # Integer fields and their least allowed value.
 _AT_LEAST = {"embedding_dim": 1, "id_embedding_dim": 1, "content_embedding_dim": 1,
              "hidden_units": 1, "batch_size": 1, "epochs": 1, "max_steps": 0, "seed": 0}
-# Float fields: (exclusive lower bound, or inclusive 0 for dropouts; exclusive upper bound).
+# Float fields: (lower bound, upper bound or None). Bounds are exclusive except where listed.
 _BETWEEN: Dict[str, Tuple[float, Optional[float]]] = {
     "temperature": (0.0, None), "learning_rate": (0.0, None),
     "id_dropout": (0.0, 1.0), "history_dropout": (0.0, 1.0),
-    "new_release_dropout": (0.0, 1.0), "artist_dropout": (0.0, 1.0)}
-_DROPOUTS = ("id_dropout", "history_dropout", "new_release_dropout", "artist_dropout")
+    "new_release_dropout": (0.0, 1.0), "artist_dropout": (0.0, 1.0),
+    "content_loss_weight": (0.0, None)}
+# 0 turns these off.
+_LOW_ALLOWED = ("id_dropout", "history_dropout", "new_release_dropout", "artist_dropout",
+                "content_loss_weight")
+# A share of a share: 1 is fine (dropping every id is not).
+_HIGH_ALLOWED = ("artist_dropout",)
 
 
 def _integer(name: str, value: object, minimum: int) -> int:
@@ -35,18 +40,21 @@ def _integer(name: str, value: object, minimum: int) -> int:
 
 
 def _number(name: str, value: object, low: float, high: Optional[float]) -> float:
-    """`value` as a finite float in range: dropouts in [low, high), others > low."""
+    """`value` as a finite float within `name`'s bounds (_BETWEEN, _LOW/_HIGH_ALLOWED)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if name == "artist_dropout" and not low <= value <= high:  # a share of a share: 1 is fine
-        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
-    if name in _DROPOUTS and name != "artist_dropout" and not low <= value < high:
-        raise ValueError(f"{name} must be in [{low:g}, {high:g}), got {value!r}")
-    if name not in _DROPOUTS and not value > low:
-        raise ValueError(f"{name} must be greater than {low:g}, got {value!r}")
-    return float(value)
+    low_ok = low <= value if name in _LOW_ALLOWED else low < value
+    high_ok = high is None or (value <= high if name in _HIGH_ALLOWED else value < high)
+    if low_ok and high_ok:
+        return float(value)
+    if high is None:
+        bound = "at least" if name in _LOW_ALLOWED else "greater than"
+        raise ValueError(f"{name} must be {bound} {low:g}, got {value!r}")
+    opening = "[" if name in _LOW_ALLOWED else "("
+    closing = "]" if name in _HIGH_ALLOWED else ")"
+    raise ValueError(f"{name} must be in {opening}{low:g}, {high:g}{closing}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +75,11 @@ class Hyperparameters:
     # artists (Last.fm): an unplayed item's artist is then never known either, and the
     # content-only embedding must be trained on what such an item has (its tags).
     artist_dropout: float = 0.0
+    # Weight of a second softmax loss in which every candidate is content only: track id
+    # out of vocabulary, and the artist id too for an `artist_dropout` share (DropoutNet
+    # style). It trains the path an unplayed track is served through on every example, not
+    # only on the `id_dropout` share. 0: off (README, "Cold items", has the measurements).
+    content_loss_weight: float = 0.0
     # Share of history entries masked (as padding) in each training step: the query learns
     # to predict a held-out taste from part of a profile, the denoising that keeps whole-
     # profile histories from overfitting.

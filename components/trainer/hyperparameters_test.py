@@ -26,6 +26,8 @@ from crossfade.pipeline import cli
     ("learning_rate", float("nan"), "a finite number"),
     ("id_dropout", 1.0, "in [0, 1)"),
     ("history_dropout", -0.1, "in [0, 1)"),
+    ("artist_dropout", 1.5, "in [0, 1]"),
+    ("content_loss_weight", -0.1, "at least 0"),
     ("use_user_id", "yes", "true or false"),
     ("time_context", 1, "true or false"),
     ("negatives", "all", "one of"),

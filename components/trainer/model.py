@@ -180,6 +180,9 @@ class TwoTowerModel(tfrs.Model):
     gains the learned bias of the candidate's age on the query's play day, from the row of
     content-only candidates where `IdDropout` took the candidate's id. `recency_bias` is the
     layer, or None when the model has none.
+
+    With `hp.content_loss_weight` > 0 training adds that weight times a second softmax loss
+    in which every candidate is content only (see `Hyperparameters.content_loss_weight`).
     """
 
     def __init__(self, vocabularies: Vocabularies, hp: Hyperparameters,
@@ -205,6 +208,7 @@ class TwoTowerModel(tfrs.Model):
         if catalogue_row is not None:
             self.catalogue_row = tf.constant(catalogue_row, tf.int32)
         self.artist_dropout, self.artist_seed = hp.artist_dropout, hp.seed + 4
+        self.content_loss_weight = hp.content_loss_weight
         self.track_oov_index, self.artist_oov_index = vocabularies.tracks, vocabularies.artists
         self.recency_bias = None
         if hp.recency_bias and catalogue_release_days is not None:
@@ -264,12 +268,28 @@ class TwoTowerModel(tfrs.Model):
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_tower(inputs, training=training)
+        loss = self._softmax_loss(queries, inputs, training, content_only=False)
+        if training and self.content_loss_weight > 0:
+            loss += self.content_loss_weight * self._softmax_loss(queries, inputs, training,
+                                                                  content_only=True)
+        return loss
+
+    def _embedded_ids(self, track_ids: tf.Tensor, training: bool,
+                      content_only: bool) -> tf.Tensor:
+        """The track ids the candidate tower embeds: all OOV, or through `IdDropout`."""
+        if content_only:
+            return tf.fill(tf.shape(track_ids), tf.cast(self.track_oov_index, track_ids.dtype))
+        return self.candidate_tower.track_dropout(track_ids, training=training)
+
+    def _softmax_loss(self, queries: tf.Tensor, inputs: Dict[str, tf.Tensor], training: bool,
+                      content_only: bool) -> tf.Tensor:
+        """The softmax loss of `queries` [B, D] against their positives and negatives, every
+        candidate content only if `content_only`."""
         track_ids = inputs[features.TRACK_INDEX]
-        dropout = self.candidate_tower.track_dropout
         if self.negatives == CATALOGUE:
-            catalogue_ids = dropout(self.catalogue[features.TRACK_INDEX], training=training)
-            catalogue = self._artists_dropped(self.catalogue, self.catalogue[
-                features.TRACK_INDEX], catalogue_ids)
+            catalogue_tracks = self.catalogue[features.TRACK_INDEX]
+            catalogue_ids = self._embedded_ids(catalogue_tracks, training, content_only)
+            catalogue = self._artists_dropped(self.catalogue, catalogue_tracks, catalogue_ids)
             return self.loss_layer(
                 queries, self.candidate_tower(catalogue, training=training,
                                               track_ids=catalogue_ids),
@@ -277,7 +297,7 @@ class TwoTowerModel(tfrs.Model):
                 sample_weight=inputs[features.SAMPLE_WEIGHT],
                 score_bias=self._score_bias(inputs, tf.range(tf.size(catalogue_ids)),
                                             catalogue_ids))
-        embedded_ids = dropout(track_ids, training=training)
+        embedded_ids = self._embedded_ids(track_ids, training, content_only)
         inputs = self._artists_dropped(inputs, track_ids, embedded_ids)
         bias = None
         if self.recency_bias is not None:

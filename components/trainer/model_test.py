@@ -39,6 +39,31 @@ def _model(hp=HP):
     return model_lib.TwoTowerModel(VOCABULARIES, hp, np.full(8, 1 / 7, np.float32))
 
 
+def _catalogue():
+    """Candidate features of a 7-track catalogue whose row r is track r."""
+    catalogue = {name: values for name, values in _batch(size=7, seed=2).items()
+                 if name in (features.TRACK_INDEX, features.ARTIST_INDEX,
+                             features.GENRE_INDICES, features.TAG_INDICES, features.AUDIO)}
+    catalogue[features.TRACK_INDEX] = tf.range(7, dtype=tf.int64)
+    return catalogue
+
+
+def _catalogue_model(hp, **kwargs):
+    catalogue = _catalogue()
+    return model_lib.TwoTowerModel(VOCABULARIES, hp, np.full(8, 1 / 7, np.float32),
+                                   catalogue=catalogue,
+                                   catalogue_row=np.append(np.arange(7), 0).astype(np.int32),
+                                   **kwargs), catalogue
+
+
+def _catalogue_loss(model, batch, candidates, bias=0.0):
+    """Summed softmax cross-entropy of `batch`'s plays over catalogue `candidates` [7, D]."""
+    logits = ((model.query_tower(batch).numpy() @ np.asarray(candidates).T + bias)
+              / model.loss_layer.temperature)
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return -log_softmax[np.arange(len(logits)), batch[features.TRACK_INDEX].numpy()].sum()
+
+
 def test_towers_return_unit_vectors_of_the_embedding_size():
     model = _model()
     batch = _batch()
@@ -91,20 +116,10 @@ def test_training_reduces_the_loss():
 
 
 def test_catalogue_negatives_score_the_positive_against_every_track():
-    hp = Hyperparameters(**{**HP.__dict__, "negatives": CATALOGUE})
-    catalogue = {name: values[:7] for name, values in _batch(size=7, seed=2).items()
-                 if name in (features.TRACK_INDEX, features.ARTIST_INDEX,
-                             features.GENRE_INDICES, features.TAG_INDICES, features.AUDIO)}
-    catalogue[features.TRACK_INDEX] = tf.range(7, dtype=tf.int64)  # row r is track r
-    rows = np.append(np.arange(7), 0).astype(np.int32)
-    model = model_lib.TwoTowerModel(VOCABULARIES, hp, np.full(8, 1 / 7, np.float32),
-                                    catalogue=catalogue, catalogue_row=rows)
+    model, catalogue = _catalogue_model(Hyperparameters(**{**HP.__dict__,
+                                                           "negatives": CATALOGUE}))
     batch = _batch(size=16, seed=1)
-    queries = model.query_tower(batch)
-    candidates = model.candidate_tower(catalogue).numpy()
-    logits = queries.numpy() @ candidates.T / hp.temperature
-    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    expected = -log_softmax[np.arange(16), batch[features.TRACK_INDEX].numpy()].sum()
+    expected = _catalogue_loss(model, batch, model.candidate_tower(catalogue))
     assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(0.5))
     model.fit(tf.data.Dataset.from_tensors(batch).repeat(40), epochs=1, verbose=0)
@@ -127,18 +142,37 @@ def test_without_user_id_and_time_context_a_query_depends_only_on_history_and_pl
     assert not np.allclose(full.query_tower(batch).numpy(), full.query_tower(others).numpy())
 
 
+def test_the_content_loss_adds_a_softmax_over_content_only_candidates_in_training():
+    hp = Hyperparameters(**{**HP.__dict__, "negatives": CATALOGUE,
+                            "content_loss_weight": 0.5})
+    model, catalogue = _catalogue_model(hp)
+    batch = _batch(size=16, seed=1)
+    plain = _catalogue_loss(model, batch, model.candidate_tower(catalogue))
+    content_only = _catalogue_loss(model, batch, model.candidate_tower(
+        catalogue, track_ids=tf.fill([7], tf.constant(VOCABULARIES.tracks, tf.int64))))
+    assert content_only != pytest.approx(plain, rel=1e-3)
+    assert float(model.compute_loss(batch, training=False)) == pytest.approx(plain, rel=1e-4)
+    assert float(model.compute_loss(batch, training=True)) == pytest.approx(
+        plain + 0.5 * content_only, rel=1e-4)
+
+
+def test_the_content_loss_trains_the_content_only_path_in_batch():
+    batch = _batch(size=16, seed=1)
+    content_only_losses = []
+    for weight in (0.0, 1.0):
+        model = _model(Hyperparameters(**{**HP.__dict__, "content_loss_weight": weight}))
+        model.compile(optimizer=tf.keras.optimizers.Adagrad(0.5))
+        model.fit(tf.data.Dataset.from_tensors(batch).repeat(40), epochs=1, verbose=0)
+        content_only_losses.append(float(model._softmax_loss(
+            model.query_tower(batch), batch, training=False, content_only=True)))
+    assert content_only_losses[1] < 0.5 * content_only_losses[0]
+
+
 def _dated_model(negatives):
     """Catalogue row r is track r; tracks 0-1 come out on day 100, the rest are old."""
     hp = Hyperparameters(**{**HP.__dict__, "negatives": negatives, "new_release_dropout": 0.0})
-    catalogue = {name: values for name, values in _batch(size=7, seed=2).items()
-                 if name in (features.TRACK_INDEX, features.ARTIST_INDEX,
-                             features.GENRE_INDICES, features.TAG_INDICES, features.AUDIO)}
-    catalogue[features.TRACK_INDEX] = tf.range(7, dtype=tf.int64)
-    release_days = np.array([100, 100, 1, 1, 1, 1, 1], np.int64)
-    return model_lib.TwoTowerModel(VOCABULARIES, hp, np.full(8, 1 / 7, np.float32),
-                                   catalogue=catalogue,
-                                   catalogue_row=np.append(np.arange(7), 0).astype(np.int32),
-                                   catalogue_release_days=release_days), catalogue
+    return _catalogue_model(hp, catalogue_release_days=np.array([100, 100, 1, 1, 1, 1, 1],
+                                                                np.int64))
 
 
 def _new_release_plays(size=16):
@@ -161,10 +195,8 @@ def test_the_recency_bias_is_added_to_every_logit_before_the_temperature():
     bias[recency.ID_KNOWN, 1], bias[recency.ID_KNOWN, old] = 0.1, 0.3
     bias[recency.CONTENT_ONLY] = 9.0
     model.recency_bias.bias.assign(bias)
-    logits = (model.query_tower(batch).numpy() @ model.candidate_tower(catalogue).numpy().T
-              + np.array([0.1, 0.1, 0.3, 0.3, 0.3, 0.3, 0.3])) / HP.temperature
-    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    expected = -log_softmax[np.arange(16), batch[features.TRACK_INDEX].numpy()].sum()
+    expected = _catalogue_loss(model, batch, model.candidate_tower(catalogue),
+                               bias=np.array([0.1, 0.1, 0.3, 0.3, 0.3, 0.3, 0.3]))
     assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
     assert expected > unbiased + 16  # the old tracks' boost costs every play at least 1 nat
 
