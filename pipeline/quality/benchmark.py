@@ -413,8 +413,8 @@ def _two_tower(two_tower: ServedTwoTower, matrices: SplitMatrices,
     top = ranking_metrics.top_k(eval_scores[eval_users], matrices.train[eval_users], CUTOFF)
     result["validation_recall"] = ranking_metrics.ranking_metrics(
         top, matrices.eval[eval_users], k=CUTOFF)["recall@10"]
-    log(f"  {TWO_TOWER:<13} recall@10 {result['recall@10']:.4f}  (eval split: "
-        f"{result['validation_recall']:.4f})")
+    log(f"  {TWO_TOWER:<13} recall@10 {result['recall@10']:.4f}{_cold_note(result)}  (eval "
+        f"split: {result['validation_recall']:.4f})")
     return result
 
 
@@ -430,8 +430,14 @@ def _baselines(matrices: SplitMatrices, evaluation: EvaluationSet, seed: int,
         results[name].update(seconds=time.perf_counter() - started, tuned=best,
                              validation_recall={str(k): v for k, v in validation.items()})
         log(f"  {name:<13} recall@10 {results[name]['recall@10']:.4f}"
-            + (f"  (tuned: {best})" if len(grid) > 1 else ""))
+            + _cold_note(results[name]) + (f"  (tuned: {best})" if len(grid) > 1 else ""))
     return results
+
+
+def _cold_note(result: Dict[str, Any]) -> str:
+    """A log line's cold Recall@10 (e.g. ", cold 0.0571"); empty without cold items."""
+    cold = result.get("cold recall@10")
+    return "" if cold is None else f", cold {cold:.4f}"
 
 
 def _diversity_sweep(two_tower: ServedTwoTower, matrices: SplitMatrices,
