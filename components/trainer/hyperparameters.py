@@ -78,7 +78,8 @@ class Hyperparameters:
     # Weight of a second softmax loss in which every candidate is content only: track id
     # out of vocabulary, and the artist id too for an `artist_dropout` share (DropoutNet
     # style). It trains the path an unplayed track is served through on every example, not
-    # only on the `id_dropout` share. 0: off (README, "Cold items", has the measurements).
+    # only on the `id_dropout` share. 1 puts the model ahead of content-knn on Last.fm's
+    # held-out artists; on the default data it lowers cold recall (README, "Cold items").
     content_loss_weight: float = 0.0
     # Share of history entries masked (as padding) in each training step: the query learns
     # to predict a held-out taste from part of a profile, the denoising that keeps whole-
