@@ -234,3 +234,62 @@ def test_check_model_command_fails_a_python_only_model(checker, tmp_path, capsys
 def test_check_model_command_bad_path(tmp_path, capsys):
     assert _check_model(str(tmp_path / "missing")) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def _save_indexed_model(path: str) -> Dict[str, np.ndarray]:
+    """A module that ranks 400 tracks through `ServedIndex` as the served model does (the
+    search, the bias bounds, cold rows, windows, exclusions), saved; returns a call's inputs."""
+    from crossfade.components.trainer import recency, served_index
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(400, 8)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    release_days = (19_000 - rng.integers(0, 100, 400)).astype(np.int64)
+    content_only = rng.random(400) < 0.2
+    bias = np.linspace(0.2, 0.0, 2 * recency.NUM_BUCKETS, dtype=np.float32).reshape(2, -1)
+    tables = served_index.build_tables(embeddings, content_only, release_days, bias, 19_000,
+                                       num_partitions=16)
+    cold_scores = rng.random(400).astype(np.float32)
+
+    class Indexed(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.index = served_index.ServedIndex(tables, cold_scores, release_days, 2)
+            self.embeddings = tf.Variable(embeddings, trainable=False)
+            self.release_days = tf.Variable(release_days, trainable=False)
+            self.cold_scores = tf.Variable(cold_scores, trainable=False)
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([None, 8], tf.float32, name="queries"),
+            tf.TensorSpec([None], tf.bool, name="cold"),
+            tf.TensorSpec([None], tf.int64, name="days"),
+            tf.TensorSpec([None], tf.int32, name="probe"),
+            tf.TensorSpec([None], tf.int32, name="window"),
+            tf.TensorSpec([None, None], tf.int32, name="excluded")])
+        def top(self, queries, cold, days, probe, window, excluded):
+            def score(rows):
+                return served_index.partitioned_index.candidate_scores(
+                    queries, self.embeddings.read_value(), rows)
+            rows, scores = self.index.top(queries, cold, days, probe, window, excluded, 10,
+                                          score, self.cold_scores.read_value(),
+                                          self.release_days.read_value())
+            return {"rows": rows, "scores": scores}
+
+    module = Indexed()
+    tf.saved_model.save(module, path, signatures={"top": module.top.get_concrete_function()})
+    return {"queries": embeddings[:3] + 0.1, "cold": np.array([False, True, False]),
+            "days": np.full(3, 19_001, np.int64), "probe": np.array([0, 1, 16], np.int32),
+            "window": np.array([0, 0, 7], np.int32),
+            "excluded": np.array([[1, -1], [2, 3], [-1, -1]], np.int32)}
+
+
+def test_the_partitioned_index_runs_on_stock_ops_only(checker, tmp_path):
+    path = str(tmp_path / "indexed")
+    inputs = _save_indexed_model(path)
+    report = runtime_check.run_check(path, [("top", inputs)])
+    assert report.loads, report.problems()
+    assert report.unregistered_ops == () and report.ops_without_cpu_kernel == ()
+    assert report.calls[0].ok, report.calls[0].error
+    python = tf.saved_model.load(path).signatures["top"](
+        **{name: tf.constant(value) for name, value in inputs.items()})
+    for key, value in python.items():
+        _assert_same("top", key, report.calls[0].outputs[key], value.numpy())

@@ -179,11 +179,14 @@ def _member_table(assignment: np.ndarray, count: int, capacity: int) -> np.ndarr
 
 
 def probed_rows(queries: tf.Tensor, centroids: tf.Tensor, members: tf.Tensor,
-                probe: tf.Tensor) -> tf.Tensor:
+                probe: tf.Tensor, bounds: Optional[tf.Tensor] = None) -> tf.Tensor:
     """[B, max(probe) x M] catalogue rows of each query's `probe` [B] (1..P) best
-    partitions, PADDING in a partition's free slots and past a row's own probe (so a row's
-    candidates never depend on the probes of the rows batched with it)."""
+    partitions by centroid score (plus `bounds` [P], a per-partition lift), PADDING in a
+    partition's free slots and past a row's own probe (so a row's candidates never depend
+    on the probes of the rows batched with it)."""
     scores = tf.matmul(queries, centroids, transpose_b=True)
+    if bounds is not None:
+        scores += bounds[None, :]
     probed = tf.math.top_k(scores, k=tf.reduce_max(probe)).indices  # [B, p]
     rows = tf.gather(members, probed)  # [B, p, M]
     within = tf.range(tf.shape(probed)[1])[None, :] < probe[:, None]

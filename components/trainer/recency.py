@@ -47,9 +47,14 @@ def request_days(timestamps: tf.Tensor) -> tf.Tensor:
     return tf.math.floordiv(tf.cast(timestamps, tf.int64), SECONDS_PER_DAY)
 
 
+def _per_row(values: tf.Tensor) -> tf.Tensor:
+    """[C] values shared by every row as [1, C]; [B, N] per-row values as they are."""
+    return values if values.shape.rank == 2 else values[None, :]
+
+
 def _ages(days: tf.Tensor, release_days: tf.Tensor) -> tf.Tensor:
     """[B, C] int64 days between each track's release and each request day."""
-    return days[:, None] - tf.cast(release_days, tf.int64)[None, :]
+    return days[:, None] - _per_row(tf.cast(release_days, tf.int64))
 
 
 def age_buckets(days: tf.Tensor, release_days: tf.Tensor) -> tf.Tensor:
@@ -57,12 +62,13 @@ def age_buckets(days: tf.Tensor, release_days: tf.Tensor) -> tf.Tensor:
 
     Args:
       days: [B] int64 request days.
-      release_days: [C] int64 release days, `features.NO_RELEASE_DAY` where unknown.
+      release_days: int64 release days, `features.NO_RELEASE_DAY` where unknown: [C] the
+        catalogue's, or [B, C] each row's candidates'.
     """
     release_days = tf.cast(release_days, tf.int64)
     buckets = tf.raw_ops.Bucketize(input=_ages(days, release_days),
                                    boundaries=[float(b) for b in AGE_BOUNDARIES])
-    unknown = tf.equal(release_days, features.NO_RELEASE_DAY)[None, :]
+    unknown = _per_row(tf.equal(release_days, features.NO_RELEASE_DAY))
     return tf.where(unknown, UNKNOWN_BUCKET, buckets)
 
 
@@ -70,10 +76,11 @@ def released_within(days: tf.Tensor, release_days: tf.Tensor, window: tf.Tensor)
     """[B, C] bool: the track came out 0..window-1 days before the row's day (window > 0).
 
     Args:
-      days: [B] int64 request days; release_days: [C] int64; window: [B] int32 days.
+      days: [B] int64 request days; release_days: int64, [C] or [B, C] (as `age_buckets`);
+      window: [B] int32 days.
     """
     age = _ages(days, release_days)
-    known = tf.not_equal(release_days, features.NO_RELEASE_DAY)[None, :]
+    known = _per_row(tf.not_equal(release_days, features.NO_RELEASE_DAY))
     return tf.logical_and(known, tf.logical_and(
         age >= 0, age < tf.cast(window, tf.int64)[:, None]))
 
@@ -93,8 +100,10 @@ class RecencyBias(tf.keras.layers.Layer):
     embedded with their id, row `CONTENT_ONLY` for candidates seen through content alone;
     columns by `age_buckets`.
 
-    Call with request days [B], release days [C] and content_only [C] bool; returns [B, C]
-    float32. Starts at zero, so an untrained bias leaves the model's scores as they are.
+    Call with request days [B], release days and content_only (bool) of the candidates,
+    either [C] (the catalogue, shared by every row) or [B, C] (each row's own); returns
+    [B, C] float32. Starts at zero, so an untrained bias leaves the model's scores as they
+    are.
     """
 
     def build(self, input_shape=None):
@@ -104,5 +113,5 @@ class RecencyBias(tf.keras.layers.Layer):
 
     def call(self, days: tf.Tensor, release_days: tf.Tensor,
              content_only: tf.Tensor) -> tf.Tensor:
-        rows = tf.cast(content_only, tf.int32)[None, :] * NUM_BUCKETS
+        rows = _per_row(tf.cast(content_only, tf.int32)) * NUM_BUCKETS
         return tf.gather(tf.reshape(self.bias, [-1]), rows + age_buckets(days, release_days))

@@ -1,0 +1,222 @@
+"""The partitioned index inside the served model: the best N catalogue rows per query.
+
+`ServedIndex.top` answers what the exact path answers with `top_k` over all C scores, from
+far fewer candidates (components/trainer/partitioned_index.py), and gives every candidate
+the exact path's score:
+
+* warm queries: the members of the `probe` partitions whose centroid score plus bias bound
+  is highest, scored by the caller's `score` (cosine plus recency bias);
+* cold queries (components/trainer/export.py, `_query`): the cold-start ranking's first
+  N + m tracks (m exclusion columns), scored by it: exact, since at most m are excluded;
+* rows with a release window (window > 0) of at most WINDOW_EXACT_LIMIT tracks: exactly
+  the window's tracks (a slice of the catalogue sorted by release day), so a "new for you"
+  shelf is exact; a wider window filters the probed candidates instead (approximate);
+* exclusions: a candidate equal to one of the row's excluded rows is dropped.
+
+A row's candidates depend on its own probe only, never on the rows batched with it.
+
+Bias bounds. The recency bias (components/trainer/recency.py) lifts some tracks, chiefly
+new releases and content-only ones, above what their cosine says, so partitions are
+ranked by centroid score plus `bounds[p]`: the largest bias any member can get on a day at
+or after the export's reference day (ages only grow, so a member's reachable buckets are
+its bucket on that day and the older ones). Partitions are built per kind (id-known,
+content-only), so the content-only lift raises only content-only partitions. A request
+for a day before the reference day can see a larger bias than the bound: the ranking of
+partitions is then approximate, never the scores.
+
+With probe = P every warm row's candidates are the whole catalogue: the exact path's
+tracks and scores (ties may come in another order).
+"""
+import dataclasses
+import math
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from crossfade.components import features
+from crossfade.components.trainer import partitioned_index, recency
+from crossfade.components.trainer.partitioned_index import PADDING, Partitions
+
+# Tracks a release window may hold and still be scored exactly; a wider window (a year on
+# a catalogue of millions) filters the probed candidates instead, so that one request
+# never gathers millions of embeddings.
+WINDOW_EXACT_LIMIT = 65_536
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexTables:
+    """What `ServedIndex` stores: partitions (per kind, concatenated) and bounds [P]."""
+
+    partitions: Partitions
+    bounds: np.ndarray  # [P] float32
+
+
+def build_tables(embeddings: np.ndarray, content_only: np.ndarray, release_days: np.ndarray,
+                 bias: Optional[np.ndarray], reference_day: Optional[int],
+                 num_partitions: int = 0, seed: int = 0) -> IndexTables:
+    """Partitions of the id-known and the content-only rows apart (about `num_partitions`
+    in all, 0: `partitioned_index.default_partitions`, shared in proportion to the rows),
+    and their bias bounds; `bias` [2, NUM_BUCKETS] (None: no recency bias),
+    `reference_day` the first day the model serves (None: every day unknown, as a
+    model trained without timestamps scores)."""
+    content_only = np.asarray(content_only, bool)
+    total = num_partitions or partitioned_index.default_partitions(len(embeddings))
+    parts = []
+    for rows in (np.flatnonzero(~content_only), np.flatnonzero(content_only)):
+        if len(rows):
+            count = max(1, round(total * len(rows) / len(embeddings)))
+            parts.append((rows, partitioned_index.build(embeddings[rows], count, seed)))
+    capacity = max(part.capacity for _, part in parts)
+    members = np.concatenate([_in_catalogue_rows(rows, part.members, capacity)
+                              for rows, part in parts])
+    partitions = Partitions(np.concatenate([part.centroids for _, part in parts]), members)
+    return IndexTables(partitions, bias_bounds(members, content_only, release_days, bias,
+                                               reference_day))
+
+
+def _in_catalogue_rows(rows: np.ndarray, members: np.ndarray, capacity: int) -> np.ndarray:
+    """`members` of a subset's partitions as catalogue `rows`, padded to `capacity`."""
+    mapped = np.where(members == PADDING, PADDING, rows[np.maximum(members, 0)])
+    return np.pad(mapped, [(0, 0), (0, capacity - members.shape[1])],
+                  constant_values=PADDING).astype(np.int32)
+
+
+def bias_bounds(members: np.ndarray, content_only: np.ndarray, release_days: np.ndarray,
+                bias: Optional[np.ndarray], reference_day: Optional[int]) -> np.ndarray:
+    """[P] the largest recency bias a member of each partition can get on `reference_day`
+    or later (see the module docstring); zeros without a bias."""
+    if bias is None:
+        return np.zeros(len(members), np.float32)
+    release_days = np.asarray(release_days, np.int64)
+    if reference_day is None:
+        buckets = np.full(len(release_days), recency.UNKNOWN_BUCKET)
+    else:
+        buckets = recency.age_buckets(tf.constant([reference_day], tf.int64),
+                                      tf.constant(release_days)).numpy()[0]
+    # Reachable later: the bucket now and every older one; unknown stays unknown.
+    known_max = np.maximum.accumulate(bias[:, :recency.UNKNOWN_BUCKET][:, ::-1],
+                                      axis=1)[:, ::-1]
+    kind = np.asarray(content_only, np.int64)
+    best = np.where(buckets == recency.UNKNOWN_BUCKET,
+                    bias[kind, recency.UNKNOWN_BUCKET],
+                    known_max[kind, np.minimum(buckets, recency.UNKNOWN_BUCKET - 1)])
+    per_slot = np.where(members == PADDING, -np.inf, best[np.maximum(members, 0)])
+    bounds = per_slot.max(axis=1)
+    return np.where(np.isfinite(bounds), bounds, 0.0).astype(np.float32)
+
+
+class ServedIndex(tf.Module):
+    """The index's variables and its search (see the module docstring).
+
+    Args:
+      tables: `build_tables`' partitions and bounds.
+      cold_scores: [C] the cold-start ranking's scores (catalogue order).
+      release_days: [C] int64, `features.NO_RELEASE_DAY` where unknown.
+      default_probe: partitions a request with probe 0 searches (1..P).
+    """
+
+    def __init__(self, tables: IndexTables, cold_scores: np.ndarray, release_days: np.ndarray,
+                 default_probe: int):
+        super().__init__()
+        self.num_partitions = tables.partitions.num_partitions
+        if not 1 <= default_probe <= self.num_partitions:
+            raise ValueError(f"default_probe must be in 1..{self.num_partitions}, got "
+                             f"{default_probe}")
+        self.default_probe = default_probe
+        members = tables.partitions.members
+        self.mean_members = float((members != PADDING).sum()) / self.num_partitions
+        self.centroids = tf.Variable(tables.partitions.centroids, trainable=False,
+                                     name="index_centroids")
+        self.members = tf.Variable(tables.partitions.members, trainable=False,
+                                   name="index_members")
+        self.bounds = tf.Variable(tables.bounds, trainable=False, name="index_bias_bounds")
+        # TopKV2 puts the lower index first among equal scores, as a stable sort does.
+        self.cold_order = tf.Variable(
+            np.argsort(-np.asarray(cold_scores), kind="stable").astype(np.int32),
+            trainable=False, name="index_cold_order")
+        release_days = np.asarray(release_days, np.int64)
+        dated = np.flatnonzero(release_days != features.NO_RELEASE_DAY)
+        dated = dated[np.argsort(release_days[dated], kind="stable")]
+        self.dated_rows = tf.Variable(dated.astype(np.int32), trainable=False,
+                                      name="index_dated_rows")
+        self.dated_days = tf.Variable(release_days[dated], trainable=False,
+                                      name="index_dated_days")
+
+    def probes(self, probe: tf.Tensor, size: int) -> tf.Tensor:
+        """[B] partitions each row searches: `probe` (0: the default), at most P and at
+        least enough to hold `size` tracks with a partition to spare (partitions hold C / P
+        tracks on average), so that a small probe never returns a short list."""
+        least = min(self.num_partitions, math.ceil(size / self.mean_members) + 1)
+        return tf.clip_by_value(tf.where(probe > 0, probe, self.default_probe), least,
+                                self.num_partitions)
+
+    def top(self, queries: tf.Tensor, cold: tf.Tensor, days: tf.Tensor, probe: tf.Tensor,
+            window: tf.Tensor, excluded: tf.Tensor, size: int,
+            score: Callable[[tf.Tensor], tf.Tensor], cold_scores: tf.Tensor,
+            release_days: tf.Tensor):
+        """(rows [B, size], scores [B, size]), best first; -inf scores (row 0) where a row
+        has fewer eligible tracks.
+
+        Args:
+          queries: [B, D] query embeddings; cold: [B] bool, rows answered by the cold-start
+            ranking; days: [B] int64 request days; probe: [B] int32 (0: the default);
+            window: [B] int32 release window in days (0: none); excluded: [B, m] int32
+            catalogue rows never returned (negative: none).
+          size: rows returned (at most C).
+          score: catalogue rows [B, N] (PADDING allowed) -> [B, N] warm scores.
+          cold_scores, release_days: [C] the catalogue's, as the exact path reads them.
+        """
+        probed = partitioned_index.probed_rows(queries, self.centroids.read_value(),
+                                               self.members.read_value(),
+                                               self.probes(probe, size),
+                                               self.bounds.read_value())
+        windowed, exact_window = self._window_rows(days, window)
+        cold_rows = self._cold_rows(tf.shape(queries)[0], size + tf.shape(excluded)[1])
+        rows = tf.concat([probed, windowed, cold_rows], axis=1)
+        n_probed, n_window = tf.shape(probed)[1], tf.shape(windowed)[1]
+        part = tf.range(tf.shape(rows)[1])[None, :]
+        in_probed, in_cold = part < n_probed, part >= n_probed + n_window
+        wide_window = tf.logical_and(window > 0, tf.logical_not(exact_window))[:, None]
+        safe = tf.maximum(rows, 0)
+        valid = tf.logical_and(rows >= 0, tf.where(
+            in_probed,
+            tf.logical_and(tf.logical_not(exact_window)[:, None],
+                           tf.logical_or(tf.logical_not(cold)[:, None], wide_window)),
+            tf.where(in_cold, tf.logical_and(cold, tf.equal(window, 0))[:, None], True)))
+        in_window = recency.released_within(days, tf.gather(release_days, safe), window)
+        valid = tf.logical_and(valid, tf.logical_or(~wide_window, in_window))
+        hit = tf.reduce_any(tf.equal(rows[:, :, None], excluded[:, None, :]), axis=2)
+        valid = tf.logical_and(valid, tf.logical_not(hit))
+        scores = tf.where(cold[:, None], tf.gather(cold_scores, safe), score(rows))
+        scores = tf.where(valid, scores, tf.constant(-np.inf, scores.dtype))
+        top = tf.math.top_k(scores, k=size)
+        return tf.gather(safe, top.indices, batch_dims=1), top.values
+
+    def _window_rows(self, days: tf.Tensor, window: tf.Tensor):
+        """([B, W] the tracks released within each row's window, PADDING past the row's
+        own count; [B] bool: the row has a window of at most WINDOW_EXACT_LIMIT tracks,
+        scored exactly). Rows without a window, or with a wider one, get no tracks here."""
+        window = tf.cast(window, tf.int64)
+        dated_days = self.dated_days.read_value()
+        first = tf.searchsorted(dated_days, (days - window + 1)[None, :], side="left")[0]
+        stop = tf.searchsorted(dated_days, days[None, :], side="right")[0]
+        count = tf.where(window > 0, tf.maximum(stop - first, 0), 0)
+        exact = tf.logical_and(window > 0, count <= WINDOW_EXACT_LIMIT)
+        count = tf.where(exact, count, 0)
+        position = first[:, None] + tf.range(tf.reduce_max(tf.concat([count, [0]], 0)))[None, :]
+        inside = position < (first + count)[:, None]
+        rows = tf.gather(self.dated_rows.read_value(),
+                         tf.minimum(position, tf.maximum(tf.size(dated_days) - 1, 0)))
+        return tf.where(inside, rows, PADDING), exact
+
+    def _cold_rows(self, batch: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
+        """[B, length'] the cold-start ranking's first `length` rows (at most C), per row."""
+        order = self.cold_order.read_value()
+        first = order[:tf.minimum(length, tf.size(order))]
+        return tf.tile(first[None, :], tf.stack([batch, 1]))
+
+
+def resolve_probe(default_probe: int, num_partitions: int) -> int:
+    """The export's default probe: `default_probe`, or (0) a sixteenth of the partitions."""
+    return min(num_partitions, default_probe or max(1, math.ceil(num_partitions / 16)))
