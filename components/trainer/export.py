@@ -86,7 +86,15 @@ import tensorflow_transform as tft
 
 from crossfade.components import features
 from crossfade.components.evaluator import list_metrics
-from crossfade.components.trainer import blend, list_content, recency, reranking, run_config
+from crossfade.components.trainer import (
+    blend,
+    list_content,
+    partitioned_index,
+    recency,
+    reranking,
+    run_config,
+    served_index,
+)
 from crossfade.components.trainer import model as model_lib
 from crossfade.components.trainer.catalogue_index import CatalogueIndex
 from crossfade.serving.signatures import (
@@ -144,7 +152,9 @@ class RecommenderModule(tf.Module):
     def __init__(self, two_tower: model_lib.TwoTowerModel,
                  transform_output: tft.TFTransformOutput, catalogue: CatalogueIndex,
                  default_k: int, max_k: int, user_histories: Optional[np.ndarray] = None,
-                 candidate_pool: int = run_config.DEFAULT_CANDIDATE_POOL):
+                 candidate_pool: int = run_config.DEFAULT_CANDIDATE_POOL,
+                 index_tables: Optional[served_index.IndexTables] = None,
+                 default_probe: int = 0):
         super().__init__()
         size = len(catalogue)
         if candidate_pool < 1:
@@ -203,6 +213,12 @@ class RecommenderModule(tf.Module):
                              f", got {user_histories.shape}")
         self.user_histories = tf.Variable(user_histories.astype(np.int32), trainable=False,
                                           name="user_histories")
+        self.index = None  # None: every ranking signature scores the whole catalogue
+        if index_tables is not None:
+            self.index = served_index.ServedIndex(
+                index_tables, catalogue.cold_start_scores, catalogue.release_days,
+                served_index.resolve_probe(default_probe,
+                                           index_tables.partitions.num_partitions))
         self.row_of_track = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(catalogue.ids, tf.string), tf.range(size, dtype=tf.int32)),
@@ -245,19 +261,47 @@ class RecommenderModule(tf.Module):
                           axis=1))
         return embedding, cold
 
+    def _bias_days(self, rows: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """The release days the recency bias reads, of catalogue `rows` (None: all)."""
+        release_days = self.release_days.read_value()
+        if rows is not None:
+            release_days = tf.gather(release_days, rows)
+        if self.bias_sees_dates:
+            return release_days
+        return tf.fill(tf.shape(release_days), tf.constant(features.NO_RELEASE_DAY, tf.int64))
+
     def _scores(self, raw: Dict[str, tf.Tensor]) -> tf.Tensor:
         """[B, C] query-track scores (cosine + recency bias); cold queries get the cold-start
         ranking's."""
         embedding, cold = self._query(raw)
         scores = tf.matmul(embedding, self.catalogue_embeddings, transpose_b=True)
         if self.recency_bias is not None:
-            release_days = self.release_days.read_value()
-            if not self.bias_sees_dates:
-                release_days = tf.fill(tf.shape(release_days),
-                                       tf.constant(features.NO_RELEASE_DAY, tf.int64))
             scores += self.recency_bias(recency.request_days(raw[features.TIMESTAMP]),
-                                        release_days, self.content_only.read_value())
+                                        self._bias_days(), self.content_only.read_value())
         return tf.where(cold[:, None], self.popularity_scores[None, :], scores)
+
+    def _candidate_scores(self, embedding: tf.Tensor, days: tf.Tensor,
+                          rows: tf.Tensor) -> tf.Tensor:
+        """[B, N] `_scores`' warm scores of each row's catalogue `rows` [B, N] (PADDING:
+        -inf)."""
+        scores = partitioned_index.candidate_scores(
+            embedding, self.catalogue_embeddings.read_value(), rows)
+        if self.recency_bias is not None:
+            safe = tf.maximum(rows, 0)
+            scores += self.recency_bias(days, self._bias_days(safe),
+                                        tf.gather(self.content_only.read_value(), safe))
+        return scores
+
+    def _index_pool(self, raw: Dict[str, tf.Tensor], probe: tf.Tensor, window: tf.Tensor,
+                    exclude_track_ids: tf.Tensor):
+        """`_pooled`'s (rows, scores) [B, pool_size] through the partitioned index, with
+        the release window and exclusions applied (components/trainer/served_index.py)."""
+        embedding, cold = self._query(raw)
+        days = recency.request_days(raw[features.TIMESTAMP])
+        return self.index.top(
+            embedding, cold, days, probe, window, self.row_of_track.lookup(exclude_track_ids),
+            self.pool_size, lambda rows: self._candidate_scores(embedding, days, rows),
+            self.popularity_scores.read_value(), self.release_days.read_value())
 
     def _released_within(self, scores: tf.Tensor, timestamp: tf.Tensor,
                          window: tf.Tensor) -> tf.Tensor:
@@ -318,8 +362,15 @@ class RecommenderModule(tf.Module):
 
     @tf.function(input_signature=QUERY_INPUT_SIGNATURE + (K_INPUT,))
     def recommend(self, user_id, recent_track_ids, timestamp, platform, k):
-        scores = self._scores(self._raw_query(user_id, recent_track_ids, timestamp, platform))
-        return self._top_k(scores, k)
+        raw = self._raw_query(user_id, recent_track_ids, timestamp, platform)
+        if self.index is None:
+            return self._top_k(self._scores(raw), k)
+        # The pool `recommend` draws from at its neutral controls: the same list.
+        none = tf.zeros_like(k)
+        rows, scores = self._index_pool(raw, none, none, tf.fill([tf.size(k), 1], ""))
+        count = self._effective_k(k)
+        return {"track_ids": tf.gather(self.catalogue_ids.read_value(), rows[:, :count]),
+                "scores": scores[:, :count]}
 
     @tf.function(input_signature=QUERY_INPUT_SIGNATURE + (K_INPUT,) + CONTROL_INPUT_SIGNATURE)
     def recommend_controlled(self, user_id, recent_track_ids, timestamp, platform, k,
@@ -328,10 +379,14 @@ class RecommenderModule(tf.Module):
         controls = (exclude_track_ids, diversity, explore, seed, released_within_days, probe)
         with tf.control_dependencies(self._checked_controls(tf.shape(user_id)[0], controls)):
             raw = self._raw_query(user_id, recent_track_ids, timestamp, platform)
-            scores = self._released_within(self._scores(raw), raw[features.TIMESTAMP],
-                                           released_within_days)
+            if self.index is None:
+                scores = self._released_within(self._scores(raw), raw[features.TIMESTAMP],
+                                               released_within_days)
+                rows, relevance = self._pooled(self._excluded(scores, exclude_track_ids))
+            else:
+                rows, relevance = self._index_pool(raw, probe, released_within_days,
+                                                   exclude_track_ids)
         count = self._effective_k(k)
-        rows, relevance = self._pooled(self._excluded(scores, exclude_track_ids))
         embeddings = tf.gather(self.catalogue_embeddings.read_value(), rows)
         seeds = reranking.request_seeds(seed, user_id, recent_track_ids, timestamp)
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 from crossfade.components import features
 from crossfade.components.evaluator import list_metrics
 from crossfade.components.testing_data import analyze_and_transform, raw_play, serialize
-from crossfade.components.trainer import export, recency, train
+from crossfade.components.trainer import export, recency, served_index, train
 from crossfade.components.trainer import model as model_lib
 from crossfade.components.trainer.catalogue_index import CatalogueIndex
 from crossfade.components.trainer.hyperparameters import Hyperparameters
@@ -30,9 +30,12 @@ RELEASE_DAYS = [REQUEST_DAY, REQUEST_DAY - 5, REQUEST_DAY - 75, features.NO_RELE
                 REQUEST_DAY + 1]
 
 
-def _export(tmp_path_factory, release_days=None, recency_bias=None):
+def _export(tmp_path_factory, release_days=None, recency_bias=None, indexed=False):
     """The test catalogue's model as TF Serving loads it; with `recency_bias` ([2,
-    NUM_BUCKETS]) the model has a recency bias with those values over `release_days`."""
+    NUM_BUCKETS]) the model has a recency bias with those values over `release_days`;
+    `indexed`: it ranks through a partitioned index (3 partitions: 2 of the played tracks,
+    1 of t5; so small a catalogue fills a pool only with every partition probed, so the
+    answers must be the exact model's)."""
     rows = []
     for index, (track, count) in enumerate(PLAYS.items()):
         for play in range(count):
@@ -65,16 +68,20 @@ def _export(tmp_path_factory, release_days=None, recency_bias=None):
     tracks = list(transform_output.vocabulary_by_name(features.TRACK_VOCABULARY))
     histories = np.full((sizes.users + 2, features.HISTORY_LENGTH), sizes.tracks + 1, np.int32)
     histories[users.index(b"u0"), :2] = [tracks.index(b"t3"), tracks.index(b"t2")]
+    tables = served_index.build_tables(
+        embeddings, index.content_only, index.release_days, recency_bias,
+        REQUEST_DAY if dated else None, num_partitions=2) if indexed else None
     module = export.RecommenderModule(two_tower, transform_output, index, default_k=2,
-                                      max_k=100, user_histories=histories)
+                                      max_k=100, user_histories=histories,
+                                      index_tables=tables, default_probe=1)
     export_dir = str(tmp_path_factory.mktemp("model"))
     export.save(module, export_dir)
     return tf.saved_model.load(export_dir)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    return _export(tmp_path_factory)
+@pytest.fixture(scope="module", params=[False, True], ids=["exact", "indexed"])
+def served(request, tmp_path_factory):
+    return _export(tmp_path_factory, indexed=request.param)
 
 
 # The bias of a track 60-179 days old (t3): large enough to rank it first for anyone; and of
@@ -82,15 +89,15 @@ def served(tmp_path_factory):
 OLDISH_BIAS, UNRELEASED_CONTENT_ONLY_BIAS = 5.0, 2.5
 
 
-@pytest.fixture(scope="module")
-def dated(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["exact", "indexed"])
+def dated(request, tmp_path_factory):
     bias = np.zeros((2, recency.NUM_BUCKETS), np.float32)
     bias[recency.ID_KNOWN, recency.AGE_BOUNDARIES.index(60) + 1] = OLDISH_BIAS
     bias[recency.CONTENT_ONLY, 0] = UNRELEASED_CONTENT_ONLY_BIAS
     # Rows must not be mixed up: the same buckets of the other rows push the other way.
     bias[recency.CONTENT_ONLY, recency.AGE_BOUNDARIES.index(60) + 1] = -OLDISH_BIAS
     bias[recency.ID_KNOWN, 0] = -UNRELEASED_CONTENT_ONLY_BIAS
-    return _export(tmp_path_factory, RELEASE_DAYS, bias)
+    return _export(tmp_path_factory, RELEASE_DAYS, bias, indexed=request.param)
 
 
 def _recommend(model, users, k, history=None, platform="android"):
@@ -435,3 +442,12 @@ def test_age_buckets_follow_the_documented_boundaries():
     # ages 0, 1, 13, 14, 20, 60, 100 days; not yet released; unknown
     assert buckets.tolist() == [1, 2, 14, 15, 15, 18, 18, 0, recency.UNKNOWN_BUCKET]
     assert recency.NUM_BUCKETS == recency.UNKNOWN_BUCKET + 1
+
+
+def test_the_index_is_stored_only_when_asked(served, request):
+    indexed = request.node.callspec.params["served"]
+    assert (getattr(served, "index", None) is not None) == indexed
+    if indexed:  # 2 partitions asked for: 2 of the 4 played tracks, 1 of t5 (content only)
+        assert served.index.centroids.shape == (3, HP.embedding_dim)
+        members = served.index.members.numpy()
+        assert sorted(members[members >= 0].tolist()) == list(range(len(CATALOGUE)))
