@@ -12,10 +12,17 @@ from typing import Dict, Optional, Tuple
 IN_BATCH = "in_batch"
 CATALOGUE = "catalogue"
 NEGATIVES = (IN_BATCH, CATALOGUE)
+AUTO, BRUTE_FORCE, PARTITIONED = "auto", "brute_force", "partitioned"
+INDEXES = (AUTO, BRUTE_FORCE, PARTITIONED)
+# `index` auto: catalogues of at least this many tracks are served through the partitioned
+# index (components/trainer/served_index.py), smaller ones by brute force, which is exact
+# and at 100k tracks still fast (README, "Catalogues of millions").
+PARTITIONED_FROM = 250_000
 
 # Integer fields and their least allowed value.
 _AT_LEAST = {"embedding_dim": 1, "id_embedding_dim": 1, "content_embedding_dim": 1,
-             "hidden_units": 1, "batch_size": 1, "epochs": 1, "max_steps": 0, "seed": 0}
+             "hidden_units": 1, "batch_size": 1, "epochs": 1, "max_steps": 0, "seed": 0,
+             "index_partitions": 0, "index_probe": 0}
 # Float fields: (lower bound, upper bound or None). Bounds are exclusive except where listed.
 _BETWEEN: Dict[str, Tuple[float, Optional[float]]] = {
     "temperature": (0.0, None), "learning_rate": (0.0, None),
@@ -110,6 +117,13 @@ class Hyperparameters:
     # recency_bias; catalogue negatives and recency_bias off leave it without effect (the
     # default stays 0.5 so that switching either needs no second setting).
     new_release_dropout: float = 0.5
+    # How the served model ranks the catalogue: "brute_force" (every track scored: exact),
+    # "partitioned" (an inverted-file index in stock ops: a request scores the members of
+    # its `probe` best partitions) or "auto" (partitioned from PARTITIONED_FROM tracks).
+    index: str = AUTO
+    index_partitions: int = 0  # 0: about sqrt(catalogue size)
+    # Partitions a request with probe 0 searches; 0: a sixteenth of the partitions.
+    index_probe: int = 0
     seed: int = 7
 
     def __post_init__(self):
@@ -125,6 +139,14 @@ class Hyperparameters:
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives must be one of {list(NEGATIVES)}, "
                              f"got {self.negatives!r}")
+        if self.index not in INDEXES:
+            raise ValueError(f"index must be one of {list(INDEXES)}, got {self.index!r}")
+
+    def served_index(self, catalogue_size: int) -> str:
+        """BRUTE_FORCE or PARTITIONED: how a model over `catalogue_size` tracks ranks."""
+        if self.index != AUTO:
+            return self.index
+        return PARTITIONED if catalogue_size >= PARTITIONED_FROM else BRUTE_FORCE
 
 
     def _set(self, name: str, value: object) -> None:

@@ -31,6 +31,9 @@ from crossfade.pipeline import cli
     ("use_user_id", "yes", "true or false"),
     ("time_context", 1, "true or false"),
     ("negatives", "all", "one of"),
+    ("index", "hnsw", "one of"),
+    ("index_partitions", -1, "at least 0"),
+    ("index_probe", 2.5, "an integer"),
 ])
 def test_invalid_values_name_the_field(name, value, message):
     with pytest.raises(ValueError, match=re.escape(message)) as error:

@@ -19,10 +19,16 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from crossfade.components import features
 from crossfade.components.stream_qualification.executor import CHART_JSON
-from crossfade.components.trainer import distribution, export, user_history
+from crossfade.components.trainer import (
+    distribution,
+    export,
+    recency,
+    served_index,
+    user_history,
+)
 from crossfade.components.trainer import model as model_lib
 from crossfade.components.trainer.catalogue_index import CatalogueIndex
-from crossfade.components.trainer.hyperparameters import Hyperparameters
+from crossfade.components.trainer.hyperparameters import PARTITIONED, Hyperparameters
 from crossfade.components.trainer.run_config import (
     CANDIDATE_POOL_KEY,
     CATALOGUE_URIS_KEY,
@@ -217,6 +223,35 @@ def write_warmup_requests(export_dir: str, transform_output: tft.TFTransformOutp
                                  histories + [[]], tracks[:requests], include_recommend=True)
 
 
+def newest_play_day(examples: Dict[str, tf.Tensor]) -> int:
+    """The UTC day of the newest training play: the first day the model can serve."""
+    return int(examples[features.PLAY_TIME].numpy().max()) // recency.SECONDS_PER_DAY
+
+
+def index_tables(hp: Hyperparameters, catalogue: CatalogueIndex,
+                 two_tower: model_lib.TwoTowerModel, reference_day) -> Tuple[
+                     "served_index.IndexTables | None", Dict[str, object]]:
+    """The partitioned index's tables when `hp` serves the catalogue through one (None
+    otherwise), and what to report of them. `reference_day`: None for plays without
+    timestamps (the bias then sees every release day as unknown, as it was trained)."""
+    if hp.served_index(len(catalogue)) != PARTITIONED:
+        return None, {"kind": "brute_force"}
+    started = time.perf_counter()
+    bias = two_tower.recency_bias
+    tables = served_index.build_tables(
+        catalogue.embeddings, catalogue.content_only, catalogue.release_days,
+        None if bias is None else bias.bias.numpy(), reference_day, hp.index_partitions,
+        hp.seed)
+    partitions = tables.partitions
+    stats = {"kind": PARTITIONED, "partitions": partitions.num_partitions,
+             "capacity": partitions.capacity,
+             "default_probe": served_index.resolve_probe(hp.index_probe,
+                                                         partitions.num_partitions),
+             "build_seconds": time.perf_counter() - started}
+    logging.info("Partitioned index: %s", stats)
+    return tables, stats
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point."""
     config = fn_args.custom_config or {}
@@ -274,10 +309,13 @@ def run_fn(fn_args: FnArgs) -> None:
         genres=raw_catalogue[features.GENRES], tags=raw_catalogue[features.TAGS],
         release_days=release_days,
         content_only=catalogue[features.TRACK_INDEX].numpy() == sizes.tracks)
+    tables, index_stats = index_tables(hp, index, two_tower,
+                                       None if untimed else newest_play_day(examples))
     module = export.RecommenderModule(
         two_tower, transform_output, index, default_k=int(config[DEFAULT_K_KEY]),
         max_k=int(config[MAX_K_KEY]), user_histories=stored_histories(examples, sizes),
-        candidate_pool=int(config[CANDIDATE_POOL_KEY]))
+        candidate_pool=int(config[CANDIDATE_POOL_KEY]), index_tables=tables,
+        default_probe=hp.index_probe)
     export.save(module, fn_args.serving_model_dir)
     write_warmup_requests(fn_args.serving_model_dir, transform_output, hp.seed)
     if chart is not None:  # ships with every pushed version, beside the SavedModel
@@ -297,6 +335,7 @@ def run_fn(fn_args: FnArgs) -> None:
         "steps": epochs * steps,
         "final_loss": float(history.history["loss"][-1]),
         "catalogue_size": int(len(catalogue_ids)),
+        "index": index_stats,
         "hyperparameters": config.get(HYPERPARAMETERS_KEY, {}),
     }
     tf.io.gfile.makedirs(fn_args.model_run_dir)
