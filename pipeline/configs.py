@@ -111,6 +111,9 @@ class PipelineConfig:
     # of the difference between two models is ~0.02: 0.03 refuses a model that loses more
     # than a third of its cold recall without gating on noise.
     cold_start_regression_tolerance: float = 0.03
+    # ... and, for a model served through a partitioned index (Hyperparameters.index), at
+    # least this share of the exact top 100 in the index's top 100 on the eval queries.
+    index_recall_floor: float = 0.95
     # ... and, on simulator-made data, a short simulated A/B test against the latest pushed
     # model: no simulated stream-rate regression beyond its margin (2 %). On imported data
     # the Evaluator's blessing passes through (components/simulation_gate).
@@ -135,7 +138,8 @@ class PipelineConfig:
         if self.min_eval_plays < 1 or self.min_eval_users < 1:
             raise ValueError(f"min_eval_plays and min_eval_users must be at least 1, got "
                              f"{self.min_eval_plays}, {self.min_eval_users}")
-        for name in ("diversity_regression_tolerance", "cold_start_regression_tolerance"):
+        for name in ("diversity_regression_tolerance", "cold_start_regression_tolerance",
+                     "index_recall_floor"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         play_checks.check_timestamp_policy(self.timestamp_policy)

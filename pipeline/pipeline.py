@@ -79,7 +79,8 @@ def create_pipeline(config: PipelineConfig,
             lift_floor=config.lift_floor, regression_tolerance=config.regression_tolerance,
             min_eval_plays=config.min_eval_plays, min_eval_users=config.min_eval_users,
             diversity_regression_tolerance=config.diversity_regression_tolerance,
-            cold_start_regression_tolerance=config.cold_start_regression_tolerance))
+            cold_start_regression_tolerance=config.cold_start_regression_tolerance,
+            index_recall_floor=config.index_recall_floor))
 
     gate = SimulationGate(
         model=trainer.outputs["model"],

@@ -19,7 +19,11 @@ A model is blessed when all of these hold on the eval (later-span) split:
   (`cold_recall@50`) is not below the latest blessed model's by more than
   `cold_start_regression_tolerance` (absolute), once each has `MIN_COLD_PLAYS` such plays: a
   model must not buy recall on the established catalogue with new releases. A lower bound on
-  the derived `cold_recall@50_change`, for the same reason as the diversity check.
+  the derived `cold_recall@50_change`, for the same reason as the diversity check;
+* a faithful index: where the model serves through a partitioned index
+  (components/trainer/served_index.py), the index's top 100 holds at least
+  `index_recall_floor` of what exact scoring ranks there, on the eval queries
+  (`index_recall@100`; 1 for a model that scores every track).
 """
 import tensorflow_model_analysis as tfma
 
@@ -31,6 +35,7 @@ GATED_METRIC = retrieval_metrics.RECALL.format(retrieval_metrics.LIFT_CUTOFF)
 LIFT_METRIC = retrieval_metrics.LIFT.format(retrieval_metrics.LIFT_CUTOFF)
 DIVERSITY_GATED_METRIC = retrieval_metrics.DIVERSITY_CHANGE.format(LIST_CUTOFF)
 COLD_GATED_METRIC = retrieval_metrics.COLD_CHANGE.format(retrieval_metrics.LIFT_CUTOFF)
+INDEX_GATED_METRIC = retrieval_metrics.INDEX_RECALL.format(retrieval_metrics.INDEX_CUTOFF)
 
 
 def _at_least(bound: float) -> tfma.MetricThreshold:
@@ -41,7 +46,8 @@ def _at_least(bound: float) -> tfma.MetricThreshold:
 def retrieval_eval_config(lift_floor: float, regression_tolerance: float,
                           min_eval_plays: int, min_eval_users: int,
                           diversity_regression_tolerance: float,
-                          cold_start_regression_tolerance: float) -> tfma.EvalConfig:
+                          cold_start_regression_tolerance: float,
+                          index_recall_floor: float) -> tfma.EvalConfig:
     """EvalConfig for the `evaluate_examples` signature with the gate described above."""
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=EVALUATE_EXAMPLES)],
@@ -55,6 +61,7 @@ def retrieval_eval_config(lift_floor: float, regression_tolerance: float,
                 retrieval_metrics.EVAL_USERS: _at_least(min_eval_users),
                 DIVERSITY_GATED_METRIC: _at_least(-diversity_regression_tolerance),
                 COLD_GATED_METRIC: _at_least(-cold_start_regression_tolerance),
+                INDEX_GATED_METRIC: _at_least(index_recall_floor),
                 GATED_METRIC: tfma.MetricThreshold(
                     change_threshold=tfma.GenericChangeThreshold(
                         direction=tfma.MetricDirection.HIGHER_IS_BETTER,

@@ -21,6 +21,10 @@ computes:
   a pair of tracks with content has a NaN diversity and is left out of the mean. Sums and
   counts are accumulated, so merging partial results is exact.
 
+* ``index_recall@100``: the mean of the signature's ``index_recall``, the share of the
+  served index's top 100 that the exact ranking's top 100 would hold (1 for a model that
+  ranks by brute force; NaN for a model exported before the output existed).
+
 * cold start, from the signature's ``label_train_plays`` (the played track's examples in
   the model's own training split): ``cold_recall@K``, ``cold_ndcg@10`` and
   ``cold_eval_plays`` over the plays of catalogue tracks without a training example (0: new
@@ -73,6 +77,8 @@ INTRA_LIST_DIVERSITY = "intra_list_diversity@{}"
 NOVELTY = "novelty@{}"
 DIVERSITY_CHANGE = "intra_list_diversity@{}_change"
 COLD, WARM = "cold_", "warm_"
+INDEX_CUTOFF = 100
+INDEX_RECALL = "index_recall@{}"
 COLD_CHANGE = "cold_recall@{}_change"
 #: Cold plays each model needs before its cold Recall@50 is compared: with fewer, the
 #: standard error of the difference between two recalls near 0.3 exceeds 0.065 and the check
@@ -86,7 +92,7 @@ def metric_names() -> List[str]:
             + [COVERAGE.format(k) for k in COVERAGE_CUTOFFS]
             + [POPULARITY_RECALL.format(LIFT_CUTOFF), LIFT.format(LIFT_CUTOFF), EVAL_PLAYS,
                EVAL_USERS, INTRA_LIST_DIVERSITY.format(LIST_CUTOFF),
-               NOVELTY.format(LIST_CUTOFF)]
+               NOVELTY.format(LIST_CUTOFF), INDEX_RECALL.format(INDEX_CUTOFF)]
             + [segment + name for segment in (COLD, WARM) for name in _segment_metric_names()])
 
 
@@ -262,6 +268,7 @@ class _Accumulator:
         # Per-list metrics: sums and how many lists had a value (0: the model has no output).
         self.diversity_sum, self.diversity_lists = 0.0, 0
         self.novelty_sum, self.novelty_lists = 0.0, 0
+        self.index_recall_sum, self.index_recall_lists = 0.0, 0
 
     def mark(self, k: int, rows: np.ndarray, catalogue_size: int) -> None:
         if self.recommended[k] is None:
@@ -301,6 +308,10 @@ def _add_list_metrics(accumulator: _Accumulator, outputs: Dict[str, np.ndarray])
         novelty = np.asarray(outputs["novelty"], dtype=np.float64).ravel()
         accumulator.novelty_sum += float(novelty.sum())
         accumulator.novelty_lists += len(novelty)
+    if "index_recall" in outputs:
+        recall = np.asarray(outputs["index_recall"], dtype=np.float64).ravel()
+        accumulator.index_recall_sum += float(recall.sum())
+        accumulator.index_recall_lists += len(recall)
 
 
 def _mean(total: float, count: int) -> float:
@@ -348,6 +359,8 @@ class _RetrievalCombiner(beam.CombineFn):
             merged.diversity_lists += accumulator.diversity_lists
             merged.novelty_sum += accumulator.novelty_sum
             merged.novelty_lists += accumulator.novelty_lists
+            merged.index_recall_sum += accumulator.index_recall_sum
+            merged.index_recall_lists += accumulator.index_recall_lists
             merged.cold.merge(accumulator.cold)
             merged.warm.merge(accumulator.warm)
             for k in COVERAGE_CUTOFFS:
@@ -375,6 +388,8 @@ class _RetrievalCombiner(beam.CombineFn):
                                                                  accumulator.diversity_lists)
         values[NOVELTY.format(LIST_CUTOFF)] = _mean(accumulator.novelty_sum,
                                                     accumulator.novelty_lists)
+        values[INDEX_RECALL.format(INDEX_CUTOFF)] = _mean(accumulator.index_recall_sum,
+                                                          accumulator.index_recall_lists)
         for prefix, segment in ((COLD, accumulator.cold), (WARM, accumulator.warm)):
             values.update({prefix + name: value for name, value in segment.values().items()})
         return {self._keys[name]: value for name, value in values.items()}

@@ -128,7 +128,7 @@ def _config(has_baseline=True, diversity_tolerance=0.05, cold_tolerance=0.05, **
             "min_eval_users": 20, **gate}
     config = eval_config.retrieval_eval_config(diversity_regression_tolerance=diversity_tolerance,
                                                cold_start_regression_tolerance=cold_tolerance,
-                                               **gate)
+                                               index_recall_floor=0.95, **gate)
     # As TFX's Evaluator does: rubber_stamp drops change thresholds before the first blessing.
     return tfma.utils.config_util.update_eval_config_with_defaults(
         config, has_baseline=has_baseline, rubber_stamp=True)
@@ -144,13 +144,15 @@ def test_gate_thresholds_reach_the_computed_keys():
                                            retrieval_metrics.EVAL_PLAYS,
                                            retrieval_metrics.EVAL_USERS,
                                            eval_config.DIVERSITY_GATED_METRIC,
-                                           eval_config.COLD_GATED_METRIC}
+                                           eval_config.COLD_GATED_METRIC,
+                                           eval_config.INDEX_GATED_METRIC}
     bounds = {key.name: " ".join(str(entries).split()) for key, entries in thresholds.items()
               if not key.is_diff}
     assert "lower_bound { value: 100.0 }" in bounds[retrieval_metrics.EVAL_PLAYS]
     assert "lower_bound { value: 20.0 }" in bounds[retrieval_metrics.EVAL_USERS]
     assert "lower_bound { value: -0.05 }" in bounds[eval_config.DIVERSITY_GATED_METRIC]
     assert "lower_bound { value: -0.05 }" in bounds[eval_config.COLD_GATED_METRIC]
+    assert "lower_bound { value: 0.95 }" in bounds[eval_config.INDEX_GATED_METRIC]
     # TFMA never checks the baseline's own thresholds; every candidate one must be computed.
     assert all(key in computed for key in gated if key.model_name != "baseline")
     assert {key.name for key in thresholds if key.is_diff} == {eval_config.GATED_METRIC}
@@ -177,7 +179,19 @@ def test_a_model_without_list_outputs_reports_them_as_unknown():
     accumulator = combiner.merge_accumulators([accumulator, combiner.create_accumulator()])
     values = _values(combiner.extract_output(accumulator))
     assert math.isnan(values[ILD]) and math.isnan(values[NOVELTY])
+    assert math.isnan(values["index_recall@100"])
     assert values["recall@10"] == 1.0 and values["eval_plays"] == 1
+
+
+def test_index_recall_is_the_mean_over_plays_across_accumulators():
+    combiner = _combiner()
+    first = combiner.add_input(combiner.create_accumulator(),
+                               _inputs([0, 1], [0, 0], [[0] * 10, [1] * 10],
+                                       index_recall=[1.0, 0.9]))
+    second = combiner.add_input(combiner.create_accumulator(),
+                                _inputs(2, 0, [2] * 10, index_recall=0.5))
+    values = _values(combiner.extract_output(combiner.merge_accumulators([first, second])))
+    assert values["index_recall@100"] == pytest.approx((1.0 + 0.9 + 0.5) / 3)
 
 
 def test_lists_without_any_content_pair_leave_diversity_unknown():
@@ -206,12 +220,13 @@ def test_diversity_change(candidate, baseline, change):
 # --- the blessing gate, as TFMA's evaluator applies it to one slice ---------------------------
 
 def _play(candidate, baseline, user):
-    """One eval play scored by both models: a hit for each, missed by most-popular."""
+    """One eval play scored by both models: a hit for each, missed by most-popular. The
+    candidate reports a brute-force index recall (1) unless `candidate` says otherwise."""
     def outputs(list_outputs):
         return {"label_rank": np.array([0]), "popularity_rank": np.array([99]),
                 "top_indices": np.array([list(range(10))]), "catalogue_size": np.array([10]),
                 **{name: np.array([value], np.float32) for name, value in list_outputs.items()}}
-    prediction = {"candidate": outputs(candidate)}
+    prediction = {"candidate": outputs({"index_recall": 1.0, **candidate})}
     if baseline is not None:
         prediction["baseline"] = outputs(baseline)
     return metric_types.StandardMetricInputs(prediction=prediction,
@@ -264,6 +279,13 @@ def test_a_diversity_regression_beyond_the_tolerance_blocks_blessing(candidate, 
     _, failed = _validate(_config(**SMALL), _plays(
         {"intra_list_diversity": candidate}, {"intra_list_diversity": 0.5}))
     assert failed == ({eval_config.DIVERSITY_GATED_METRIC} if blocked else set())
+
+
+@pytest.mark.parametrize("recall, blocked", [(0.96, False), (0.94, True), (math.nan, True)])
+def test_an_index_below_the_recall_floor_blocks_blessing(recall, blocked):
+    # NaN: a candidate that does not report its index's recall is not blessed on trust.
+    _, failed = _validate(_config(**SMALL), _plays({"index_recall": recall}, {}))
+    assert failed == ({eval_config.INDEX_GATED_METRIC} if blocked else set())
 
 
 def test_the_tolerance_is_configurable():

@@ -76,7 +76,9 @@ Signatures (every input is batched along axis 0):
   (catalogue rows recommended), ``catalogue_size`` [B], and for the first `LIST_CUTOFF` of
   the top tracks ``intra_list_diversity`` [B] (on genre/tag content, NaN without two tracks
   with content) and ``novelty`` [B] (mean self-information, bits); definitions in
-  components/evaluator/list_metrics.py. The Evaluator's metrics read these.
+  components/evaluator/list_metrics.py; ``index_recall`` [B] float32: the share of the
+  served index's top `EVAL_TOP_K` (default probe) that exact scoring ranks there too (1 for a
+  model without an index). The Evaluator's metrics read these.
 """
 from typing import Dict, Optional
 
@@ -514,10 +516,12 @@ class RecommenderModule(tf.Module):
         label_rank = tf.reduce_sum(tf.cast(scores > label_scores[:, None], tf.int32), axis=1)
         popularity_rank = tf.gather(self.popularity_rank.read_value(), tf.maximum(rows, 0))
         train_plays = tf.gather(self.train_play_counts.read_value(), tf.maximum(rows, 0))
-        top_indices = tf.math.top_k(scores, k=tf.minimum(EVAL_TOP_K, size)).indices
+        top = tf.math.top_k(scores, k=tf.minimum(EVAL_TOP_K, size))
+        top_indices = top.indices
         listed = top_indices[:, :list_metrics.LIST_CUTOFF]
         batch_size = tf.shape(examples)[0]
         return {
+            "index_recall": self._index_recall(raw, top.values),
             "label_rank": tf.where(found, label_rank, size),
             "popularity_rank": tf.where(found, popularity_rank, size),
             "label_train_plays": tf.where(found, train_plays, -tf.ones_like(train_plays)),
@@ -528,6 +532,19 @@ class RecommenderModule(tf.Module):
             "novelty": list_content.novelty(
                 tf.gather(self.self_information.read_value(), listed)),
         }
+
+    def _index_recall(self, raw: Dict[str, tf.Tensor], exact_top: tf.Tensor) -> tf.Tensor:
+        """[B] the share of the served index's top K whose score reaches the exact top K's
+        last ([B, K] `exact_top` scores, best first): its recall@K against exact scoring,
+        by score, so tracks tied at the cut count as found; 1 without an index."""
+        if self.index is None:
+            return tf.ones(tf.shape(exact_top)[:1])
+        neutral = tf.zeros(tf.shape(exact_top)[:1], tf.int32)
+        _, served = self._index_pool(raw, neutral, neutral,
+                                     tf.fill(tf.stack([tf.size(neutral), 1]), ""))
+        cut = exact_top[:, -1:]
+        found = served[:, :tf.shape(exact_top)[1]] >= cut - 1e-5  # matvec vs matmul rounding
+        return tf.reduce_mean(tf.cast(found, tf.float32), axis=1)
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         return {

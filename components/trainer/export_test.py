@@ -165,6 +165,8 @@ def test_evaluate_examples_ranks_agree_with_serving(served):
     assert int(ranks["label_rank"][0]) == served_order.index("t3")
     assert int(ranks["popularity_rank"][0]) == 2  # t1, t2, then t3 (ties by catalogue order)
     assert int(ranks["catalogue_size"][0]) == len(CATALOGUE)
+    # Brute force, or an index so small that every partition is probed: all found.
+    assert ranks["index_recall"].numpy().tolist() == [1.0]
     unknown = raw_play("u1", "not-in-catalogue")
     ranks = served.signatures[export.EVALUATE_EXAMPLES](examples=tf.constant([serialize(unknown)]))
     assert int(ranks["label_rank"][0]) == len(CATALOGUE)
