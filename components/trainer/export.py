@@ -7,6 +7,15 @@ count; components/trainer/catalogue_index.py) and every training user's stored h
 `tf.math.top_k`: stock TensorFlow ops only, so the stock `tensorflow/serving` image loads it
 (no ScaNN custom ops).
 
+**Partitioned index.** A model trained with `Hyperparameters.index` partitioned (by default
+from `PARTITIONED_FROM` tracks) also holds an inverted-file index of the catalogue
+(components/trainer/served_index.py, stock ops as well): `serving_default`, `recommend` and
+`similar_tracks` then score the members of each request's `probe` best partitions instead of
+every track, with the same scores; cold queries and release windows of up to
+`served_index.WINDOW_EXACT_LIMIT` tracks stay exact. `blend`, `evaluate_examples`' ranks and
+`catalogue_scores` always score the whole catalogue; `evaluate_examples` reports how much
+of the exact top `EVAL_TOP_K` the index finds (``index_recall``).
+
 **Stored history.** In every query signature (`serving_default`, `recommend`,
 `query_embedding`, `evaluate_examples`) a known user whose `recent_track_ids` row is all ""
 is answered with their stored training history; a row with any track keeps its own.
@@ -41,8 +50,9 @@ Signatures (every input is batched along axis 0):
                                             whose catalogue has no release dates, is
                                             INVALID_ARGUMENT (0)
   ``probe``                   [B] int32     index partitions to probe; 0 = the model's
-                                            default; exact search ignores it; < 0 is
-                                            INVALID_ARGUMENT (0)
+                                            default; at least enough to fill the pool,
+                                            at most all (exact); a model without an
+                                            index ignores it; < 0 is INVALID_ARGUMENT (0)
   ==========================  ============  ==============================================
 
   Outputs ``track_ids``, ``scores`` (as `serving_default`), ``titles`` and ``artists`` [B, K]
@@ -326,6 +336,12 @@ class RecommenderModule(tf.Module):
         return {"track_ids": tf.gather(self.catalogue_ids.read_value(), top.indices),
                 "scores": top.values}
 
+    def _first_k(self, rows: tf.Tensor, scores: tf.Tensor, k: tf.Tensor) -> Dict[str, tf.Tensor]:
+        """`_top_k`'s outputs from an index's best-first (rows, scores) [B, N >= max_k]."""
+        count = self._effective_k(k)
+        return {"track_ids": tf.gather(self.catalogue_ids.read_value(), rows[:, :count]),
+                "scores": scores[:, :count]}
+
     def _excluded(self, scores: tf.Tensor, exclude_track_ids: tf.Tensor) -> tf.Tensor:
         """`scores` with each row's excluded catalogue tracks at -inf (unknown ids ignored)."""
         rows = self.row_of_track.lookup(exclude_track_ids)
@@ -369,10 +385,8 @@ class RecommenderModule(tf.Module):
             return self._top_k(self._scores(raw), k)
         # The pool `recommend` draws from at its neutral controls: the same list.
         none = tf.zeros_like(k)
-        rows, scores = self._index_pool(raw, none, none, tf.fill([tf.size(k), 1], ""))
-        count = self._effective_k(k)
-        return {"track_ids": tf.gather(self.catalogue_ids.read_value(), rows[:, :count]),
-                "scores": scores[:, :count]}
+        return self._first_k(*self._index_pool(raw, none, none,
+                                               tf.fill([tf.size(k), 1], "")), k)
 
     @tf.function(input_signature=QUERY_INPUT_SIGNATURE + (K_INPUT,) + CONTROL_INPUT_SIGNATURE)
     def recommend_controlled(self, user_id, recent_track_ids, timestamp, platform, k,
@@ -497,13 +511,29 @@ class RecommenderModule(tf.Module):
         rows = self.row_of_track.lookup(track_id)
         found = rows >= 0
         seeds = tf.gather(self.catalogue_embeddings.read_value(), tf.maximum(rows, 0))
-        scores = tf.matmul(seeds, self.catalogue_embeddings, transpose_b=True)
-        itself = tf.one_hot(tf.maximum(rows, 0), tf.shape(scores)[1], on_value=True,
-                            off_value=False)
-        scores = tf.where(itself, tf.cast(-np.inf, scores.dtype), scores)
-        result = self._top_k(scores, k)
+        if self.index is None:
+            scores = tf.matmul(seeds, self.catalogue_embeddings, transpose_b=True)
+            itself = tf.one_hot(tf.maximum(rows, 0), tf.shape(scores)[1], on_value=True,
+                                off_value=False)
+            result = self._top_k(tf.where(itself, tf.cast(-np.inf, scores.dtype), scores), k)
+        else:
+            result = self._index_similar(seeds, tf.maximum(rows, 0), k)
         result["found"] = found
         return result
+
+    def _index_similar(self, seeds: tf.Tensor, itself: tf.Tensor, k: tf.Tensor):
+        """`similar_tracks`' top k of the seed embeddings [B, D] through the index, cosine
+        only, each seed's own row `itself` [B] left out."""
+        none = tf.zeros_like(itself)
+        embeddings = self.catalogue_embeddings.read_value()
+        rows, scores = self.index.top(
+            seeds, tf.zeros_like(itself, tf.bool), tf.zeros_like(itself, tf.int64), none,
+            none, itself[:, None], self.pool_size,
+            lambda candidates: partitioned_index.candidate_scores(seeds, embeddings,
+                                                                  candidates),
+            self.popularity_scores.read_value(), self.release_days.read_value(),
+            biased=False)
+        return self._first_k(rows, scores, k)
 
     @tf.function(input_signature=(tf.TensorSpec([None], tf.string, name="examples"),))
     def evaluate_examples(self, examples):

@@ -154,7 +154,7 @@ class ServedIndex(tf.Module):
     def top(self, queries: tf.Tensor, cold: tf.Tensor, days: tf.Tensor, probe: tf.Tensor,
             window: tf.Tensor, excluded: tf.Tensor, size: int,
             score: Callable[[tf.Tensor], tf.Tensor], cold_scores: tf.Tensor,
-            release_days: tf.Tensor):
+            release_days: tf.Tensor, biased: bool = True):
         """(rows [B, size], scores [B, size]), best first; -inf scores (row 0) where a row
         has fewer eligible tracks.
 
@@ -166,11 +166,13 @@ class ServedIndex(tf.Module):
           size: rows returned (at most C).
           score: catalogue rows [B, N] (PADDING allowed) -> [B, N] warm scores.
           cold_scores, release_days: [C] the catalogue's, as the exact path reads them.
+          biased: whether `score` adds the recency bias (partitions are then ranked with
+            their bias bounds); False for pure cosine, as `similar_tracks` scores.
         """
         probed = partitioned_index.probed_rows(queries, self.centroids.read_value(),
                                                self.members.read_value(),
                                                self.probes(probe, size),
-                                               self.bounds.read_value())
+                                               self.bounds.read_value() if biased else None)
         windowed, exact_window = self._window_rows(days, window)
         cold_rows = self._cold_rows(tf.shape(queries)[0], size + tf.shape(excluded)[1])
         rows = tf.concat([probed, windowed, cold_rows], axis=1)
