@@ -3,6 +3,8 @@
     python -m bench.serving_bench [--catalogues 10000,100000] [--ks 10,100]
                                   [--clients 1,8] [--recommend-clients 1]
                                   [--blend-clients 1] [--seconds 4] [--output DIR]
+                                  [--index brute_force|partitioned]
+                                  [--embeddings isotropic|clustered] [--probes 0,8,32]
 
 For each catalogue size it exports a crossfade SavedModel with `crossfade.components.trainer.export`
 — the real serving graph: Transform layer, query tower, matmul + top-k over the catalogue,
@@ -24,6 +26,20 @@ request after another for `--seconds`:
   one with the request's 5 recent tracks and one answered from their (stored) history, by
   the default strategy.
 
+With `--index partitioned` every model also holds a partitioned index
+(components/trainer/served_index.py, default partitions and probe), and for each `--probes`
+count (0: the model's default) at K=100 it times `recommend` at neutral controls searching
+that many partitions (one client) and measures its recall@100 against every partition probed
+(RECALL_REQUESTS requests). An index can only be as good as the embeddings let it:
+
+* `isotropic` (default): N random unit vectors, the worst case for an index (no structure;
+  recall is about the share of the catalogue searched);
+* `clustered`: one centre per TRACKS_PER_CLUSTER tracks, each centre the untrained query
+  tower's embedding of a request drawn as the load draws them, each track its centre plus
+  Gaussian noise of norm CLUSTER_SPREAD, normalised: queries land near tracks, as a trained
+  model's do. (A trained model's own embeddings grown to millions are the issue's ask; the
+  Evaluator's `index_recall@100` measures the index on a trained model's eval queries.)
+
 Both go through `predict` with the request builders of `crossfade.serving.signatures`, so the
 two pay the same client-side cost and their ratio is the signature's. It prints p50/p99
 latency, requests per second, the ratio to the floor (the bare `top_k(query @ catalogue^T)`
@@ -40,7 +56,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -54,6 +70,12 @@ TARGET_RECOMMEND_P99_RATIO = 2.0  # recommend p99 / serving_default p99, 100k, K
 TARGET_SIZE, TARGET_K = 100_000, 100
 TARGET_BLEND_K, TARGET_BLEND_P99_RATIO = 50, 2.0  # blend of 2 / serving_default, 1 client
 RECENT_PER_REQUEST = 5
+BRUTE_FORCE, PARTITIONED = "brute_force", "partitioned"
+ISOTROPIC, CLUSTERED = "isotropic", "clustered"
+TRACKS_PER_CLUSTER = 100  # clustered catalogues: one query-embedding centre per 100 tracks
+CLUSTER_SPREAD = 0.5  # noise norm around a centre (cosine to it about 0.89)
+EXACT_PROBE = 2 ** 30  # clamps to every partition: exact scoring
+RECALL_REQUESTS = 200
 EMBEDDING_DIM = 64
 USERS = [f"user-{i}" for i in range(200)]
 _BASE62 = np.array(list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
@@ -82,10 +104,40 @@ def _transform_output(work_dir: str):
     return transform_output
 
 
-def export_model(export_dir: str, catalogue_size: int, transform_output, seed: int = 0) -> None:
-    """A crossfade SavedModel with `catalogue_size` random catalogue embeddings."""
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def _clustered(size: int, queries: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[size, D] tracks around the bench's own query embeddings (see the docstring)."""
+    centres = queries[rng.integers(0, len(queries), size)]
+    noise = rng.standard_normal(centres.shape).astype(np.float32)
+    return _unit(centres + CLUSTER_SPREAD * noise / np.sqrt(centres.shape[1])).astype(
+        np.float32)
+
+
+def _query_embeddings(two_tower, transform_output, count: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """[count, D] the towers' embeddings of requests drawn as `load` draws them."""
+    from crossfade.components.trainer import export
+    from crossfade.components.trainer.catalogue_index import CatalogueIndex
+    tiny = CatalogueIndex(ids=RECENT_POOL[:2], embeddings=np.eye(2, EMBEDDING_DIM,
+                                                                 dtype=np.float32),
+                          play_counts=np.ones(2, np.int64))
+    module = export.RecommenderModule(two_tower, transform_output, tiny, default_k=1,
+                                      max_k=100)
+    users = np.array([USERS[i] for i in rng.integers(0, len(USERS), count)], dtype=object)
+    recent = RECENT_POOL[rng.integers(0, len(RECENT_POOL), (count, RECENT_PER_REQUEST))]
+    return module.query_embedding(users, recent.astype(object), np.zeros(count, np.int64),
+                                  np.full(count, "", dtype=object))["embedding"].numpy()
+
+
+def export_model(export_dir: str, catalogue_size: int, transform_output, seed: int = 0,
+                 index: str = BRUTE_FORCE, embeddings: str = ISOTROPIC) -> None:
+    """A crossfade SavedModel over `catalogue_size` catalogue embeddings of kind
+    `embeddings`, ranking by brute force or through a partitioned `index`."""
     from crossfade.components import testing_data
-    from crossfade.components.trainer import export, train
+    from crossfade.components.trainer import export, served_index, train
     from crossfade.components.trainer import model as model_lib
     from crossfade.components.trainer.catalogue_index import CatalogueIndex
     from crossfade.components.trainer.hyperparameters import Hyperparameters
@@ -100,17 +152,28 @@ def export_model(export_dir: str, catalogue_size: int, transform_output, seed: i
         train.sampling_probabilities(transform_output, counts),
         catalogue_row=train.catalogue_rows(transform_output, ids),
         catalogue_release_days=release_days)
-    embeddings = rng.standard_normal((catalogue_size, hp.embedding_dim)).astype(np.float32)
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    if embeddings == CLUSTERED:
+        vectors = _clustered(catalogue_size, _query_embeddings(
+            two_tower, transform_output, max(1, catalogue_size // TRACKS_PER_CLUSTER), rng),
+            rng)
+    else:
+        vectors = _unit(rng.standard_normal((catalogue_size, hp.embedding_dim))).astype(
+            np.float32)
     # Display names of a realistic length: `recommend` gathers them for every listed track.
-    index = CatalogueIndex(
-        ids=ids, embeddings=embeddings, play_counts=rng.zipf(1.5, catalogue_size).clip(
+    catalogue = CatalogueIndex(
+        ids=ids, embeddings=vectors, play_counts=rng.zipf(1.5, catalogue_size).clip(
             max=10 ** 6),
         titles=np.array([f"Track number {i}" for i in range(catalogue_size)], dtype=object),
         artists=np.array([f"Artist {i % 5000}" for i in range(catalogue_size)], dtype=object),
         release_days=release_days)
-    module = export.RecommenderModule(two_tower, transform_output, index, default_k=10,
-                                      max_k=100)
+    tables = None
+    if index == PARTITIONED:
+        two_tower.recency_bias.build(None)  # untrained: zero, as the bounds then are
+        tables = served_index.build_tables(
+            vectors, catalogue.content_only, release_days, two_tower.recency_bias.bias.numpy(),
+            int(time.time()) // 86400, seed=seed)
+    module = export.RecommenderModule(two_tower, transform_output, catalogue, default_k=10,
+                                      max_k=100, index_tables=tables)
     export.save(module, export_dir)
     warmup.write_warmup_requests(export_dir, USERS[:20],
                                  [list(ids[i:i + 2]) for i in range(20)], list(ids[:20]))
@@ -144,10 +207,14 @@ def floor_ms(export_dir: str, k: int, seconds: float) -> Dict[str, float]:
             "qps": len(latencies) / seconds}
 
 
-def _request(signature: str, user: str, recent: List[str], k: int) -> Dict[str, np.ndarray]:
+def _request(signature: str, user: str, recent: List[str], k: int,
+             probe: Optional[int] = None) -> Dict[str, np.ndarray]:
     """One user's request to `signature` (SERVING_DEFAULT, RECOMMEND or BLEND, see the
-    docstring)."""
+    docstring); with `probe`, a `recommend` at neutral controls searching that many
+    partitions."""
     from crossfade.serving import signatures
+    if probe is not None:
+        return signatures.recommend_controls_inputs([user], [recent], k, probe=probe)
     if signature == signatures.SERVING_DEFAULT:
         return signatures.recommend_inputs([user], [recent], k)
     if signature == signatures.BLEND:
@@ -159,12 +226,14 @@ def _request(signature: str, user: str, recent: List[str], k: int) -> Dict[str, 
 
 
 def load(target: str, model: str, k: int, clients: int, seconds: float,
-         signature: str) -> Dict[str, float]:
-    """p50/p99 latency (ms) and requests/s of `clients` threads calling `signature`."""
+         signature: str, probe: Optional[int] = None) -> Dict[str, float]:
+    """p50/p99 latency (ms) and requests/s of `clients` threads calling `signature` (with
+    `probe`: `recommend` at that probe, `_request`)."""
     from crossfade.serving.client import GrpcClient
     client = GrpcClient(target, model_name=model, timeout_s=10.0)
     for index in range(20):  # connection set-up and the server's first batches
-        client.predict(signature, _request(signature, USERS[index], [RECENT_POOL[index]], k))
+        client.predict(signature, _request(signature, USERS[index], [RECENT_POOL[index]], k,
+                                           probe))
     latencies: List[List[float]] = [[] for _ in range(clients)]
     errors: List[int] = [0] * clients
     start = threading.Barrier(clients + 1)
@@ -178,7 +247,7 @@ def load(target: str, model: str, k: int, clients: int, seconds: float,
             recent = list(RECENT_POOL[rng.integers(0, len(RECENT_POOL), RECENT_PER_REQUEST)])
             began = time.perf_counter()
             try:
-                client.predict(signature, _request(signature, user, recent, k))
+                client.predict(signature, _request(signature, user, recent, k, probe))
             except Exception:  # noqa: BLE001 -- counted and reported
                 errors[slot] += 1
                 continue
@@ -197,6 +266,25 @@ def load(target: str, model: str, k: int, clients: int, seconds: float,
     every = [value for values in latencies for value in values]
     return {"p50": _percentile(every, 50), "p99": _percentile(every, 99),
             "qps": len(every) / elapsed, "requests": len(every), "errors": sum(errors)}
+
+
+def index_recall(target: str, model: str, k: int, probe: int) -> float:
+    """Mean share of `recommend`'s exact top k (every partition probed) that a search of
+    `probe` partitions returns, over RECALL_REQUESTS requests drawn as `load` draws them."""
+    from crossfade.serving import signatures
+    from crossfade.serving.client import GrpcClient
+    client = GrpcClient(target, model_name=model, timeout_s=30.0)
+    rng = np.random.default_rng(7)
+    recalls = []
+    for _ in range(RECALL_REQUESTS):
+        user = USERS[int(rng.integers(len(USERS)))]
+        recent = list(RECENT_POOL[rng.integers(0, len(RECENT_POOL), RECENT_PER_REQUEST)])
+        found, exact = (set(client.predict(signatures.RECOMMEND, _request(
+            signatures.RECOMMEND, user, recent, k, p))[0]["track_ids"][0].tolist())
+            for p in (probe, EXACT_PROBE))
+        recalls.append(len(found & exact) / len(exact))
+    client.close()
+    return float(np.mean(recalls))
 
 
 def _wait_ready(target: str, models: List[str], process: subprocess.Popen,
@@ -229,11 +317,12 @@ class Row:
     signature: str
     result: Dict[str, float]
     floor: Dict[str, float]
+    recall: Optional[float] = None  # probe rows: recall@K against every partition probed
 
 
 def _measure(target: str, work: str, models: Dict[int, str], ks: List[int],
              client_counts: List[int], recommend_clients: List[int],
-             blend_clients: List[int], seconds: float) -> List[Row]:
+             blend_clients: List[int], seconds: float, probes: List[int]) -> List[Row]:
     from crossfade.serving import signatures
     plan = ([(signatures.SERVING_DEFAULT, clients) for clients in client_counts]
             + [(signatures.RECOMMEND, clients) for clients in recommend_clients]
@@ -248,19 +337,27 @@ def _measure(target: str, work: str, models: Dict[int, str], ks: List[int],
                 rows.append(Row(size, k, clients, signature, result, floor))
                 print(f"  measured {signature}, {size:,} tracks, K={k}, {clients} client(s): "
                       f"{result['qps']:.0f} req/s", flush=True)
+            for probe in probes if k == TARGET_K else []:
+                result = load(target, name, k, 1, seconds, signatures.RECOMMEND, probe)
+                recall = index_recall(target, name, k, probe)
+                rows.append(Row(size, k, 1, f"probe {probe or 'default'}", result, floor,
+                                recall))
+                print(f"  measured probe {probe}, {size:,} tracks: recall@{k} {recall:.3f}",
+                      flush=True)
     return rows
 
 
-def _print_table(rows: List[Row]) -> None:
+def _print_table(rows: List[Row], index: str, embeddings: str) -> None:
     from crossfade.components.cpu import local_cores
     print(f"\ncrossfade serving benchmark: local model server, gRPC on loopback, "
-          f"{local_cores()} cores;\nmodel: crossfade export (untrained towers, random "
-          f"{EMBEDDING_DIM}-d catalogue); recommend: diversity {RECOMMEND_DIVERSITY}, explore "
-          f"{RECOMMEND_EXPLORE}, {RECENT_PER_REQUEST} exclusions; floor: "
+          f"{local_cores()} cores;\nmodel: crossfade export (untrained towers, {embeddings} "
+          f"{EMBEDDING_DIM}-d catalogue, {index}); recommend: diversity "
+          f"{RECOMMEND_DIVERSITY}, explore {RECOMMEND_EXPLORE}, {RECENT_PER_REQUEST} "
+          f"exclusions; floor: "
           f"top_k(query @ catalogue^T), one query, in process")
     header = (f"{'signature':<15} {'tracks':>8} {'K':>4} {'clients':>7} {'p50 ms':>8} "
               f"{'p99 ms':>8} {'req/s':>8} {'errors':>6} {'floor p50':>9} {'floor p99':>9} "
-              f"{'p50/floor':>9}")
+              f"{'p50/floor':>9} {'recall':>6}")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -268,7 +365,8 @@ def _print_table(rows: List[Row]) -> None:
         print(f"{row.signature:<15} {row.size:>8,} {row.k:>4} {row.clients:>7} "
               f"{result['p50']:>8.2f} {result['p99']:>8.2f} {result['qps']:>8.0f} "
               f"{result['errors']:>6} {floor['p50']:>9.3f} {floor['p99']:>9.3f} "
-              f"{result['p50'] / floor['p50']:>9.1f}")
+              f"{result['p50'] / floor['p50']:>9.1f} "
+              f"{'' if row.recall is None else format(row.recall, '.3f'):>6}")
 
 
 def _print_targets(rows: List[Row]) -> None:
@@ -326,8 +424,18 @@ def main() -> int:
     parser.add_argument("--blend-clients", default="1",
                         help="blend client threads (empty: skip blend)")
     parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
+    parser.add_argument("--index", choices=(BRUTE_FORCE, PARTITIONED), default=BRUTE_FORCE,
+                        help="how the models rank the catalogue")
+    parser.add_argument("--embeddings", choices=(ISOTROPIC, CLUSTERED), default=ISOTROPIC,
+                        help="the catalogue embeddings (see the docstring)")
+    parser.add_argument("--probes", default="",
+                        help="with --index partitioned: probe counts to time and measure "
+                        "recall@100 at through recommend (0: the model's default)")
     parser.add_argument("--output", help="work folder (default: a fresh temporary one)")
     args = parser.parse_args()
+    probes = _numbers(args.probes)
+    if probes and args.index != PARTITIONED:
+        parser.error("--probes needs --index partitioned")
     sizes = _numbers(args.catalogues)
     work = args.output or tempfile.mkdtemp(prefix="crossfade-serving-bench-")
 
@@ -336,7 +444,8 @@ def main() -> int:
     models = {}
     for size in sizes:
         name = f"bench{size}"
-        export_model(os.path.join(work, "models", name, "1"), size, transform_output)
+        export_model(os.path.join(work, "models", name, "1"), size, transform_output,
+                     index=args.index, embeddings=args.embeddings)
         models[size] = name
     print(f"Exported {len(sizes)} models in {time.perf_counter() - started:.1f} s under {work}",
           flush=True)
@@ -359,14 +468,14 @@ def main() -> int:
         _wait_ready(target, list(models.values()), server)
         rows = _measure(target, work, models, _numbers(args.ks), _numbers(args.clients),
                         _numbers(args.recommend_clients), _numbers(args.blend_clients),
-                        args.seconds)
+                        args.seconds, probes)
     finally:
         server.terminate()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    _print_table(rows)
+    _print_table(rows, args.index, args.embeddings)
     _print_targets(rows)
     _print_blend_target(rows)
     return 0
