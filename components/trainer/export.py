@@ -286,11 +286,15 @@ class RecommenderModule(tf.Module):
         """[B, C] query-track scores (cosine + recency bias); cold queries get the cold-start
         ranking's."""
         embedding, cold = self._query(raw)
+        scores = self._warm_scores(embedding, recency.request_days(raw[features.TIMESTAMP]))
+        return tf.where(cold[:, None], self.popularity_scores[None, :], scores)
+
+    def _warm_scores(self, embedding: tf.Tensor, days: tf.Tensor) -> tf.Tensor:
+        """[B, C] cosine + recency bias of query embeddings [B, D] on `days` [B]."""
         scores = tf.matmul(embedding, self.catalogue_embeddings, transpose_b=True)
         if self.recency_bias is not None:
-            scores += self.recency_bias(recency.request_days(raw[features.TIMESTAMP]),
-                                        self._bias_days(), self.content_only.read_value())
-        return tf.where(cold[:, None], self.popularity_scores[None, :], scores)
+            scores += self.recency_bias(days, self._bias_days(), self.content_only.read_value())
+        return scores
 
     def _candidate_scores(self, embedding: tf.Tensor, days: tf.Tensor,
                           rows: tf.Tensor) -> tf.Tensor:
@@ -572,9 +576,34 @@ class RecommenderModule(tf.Module):
         neutral = tf.zeros(tf.shape(exact_top)[:1], tf.int32)
         _, served = self._index_pool(raw, neutral, neutral,
                                      tf.fill(tf.stack([tf.size(neutral), 1]), ""))
-        cut = exact_top[:, -1:]
-        found = served[:, :tf.shape(exact_top)[1]] >= cut - 1e-5  # matvec vs matmul rounding
-        return tf.reduce_mean(tf.cast(found, tf.float32), axis=1)
+        return served_index.recall_by_score(served, exact_top)
+
+    def calibrate_index(self, queries: np.ndarray, days: np.ndarray):
+        """(probe, recall): sets the index's default probe to the least whose recall@
+        `EVAL_TOP_K` against exact scoring reaches `served_index.CALIBRATION_RECALL` on
+        query embeddings [Q, D] of plays on `days` [Q] (warm queries, as the pool of
+        `recommend` at neutral controls searches)."""
+        k = min(EVAL_TOP_K, self.catalogue_size)
+        step = 64  # queries scored against the whole catalogue at once
+        chunks = [(tf.constant(queries[i:i + step]), tf.constant(days[i:i + step], tf.int64))
+                  for i in range(0, len(queries), step)]
+        exact = [tf.math.top_k(self._warm_scores(q, d), k=k).values for q, d in chunks]
+
+        def recall(probe: int) -> float:
+            found = []
+            for (q, d), top in zip(chunks, exact, strict=True):
+                none = tf.zeros(tf.shape(d), tf.int32)
+                _, served = self.index.top(
+                    q, tf.zeros(tf.shape(d), tf.bool), d, none + probe, none,
+                    tf.fill(tf.stack([tf.size(d), 1]), -1), self.pool_size,
+                    lambda rows, q=q, d=d: self._candidate_scores(q, d, rows),
+                    self.popularity_scores.read_value(), self.release_days.read_value())
+                found.append(served_index.recall_by_score(served, top).numpy())
+            return float(np.concatenate(found).mean())
+
+        probe, value = served_index.least_probe(self.index.num_partitions, recall)
+        self.index.default_probe.assign(probe)
+        return probe, value
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         return {

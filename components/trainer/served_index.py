@@ -123,7 +123,9 @@ class ServedIndex(tf.Module):
         if not 1 <= default_probe <= self.num_partitions:
             raise ValueError(f"default_probe must be in 1..{self.num_partitions}, got "
                              f"{default_probe}")
-        self.default_probe = default_probe
+        # A variable: the Trainer calibrates it after building the index (least_probe).
+        self.default_probe = tf.Variable(default_probe, trainable=False, dtype=tf.int32,
+                                         name="index_default_probe")
         members = tables.partitions.members
         self.mean_members = float((members != PADDING).sum()) / self.num_partitions
         self.centroids = tf.Variable(tables.partitions.centroids, trainable=False,
@@ -148,8 +150,8 @@ class ServedIndex(tf.Module):
         least enough to hold `size` tracks with a partition to spare (partitions hold C / P
         tracks on average), so that a small probe never returns a short list."""
         least = min(self.num_partitions, math.ceil(size / self.mean_members) + 1)
-        return tf.clip_by_value(tf.where(probe > 0, probe, self.default_probe), least,
-                                self.num_partitions)
+        return tf.clip_by_value(tf.where(probe > 0, probe, self.default_probe.read_value()),
+                                least, self.num_partitions)
 
     def top(self, queries: tf.Tensor, cold: tf.Tensor, days: tf.Tensor, probe: tf.Tensor,
             window: tf.Tensor, excluded: tf.Tensor, size: int,
@@ -217,6 +219,42 @@ class ServedIndex(tf.Module):
         order = self.cold_order.read_value()
         first = order[:tf.minimum(length, tf.size(order))]
         return tf.tile(first[None, :], tf.stack([batch, 1]))
+
+
+# The default probe is the least whose recall@100 against exact scoring reaches this on a
+# sample of training queries: a margin above the Evaluator's index_recall_floor (0.95),
+# which eval queries must then clear.
+CALIBRATION_RECALL = 0.97
+CALIBRATION_QUERIES = 1024
+
+
+def recall_by_score(served: tf.Tensor, exact_top: tf.Tensor) -> tf.Tensor:
+    """[B] the share of the index's first K `served` scores ([B, >= K], best first) that
+    reach the last of the exact top K ([B, K]): recall@K against exact scoring, by score,
+    so tracks tied at the cut count as found (1e-5: matvec and matmul round apart)."""
+    count = tf.shape(exact_top)[1]
+    found = served[:, :count] >= exact_top[:, -1:] - 1e-5
+    return tf.reduce_mean(tf.cast(found, tf.float32), axis=1)
+
+
+def least_probe(num_partitions: int, recall: Callable[[int], float],
+                target: float = CALIBRATION_RECALL):
+    """(probe, recall): the least probe in 1..P whose `recall(probe)` reaches `target`
+    (recall grows with the probe; P, which is exact, if none below it does), found by
+    doubling and then bisecting, so about 2 log2(P) calls."""
+    measured = {num_partitions: 1.0}
+    low, high, probe = 0, num_partitions, 1
+    while probe < high:
+        measured[probe] = recall(probe)
+        if measured[probe] >= target:
+            high = probe
+            break
+        low, probe = probe, probe * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        measured[middle] = recall(middle)
+        low, high = (low, middle) if measured[middle] >= target else (middle, high)
+    return high, measured[high]
 
 
 def resolve_probe(default_probe: int, num_partitions: int) -> int:

@@ -179,3 +179,26 @@ def test_the_default_probe_is_checked(catalogue):
         _index(catalogue, partitions=12, probe=13)
     assert served_index.resolve_probe(0, 40) == 3
     assert served_index.resolve_probe(5, 4) == 4
+
+
+@pytest.mark.parametrize("partitions, first_good, expected", [
+    (141, 9, 9), (141, 1, 1), (141, 140, 140), (141, 200, 141), (1, 1, 1), (16, 16, 16)])
+def test_the_least_probe_reaching_the_target_is_found_in_few_calls(partitions, first_good,
+                                                                    expected):
+    calls = []
+
+    def recall(probe):
+        calls.append(probe)
+        return 0.99 if probe >= first_good else 0.5
+
+    probe, value = served_index.least_probe(partitions, recall, target=0.97)
+    assert probe == expected
+    assert value == (1.0 if expected == partitions else 0.99)  # all partitions: exact
+    assert len(calls) <= 2 * np.ceil(np.log2(partitions)) + 1
+
+
+def test_recall_by_score_counts_ties_at_the_cut_as_found():
+    exact = tf.constant([[0.9, 0.8, 0.5], [0.9, 0.8, 0.5]])
+    served = tf.constant([[0.9, 0.5, 0.4, 0.1], [0.9, 0.8, 0.5 - 1e-7, 0.5]])
+    np.testing.assert_allclose(served_index.recall_by_score(served, exact).numpy(),
+                               [2 / 3, 1.0])

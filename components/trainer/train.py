@@ -252,6 +252,25 @@ def index_tables(hp: Hyperparameters, catalogue: CatalogueIndex,
     return tables, stats
 
 
+def calibrated_probe(module: export.RecommenderModule, two_tower: model_lib.TwoTowerModel,
+                     examples: Dict[str, tf.Tensor], seed: int) -> Dict[str, object]:
+    """Calibrates `module`'s default probe (`RecommenderModule.calibrate_index`) on the
+    queries of `served_index.CALIBRATION_QUERIES` training plays drawn at random; returns
+    what to report of it."""
+    count = int(examples[features.TRACK_INDEX].shape[0])
+    rows = np.sort(np.random.default_rng(seed).choice(
+        count, min(count, served_index.CALIBRATION_QUERIES), replace=False))
+    sample = {name: tf.gather(values, rows) for name, values in examples.items()}
+    started = time.perf_counter()
+    probe, recall = module.calibrate_index(
+        two_tower.query_tower(sample, training=False).numpy(),
+        recency.request_days(sample[features.PLAY_TIME]).numpy())
+    stats = {"default_probe": probe, "calibration_recall": recall,
+             "calibration_seconds": time.perf_counter() - started}
+    logging.info("Partitioned index calibrated: %s", stats)
+    return stats
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point."""
     config = fn_args.custom_config or {}
@@ -316,6 +335,8 @@ def run_fn(fn_args: FnArgs) -> None:
         max_k=int(config[MAX_K_KEY]), user_histories=stored_histories(examples, sizes),
         candidate_pool=int(config[CANDIDATE_POOL_KEY]), index_tables=tables,
         default_probe=hp.index_probe)
+    if tables is not None and not hp.index_probe:
+        index_stats.update(calibrated_probe(module, two_tower, examples, hp.seed))
     export.save(module, fn_args.serving_model_dir)
     write_warmup_requests(fn_args.serving_model_dir, transform_output, hp.seed)
     if chart is not None:  # ships with every pushed version, beside the SavedModel
