@@ -2,10 +2,12 @@
 
     python -m bench.index_bench [--catalogues 100000,1000000] [--probes 1,2,4,8,16,32]
                                 [--data clustered,isotropic] [--k 100] [--queries 300]
-                                [--requests 300] [--threads 0] [--seed 0]
+                                [--requests 300] [--threads 0] [--partitions 0]
+                                [--seed 0]
 
 For each catalogue size and data kind it makes C unit embeddings of 64 dimensions, builds
-`crossfade.components.trainer.partitioned_index` partitions (default count, sqrt(C)) and
+`crossfade.components.trainer.partitioned_index` partitions (`--partitions`, default
+`default_partitions(C)`) and
 times one query at a time through two TensorFlow functions over the same variables, as a
 served model holds them:
 
@@ -126,7 +128,7 @@ def measure(kind: str, size: int, probes: List[int], args) -> None:
     from crossfade.components.trainer import partitioned_index
     embeddings, queries = synthetic(kind, size, args.queries, args.seed)
     started = time.perf_counter()
-    partitions = partitioned_index.build(embeddings, seed=args.seed)
+    partitions = partitioned_index.build(embeddings, args.partitions or None, seed=args.seed)
     built = time.perf_counter() - started
     stored = int((partitions.members != partitioned_index.PADDING).sum())
     print(f"\n{kind}, {size:,} tracks x {EMBEDDING_DIM}: {partitions.num_partitions} "
@@ -163,6 +165,8 @@ def main(argv=None) -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--threads", type=int, default=0,
                         help="TensorFlow intra-op threads (0: TensorFlow's default)")
+    parser.add_argument("--partitions", type=int, default=0,
+                        help="partitions (0: partitioned_index.default_partitions)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     kinds = [kind for kind in args.data.split(",") if kind]

@@ -121,7 +121,7 @@ class Hyperparameters:
     # "partitioned" (an inverted-file index in stock ops: a request scores the members of
     # its `probe` best partitions) or "auto" (partitioned from PARTITIONED_FROM tracks).
     index: str = AUTO
-    index_partitions: int = 0  # 0: about sqrt(catalogue size)
+    index_partitions: int = 0  # 0: about 4 sqrt(catalogue size)
     # Partitions a request with probe 0 searches; 0: a sixteenth of the partitions.
     index_probe: int = 0
     seed: int = 7
