@@ -12,6 +12,7 @@ total side by side with the speed-up. Prints figures only: it never fails on a s
 names existing data; `--preset default` takes a few minutes in all on 2 cores.
 """
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -85,7 +86,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="large", choices=("tiny", "default", "large"))
     parser.add_argument("--data", help="existing data folder (default: generate --preset)")
-    parser.add_argument("--output", help="work folder (default: a fresh temporary one)")
+    parser.add_argument("--output", help="work folder (default: a temporary one, removed after)")
     parser.add_argument("--workers", type=int, help="multi_processing workers (default: cores)")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -101,20 +102,22 @@ def main() -> int:
     from crossfade.components.listening_data.layout import MANIFEST_FILE
     from crossfade.pipeline import beam_args
     workers = args.workers or beam_args.local_cores()
-    output = args.output or tempfile.mkdtemp(prefix="crossfade-beam-bench-")
-    data_dir = os.path.abspath(args.data or os.path.join(output, "data", args.preset))
-    if not os.path.exists(os.path.join(data_dir, MANIFEST_FILE)) and not args.data:
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "crossfade.pipeline.cli", "generate", "--preset",
-                        args.preset, "--out", data_dir], check=True)
-        print(f"generated in {time.perf_counter() - started:.1f} s", flush=True)
-    load_before = os.getloadavg()[0]
-    results = {mode: _run_in_child(mode, data_dir, os.path.join(output, mode), workers)
-               for mode in MODES}
-    _print_table(results, workers, args.preset if not args.data else "given", data_dir)
-    # Other work on the machine skews both columns: say how busy it was.
-    print(f"{workers} workers on {beam_args.local_cores()} cores; 1-minute load average "
-          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    # A folder of our own is removed at the end.
+    with (contextlib.nullcontext(args.output) if args.output
+          else tempfile.TemporaryDirectory(prefix="crossfade-beam-bench-")) as output:
+        data_dir = os.path.abspath(args.data or os.path.join(output, "data", args.preset))
+        if not os.path.exists(os.path.join(data_dir, MANIFEST_FILE)) and not args.data:
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "crossfade.pipeline.cli", "generate", "--preset",
+                            args.preset, "--out", data_dir], check=True)
+            print(f"generated in {time.perf_counter() - started:.1f} s", flush=True)
+        load_before = os.getloadavg()[0]
+        results = {mode: _run_in_child(mode, data_dir, os.path.join(output, mode), workers)
+                   for mode in MODES}
+        _print_table(results, workers, args.preset if not args.data else "given", data_dir)
+        # Other work on the machine skews both columns: say how busy it was.
+        print(f"{workers} workers on {beam_args.local_cores()} cores; 1-minute load average "
+              f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     return 0
 
 
