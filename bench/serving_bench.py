@@ -27,7 +27,8 @@ request after another for `--seconds`:
   the default strategy.
 
 With `--index partitioned` every model also holds a partitioned index
-(components/trainer/served_index.py, default partitions and probe), and for each `--probes`
+(components/trainer/served_index.py, default partitions, its default probe calibrated as the
+Trainer calibrates it, on requests drawn as the load draws them), and for each `--probes`
 count (0: the model's default) at K=100 it times `recommend` at neutral controls searching
 that many partitions (one client) and measures its recall@100 against every partition probed
 (RECALL_REQUESTS requests). An index can only be as good as the embeddings let it:
@@ -49,6 +50,7 @@ tracks, K=50, one client, `blend`'s against `serving_default`'s. Prints figures 
 fails on a slow result.
 """
 import argparse
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -174,6 +176,14 @@ def export_model(export_dir: str, catalogue_size: int, transform_output, seed: i
             int(time.time()) // 86400, seed=seed)
     module = export.RecommenderModule(two_tower, transform_output, catalogue, default_k=10,
                                       max_k=100, index_tables=tables)
+    if tables is not None:  # as the Trainer does, on queries drawn as the load draws them
+        queries = _query_embeddings(two_tower, transform_output,
+                                    served_index.CALIBRATION_QUERIES, rng)
+        probe, recall = module.calibrate_index(
+            queries, np.full(len(queries), int(time.time()) // 86400, np.int64))
+        print(f"  {catalogue_size:,} tracks: {tables.partitions.num_partitions} partitions, "
+              f"default probe {probe} (recall@100 {recall:.3f} on calibration queries)",
+              flush=True)
     export.save(module, export_dir)
     warmup.write_warmup_requests(export_dir, USERS[:20],
                                  [list(ids[i:i + 2]) for i in range(20)], list(ids[:20]))
@@ -413,31 +423,9 @@ def _numbers(text: str) -> List[int]:
     return [int(value) for value in text.split(",") if value]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--catalogues", default="10000,100000")
-    parser.add_argument("--ks", default="10,100")
-    parser.add_argument("--clients", default="1,8", help="serving_default client threads")
-    parser.add_argument("--recommend-clients", default="1",
-                        help="recommend client threads (empty: skip recommend)")
-    parser.add_argument("--blend-clients", default="1",
-                        help="blend client threads (empty: skip blend)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
-    parser.add_argument("--index", choices=(BRUTE_FORCE, PARTITIONED), default=BRUTE_FORCE,
-                        help="how the models rank the catalogue")
-    parser.add_argument("--embeddings", choices=(ISOTROPIC, CLUSTERED), default=ISOTROPIC,
-                        help="the catalogue embeddings (see the docstring)")
-    parser.add_argument("--probes", default="",
-                        help="with --index partitioned: probe counts to time and measure "
-                        "recall@100 at through recommend (0: the model's default)")
-    parser.add_argument("--output", help="work folder (default: a fresh temporary one)")
-    args = parser.parse_args()
-    probes = _numbers(args.probes)
-    if probes and args.index != PARTITIONED:
-        parser.error("--probes needs --index partitioned")
+def _run(args: argparse.Namespace, probes: List[int], work: str) -> List[Row]:
+    """Exports the models under `work`, serves them and measures (see the docstring)."""
     sizes = _numbers(args.catalogues)
-    work = args.output or tempfile.mkdtemp(prefix="crossfade-serving-bench-")
 
     started = time.perf_counter()
     transform_output = _transform_output(work)
@@ -475,6 +463,36 @@ def main() -> int:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--catalogues", default="10000,100000")
+    parser.add_argument("--ks", default="10,100")
+    parser.add_argument("--clients", default="1,8", help="serving_default client threads")
+    parser.add_argument("--recommend-clients", default="1",
+                        help="recommend client threads (empty: skip recommend)")
+    parser.add_argument("--blend-clients", default="1",
+                        help="blend client threads (empty: skip blend)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
+    parser.add_argument("--index", choices=(BRUTE_FORCE, PARTITIONED), default=BRUTE_FORCE,
+                        help="how the models rank the catalogue")
+    parser.add_argument("--embeddings", choices=(ISOTROPIC, CLUSTERED), default=ISOTROPIC,
+                        help="the catalogue embeddings (see the docstring)")
+    parser.add_argument("--probes", default="",
+                        help="with --index partitioned: probe counts to time and measure "
+                        "recall@100 at through recommend (0: the model's default)")
+    parser.add_argument("--output", help="work folder (default: a temporary one, removed after)")
+    args = parser.parse_args()
+    probes = _numbers(args.probes)
+    if probes and args.index != PARTITIONED:
+        parser.error("--probes needs --index partitioned")
+    # A work folder of our own is removed at the end: a 1M-track model is about 0.4 GB.
+    with (contextlib.nullcontext(args.output) if args.output
+          else tempfile.TemporaryDirectory(prefix="crossfade-serving-bench-")) as work:
+        rows = _run(args, probes, work)
     _print_table(rows, args.index, args.embeddings)
     _print_targets(rows)
     _print_blend_target(rows)
