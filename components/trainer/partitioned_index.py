@@ -189,7 +189,8 @@ def probed_rows(queries: tf.Tensor, centroids: tf.Tensor, members: tf.Tensor,
     scores = tf.matmul(queries, centroids, transpose_b=True)
     if bounds is not None:
         scores += bounds[None, :]
-    probed = tf.math.top_k(scores, k=tf.reduce_max(probe)).indices  # [B, p]
+    # The 1 keeps k valid for an empty batch (reduce_max of nothing is the least int).
+    probed = tf.math.top_k(scores, k=tf.reduce_max(tf.concat([probe, [1]], 0))).indices
     rows = tf.gather(members, probed)  # [B, p, M]
     within = tf.range(tf.shape(probed)[1])[None, :] < probe[:, None]
     rows = tf.where(within[:, :, None], rows, tf.constant(PADDING, rows.dtype))

@@ -202,3 +202,23 @@ def test_recall_by_score_counts_ties_at_the_cut_as_found():
     served = tf.constant([[0.9, 0.5, 0.4, 0.1], [0.9, 0.8, 0.5 - 1e-7, 0.5]])
     np.testing.assert_allclose(served_index.recall_by_score(served, exact).numpy(),
                                [2 / 3, 1.0])
+
+
+def test_membership_in_exclusions_by_binary_search():
+    rows = tf.constant([[5, 1, PADDING, 9], [3, 3, 0, 7]], tf.int32)
+    excluded = tf.constant([[9, 5, 5], [-1, -1, -1]], tf.int32)
+    assert served_index._members_of(rows, excluded).numpy().tolist() == [
+        [True, False, True, True], [False, False, False, False]]
+    none = served_index._members_of(rows, tf.zeros([2, 0], tf.int32)).numpy()
+    assert none.tolist() == [[False, False, True, False], [False] * 4]  # padding only
+
+
+def test_an_empty_batch_and_no_exclusion_columns_are_answered(catalogue):
+    index = _index(catalogue)
+    queries, cold, days, window, excluded = _requests()
+    rows, scores = _top(index, catalogue, queries[:0], cold[:0], days[:0], window[:0],
+                        excluded[:0], probe=np.zeros(0, np.int32))
+    assert rows.shape == scores.shape == (0, POOL)
+    rows, scores = _top(index, catalogue, queries, cold, days, window,
+                        np.zeros((6, 0), np.int32), probe=[0] * 6)
+    assert np.isfinite(scores[:2]).all()
