@@ -22,8 +22,9 @@ computes:
   counts are accumulated, so merging partial results is exact.
 
 * ``index_recall@100``: the mean of the signature's ``index_recall``, the share of the
-  served index's top 100 that the exact ranking's top 100 would hold (1 for a model that
-  ranks by brute force; NaN for a model exported before the output existed).
+  served index's top 100 that the exact ranking's top 100 would hold, over warm queries (1
+  for a model that ranks by brute force; NaN for a model exported before the output
+  existed, or a slice of cold queries only).
 
 * cold start, from the signature's ``label_train_plays`` (the played track's examples in
   the model's own training split): ``cold_recall@K``, ``cold_ndcg@10`` and
@@ -310,6 +311,7 @@ def _add_list_metrics(accumulator: _Accumulator, outputs: Dict[str, np.ndarray])
         accumulator.novelty_lists += len(novelty)
     if "index_recall" in outputs:
         recall = np.asarray(outputs["index_recall"], dtype=np.float64).ravel()
+        recall = recall[~np.isnan(recall)]  # NaN: a cold query, answered exactly
         accumulator.index_recall_sum += float(recall.sum())
         accumulator.index_recall_lists += len(recall)
 

@@ -50,9 +50,10 @@ Signatures (every input is batched along axis 0):
                                             whose catalogue has no release dates, is
                                             INVALID_ARGUMENT (0)
   ``probe``                   [B] int32     index partitions to probe; 0 = the model's
-                                            default; at least enough to fill the pool,
-                                            at most all (exact); a model without an
-                                            index ignores it; < 0 is INVALID_ARGUMENT (0)
+                                            default; at least as many as always hold
+                                            the pool; from `exact_from` on, exact (brute
+                                            force); a model without an index ignores
+                                            it; < 0 is INVALID_ARGUMENT (0)
   ==========================  ============  ==============================================
 
   Outputs ``track_ids``, ``scores`` (as `serving_default`), ``titles`` and ``artists`` [B, K]
@@ -88,7 +89,8 @@ Signatures (every input is batched along axis 0):
   with content) and ``novelty`` [B] (mean self-information, bits); definitions in
   components/evaluator/list_metrics.py; ``index_recall`` [B] float32: the share of the
   served index's top `EVAL_TOP_K` (default probe) that exact scoring ranks there too (1 for a
-  model without an index). The Evaluator's metrics read these.
+  model without an index; NaN for a cold query, which the index answers exactly). The
+  Evaluator's metrics read these.
 """
 from typing import Dict, Optional
 
@@ -226,6 +228,9 @@ class RecommenderModule(tf.Module):
         self.user_histories = tf.Variable(user_histories.astype(np.int32), trainable=False,
                                           name="user_histories")
         self.index = None  # None: every ranking signature scores the whole catalogue
+        if index_tables is not None and self.pool_size < min(EVAL_TOP_K, size):
+            raise ValueError(f"an index needs a pool of at least {EVAL_TOP_K} tracks (its "
+                             f"recall is measured at {EVAL_TOP_K}), got {self.pool_size}")
         if index_tables is not None:
             self.index = served_index.ServedIndex(
                 index_tables, catalogue.cold_start_scores, catalogue.release_days,
@@ -286,8 +291,18 @@ class RecommenderModule(tf.Module):
         """[B, C] query-track scores (cosine + recency bias); cold queries get the cold-start
         ranking's."""
         embedding, cold = self._query(raw)
-        scores = self._warm_scores(embedding, recency.request_days(raw[features.TIMESTAMP]))
-        return tf.where(cold[:, None], self.popularity_scores[None, :], scores)
+        return self._ranked(embedding, cold, recency.request_days(raw[features.TIMESTAMP]))
+
+    def _ranked(self, embedding: tf.Tensor, cold: tf.Tensor, days: tf.Tensor) -> tf.Tensor:
+        """`_scores` of query embeddings [B, D], `cold` [B] and request `days` [B]."""
+        return tf.where(cold[:, None], self.popularity_scores[None, :],
+                        self._warm_scores(embedding, days))
+
+    def _exact_pool(self, scores: tf.Tensor, timestamp: tf.Tensor, window: tf.Tensor,
+                    exclude_track_ids: tf.Tensor):
+        """`_pooled` of [B, C] `scores` after the release window and the exclusions."""
+        return self._pooled(self._excluded(self._released_within(scores, timestamp, window),
+                                           exclude_track_ids))
 
     def _warm_scores(self, embedding: tf.Tensor, days: tf.Tensor) -> tf.Tensor:
         """[B, C] cosine + recency bias of query embeddings [B, D] on `days` [B]."""
@@ -314,10 +329,23 @@ class RecommenderModule(tf.Module):
         the release window and exclusions applied (components/trainer/served_index.py)."""
         embedding, cold = self._query(raw)
         days = recency.request_days(raw[features.TIMESTAMP])
-        return self.index.top(
-            embedding, cold, days, probe, window, self.row_of_track.lookup(exclude_track_ids),
-            self.pool_size, lambda rows: self._candidate_scores(embedding, days, rows),
+        # Rows probing as much as brute force costs are scored by it (ServedIndex.exact);
+        # the index then searches only its least for them.
+        exact = self.index.exact(self.index.probes(probe, self.pool_size))
+        rows, scores = self.index.top(
+            embedding, cold, days, tf.where(exact, 1, probe), window,
+            self.row_of_track.lookup(exclude_track_ids), self.pool_size,
+            lambda candidates: self._candidate_scores(embedding, days, candidates),
             self.popularity_scores.read_value(), self.release_days.read_value())
+
+        def brute_force():
+            return self._exact_pool(self._ranked(embedding, cold, days),
+                                    raw[features.TIMESTAMP], window, exclude_track_ids)
+
+        exact_rows, exact_scores = tf.cond(tf.reduce_any(exact), brute_force,
+                                           lambda: (rows, scores))
+        return (tf.where(exact[:, None], exact_rows, rows),
+                tf.where(exact[:, None], exact_scores, scores))
 
     def _released_within(self, scores: tf.Tensor, timestamp: tf.Tensor,
                          window: tf.Tensor) -> tf.Tensor:
@@ -341,10 +369,14 @@ class RecommenderModule(tf.Module):
                 "scores": top.values}
 
     def _first_k(self, rows: tf.Tensor, scores: tf.Tensor, k: tf.Tensor) -> Dict[str, tf.Tensor]:
-        """`_top_k`'s outputs from an index's best-first (rows, scores) [B, N >= max_k]."""
+        """`_top_k`'s outputs from an index's best-first (rows, scores) [B, N >= max_k];
+        a slot without an eligible track (-inf) is "" with score 0, as in `recommend`."""
         count = self._effective_k(k)
-        return {"track_ids": tf.gather(self.catalogue_ids.read_value(), rows[:, :count]),
-                "scores": scores[:, :count]}
+        rows, scores = rows[:, :count], scores[:, :count]
+        shown = tf.math.is_finite(scores)
+        return {"track_ids": tf.where(shown, tf.gather(self.catalogue_ids.read_value(), rows),
+                                      ""),
+                "scores": tf.where(shown, scores, 0.0)}
 
     def _excluded(self, scores: tf.Tensor, exclude_track_ids: tf.Tensor) -> tf.Tensor:
         """`scores` with each row's excluded catalogue tracks at -inf (unknown ids ignored)."""
@@ -388,9 +420,9 @@ class RecommenderModule(tf.Module):
         if self.index is None:
             return self._top_k(self._scores(raw), k)
         # The pool `recommend` draws from at its neutral controls: the same list.
-        none = tf.zeros_like(k)
+        none = tf.zeros(tf.shape(user_id)[:1], tf.int32)
         return self._first_k(*self._index_pool(raw, none, none,
-                                               tf.fill([tf.size(k), 1], "")), k)
+                                               tf.fill([tf.size(none), 1], "")), k)
 
     @tf.function(input_signature=QUERY_INPUT_SIGNATURE + (K_INPUT,) + CONTROL_INPUT_SIGNATURE)
     def recommend_controlled(self, user_id, recent_track_ids, timestamp, platform, k,
@@ -400,9 +432,8 @@ class RecommenderModule(tf.Module):
         with tf.control_dependencies(self._checked_controls(tf.shape(user_id)[0], controls)):
             raw = self._raw_query(user_id, recent_track_ids, timestamp, platform)
             if self.index is None:
-                scores = self._released_within(self._scores(raw), raw[features.TIMESTAMP],
-                                               released_within_days)
-                rows, relevance = self._pooled(self._excluded(scores, exclude_track_ids))
+                rows, relevance = self._exact_pool(self._scores(raw), raw[features.TIMESTAMP],
+                                                   released_within_days, exclude_track_ids)
             else:
                 rows, relevance = self._index_pool(raw, probe, released_within_days,
                                                    exclude_track_ids)
@@ -516,14 +547,21 @@ class RecommenderModule(tf.Module):
         found = rows >= 0
         seeds = tf.gather(self.catalogue_embeddings.read_value(), tf.maximum(rows, 0))
         if self.index is None:
-            scores = tf.matmul(seeds, self.catalogue_embeddings, transpose_b=True)
-            itself = tf.one_hot(tf.maximum(rows, 0), tf.shape(scores)[1], on_value=True,
-                                off_value=False)
-            result = self._top_k(tf.where(itself, tf.cast(-np.inf, scores.dtype), scores), k)
-        else:
-            result = self._index_similar(seeds, tf.maximum(rows, 0), k)
+            result = self._similar(seeds, rows, k)
+        else:  # every row has the default probe: the batch goes one way
+            exact = self.index.exact(self.index.probes(tf.zeros_like(rows), self.pool_size))
+            result = tf.cond(tf.reduce_any(exact), lambda: self._similar(seeds, rows, k),
+                             lambda: self._index_similar(seeds, tf.maximum(rows, 0), k))
         result["found"] = found
         return result
+
+    def _similar(self, seeds: tf.Tensor, rows: tf.Tensor, k: tf.Tensor):
+        """`similar_tracks`' top k of seed embeddings [B, D] by brute force, each seed's
+        own row (`rows` [B], -1: none) left out."""
+        scores = tf.matmul(seeds, self.catalogue_embeddings, transpose_b=True)
+        itself = tf.one_hot(tf.maximum(rows, 0), tf.shape(scores)[1], on_value=True,
+                            off_value=False)
+        return self._top_k(tf.where(itself, tf.cast(-np.inf, scores.dtype), scores), k)
 
     def _index_similar(self, seeds: tf.Tensor, itself: tf.Tensor, k: tf.Tensor):
         """`similar_tracks`' top k of the seed embeddings [B, D] through the index, cosine
@@ -576,7 +614,9 @@ class RecommenderModule(tf.Module):
         neutral = tf.zeros(tf.shape(exact_top)[:1], tf.int32)
         _, served = self._index_pool(raw, neutral, neutral,
                                      tf.fill(tf.stack([tf.size(neutral), 1]), ""))
-        return served_index.recall_by_score(served, exact_top)
+        # Cold queries take the exact cold-start ranking: NaN keeps them out of the mean.
+        _, cold = self._query(raw)
+        return tf.where(cold, np.nan, served_index.recall_by_score(served, exact_top))
 
     def calibrate_index(self, queries: np.ndarray, days: np.ndarray):
         """(probe, recall): sets the index's default probe to the least whose recall@
@@ -584,7 +624,11 @@ class RecommenderModule(tf.Module):
         query embeddings [Q, D] of plays on `days` [Q] (warm queries, as the pool of
         `recommend` at neutral controls searches)."""
         k = min(EVAL_TOP_K, self.catalogue_size)
-        step = 64  # queries scored against the whole catalogue at once
+        # Queries at once: their [q, C] exact scores and [q, N, D] gathered candidates stay
+        # within about 2**26 floats each (256 MB).
+        searched = self.index.exact_from * int(self.index.members.shape[1])
+        step = max(1, min(64, 2 ** 26 // self.catalogue_size,
+                          2 ** 26 // (searched * int(queries.shape[1]))))
         chunks = [(tf.constant(queries[i:i + step]), tf.constant(days[i:i + step], tf.int64))
                   for i in range(0, len(queries), step)]
         exact = [tf.math.top_k(self._warm_scores(q, d), k=k).values for q, d in chunks]
@@ -601,7 +645,8 @@ class RecommenderModule(tf.Module):
                 found.append(served_index.recall_by_score(served, top).numpy())
             return float(np.concatenate(found).mean())
 
-        probe, value = served_index.least_probe(self.index.num_partitions, recall)
+        # From `exact_from` on, rows are scored by brute force: exact.
+        probe, value = served_index.least_probe(self.index.exact_from, recall)
         self.index.default_probe.assign(probe)
         return probe, value
 

@@ -122,7 +122,8 @@ class Hyperparameters:
     # its `probe` best partitions) or "auto" (partitioned from PARTITIONED_FROM tracks).
     index: str = AUTO
     index_partitions: int = 0  # 0: about 4 sqrt(catalogue size)
-    # Partitions a request with probe 0 searches; 0: a sixteenth of the partitions.
+    # Partitions a request with probe 0 searches; 0: the least reaching recall@100 0.97 on
+    # training queries, calibrated by the Trainer (served_index.least_probe).
     index_probe: int = 0
     seed: int = 7
 

@@ -4,9 +4,10 @@ Brute force scores every catalogue track, [B, D] x [D, C]: exact, and linear in 
 13 ms for a top-100 over 1M x 64 float32 on one core here). The index splits the catalogue
 into P partitions by spherical k-means on the candidate embeddings. A query scores the P
 centroids, keeps its `probe` best partitions and scores only their members: at most
-probe x M tracks, M the partition capacity. Only MatMul, TopKV2, GatherV2, BatchMatMulV2 and
-SelectV2 run, so the stock tensorflow/serving image serves it as it is, which ScaNN's custom
-ops are not (tensorflow/recommenders #216).
+probe x M tracks, M the partition capacity. Stock ops only (MatMul, TopKV2, GatherV2,
+BatchMatMulV2, SelectV2; serving/runtime_check replays them in TF's C++ runtime), so the stock
+tensorflow/serving image serves it as it is, which ScaNN's custom ops are not
+(tensorflow/recommenders #216).
 
 What a model stores (as variables, never graph constants):
 

@@ -25,7 +25,8 @@ for a day before the reference day can see a larger bias than the bound: the ran
 partitions is then approximate, never the scores.
 
 With probe = P every warm row's candidates are the whole catalogue: the exact path's
-tracks and scores (ties may come in another order).
+tracks and scores (ties may come in another order). The served model scores rows whose
+probe reaches `exact_from` by brute force instead (components/trainer/export.py).
 """
 import dataclasses
 import math
@@ -41,7 +42,13 @@ from crossfade.components.trainer.partitioned_index import PADDING, Partitions
 # Tracks a release window may hold and still be scored exactly; a wider window (a year on
 # a catalogue of millions) filters the probed candidates instead, so that one request
 # never gathers millions of embeddings.
-WINDOW_EXACT_LIMIT = 65_536
+WINDOW_EXACT_LIMIT = 16_384
+# Rows whose probe would search this share of the catalogue, or this many tracks, are
+# scored by brute force: a gather of that many embeddings costs about what the matrix
+# product over the catalogue does, and a probe of every partition must not gather a
+# catalogue's worth of embeddings per row (0.3 GB at 1M x 64).
+EXACT_SEARCH_SHARE = 1 / 16
+EXACT_SEARCH_CAP = 1 << 18
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +72,7 @@ def build_tables(embeddings: np.ndarray, content_only: np.ndarray, release_days:
     parts = []
     for rows in (np.flatnonzero(~content_only), np.flatnonzero(content_only)):
         if len(rows):
-            count = max(1, round(total * len(rows) / len(embeddings)))
+            count = max(1, math.ceil(total * len(rows) / len(embeddings)))
             parts.append((rows, partitioned_index.build(embeddings[rows], count, seed)))
     capacity = max(part.capacity for _, part in parts)
     members = np.concatenate([_in_catalogue_rows(rows, part.members, capacity)
@@ -127,7 +134,17 @@ class ServedIndex(tf.Module):
         self.default_probe = tf.Variable(default_probe, trainable=False, dtype=tf.int32,
                                          name="index_default_probe")
         members = tables.partitions.members
-        self.mean_members = float((members != PADDING).sum()) / self.num_partitions
+        # Ascending: any n partitions hold at least the n smallest's total.
+        self.smallest_first = np.cumsum(np.sort((members != PADDING).sum(axis=1)))
+        size = int(self.smallest_first[-1])
+        # A probe searching this many partitions would gather as much as brute force costs
+        # (or more than EXACT_SEARCH_CAP tracks): such rows are scored by brute force instead
+        # (`exact`), which is faster there and bounds a request's memory.
+        # P + 1 (never) only where the share is 1 or more, as tests set it to exercise the
+        # index on catalogues too small for it to pay.
+        searched = min(size * EXACT_SEARCH_SHARE, EXACT_SEARCH_CAP)
+        self.exact_from = int(min(self.num_partitions + 1,
+                                  max(1, math.ceil(searched / members.shape[1]))))
         self.centroids = tf.Variable(tables.partitions.centroids, trainable=False,
                                      name="index_centroids")
         self.members = tf.Variable(tables.partitions.members, trainable=False,
@@ -147,11 +164,17 @@ class ServedIndex(tf.Module):
 
     def probes(self, probe: tf.Tensor, size: int) -> tf.Tensor:
         """[B] partitions each row searches: `probe` (0: the default), at most P and at
-        least enough to hold `size` tracks with a partition to spare (partitions hold C / P
-        tracks on average), so that a small probe never returns a short list."""
-        least = min(self.num_partitions, math.ceil(size / self.mean_members) + 1)
+        least as many as always hold `size` tracks (whichever partitions they are), so a
+        small probe never shortens a list (exclusions still can, where they fill the
+        probed partitions). A row at or above `exact_from` is for brute force (`exact`)."""
+        least = int(np.searchsorted(self.smallest_first, size) + 1)
         return tf.clip_by_value(tf.where(probe > 0, probe, self.default_probe.read_value()),
-                                least, self.num_partitions)
+                                min(least, self.num_partitions), self.num_partitions)
+
+    def exact(self, probes: tf.Tensor) -> tf.Tensor:
+        """[B] bool: rows whose `probes` would search at least `exact_from` partitions,
+        which brute force scores faster (and in less memory)."""
+        return probes >= self.exact_from
 
     def top(self, queries: tf.Tensor, cold: tf.Tensor, days: tf.Tensor, probe: tf.Tensor,
             window: tf.Tensor, excluded: tf.Tensor, size: int,

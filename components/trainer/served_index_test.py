@@ -143,11 +143,23 @@ def test_a_rows_list_does_not_depend_on_the_probes_batched_with_it(catalogue):
     np.testing.assert_array_equal(alone[0], together[0])
 
 
-def test_probes_default_and_hold_at_least_the_pool(catalogue):
+def test_probes_default_and_hold_at_least_the_pool_in_any_partitions(catalogue):
     index = _index(catalogue, partitions=30, probe=2)
     probes = index.probes(tf.constant([0, 1, 7, 99]), size=POOL).numpy()
-    least = int(np.ceil(POOL / index.mean_members)) + 1
-    assert probes.tolist() == [max(2, least), max(1, least), 7, index.num_partitions]
+    sizes = np.sort((index.members.numpy() != PADDING).sum(axis=1))
+    least = int(np.argmax(np.cumsum(sizes) >= POOL)) + 1  # the smallest partitions' count
+    assert sizes[:least].sum() >= POOL > sizes[:least - 1].sum()
+    assert probes.tolist() == [max(2, least), max(1, least), max(7, least),
+                               index.num_partitions]
+
+
+def test_probes_that_cost_what_brute_force_does_are_marked_exact(catalogue):
+    index = _index(catalogue, partitions=30)
+    capacity = index.members.shape[1]
+    assert index.exact_from == max(1, int(np.ceil(SIZE * served_index.EXACT_SEARCH_SHARE
+                                                  / capacity)))
+    flags = index.exact(tf.constant([index.exact_from - 1, index.exact_from, 30])).numpy()
+    assert flags.tolist() == [False, True, True]
 
 
 def test_bias_bounds_are_the_largest_bias_a_member_can_reach():
@@ -175,8 +187,8 @@ def test_partitions_are_built_per_kind(catalogue):
 
 
 def test_the_default_probe_is_checked(catalogue):
-    with pytest.raises(ValueError, match="default_probe must be in 1..12"):
-        _index(catalogue, partitions=12, probe=13)
+    with pytest.raises(ValueError, match=r"default_probe must be in 1\.\.13, got 99"):
+        _index(catalogue, partitions=12, probe=99)  # 12 asked: ceil(9.6) + ceil(2.4) = 13
     assert served_index.resolve_probe(0, 40) == 3
     assert served_index.resolve_probe(5, 4) == 4
 
