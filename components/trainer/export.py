@@ -328,7 +328,13 @@ class RecommenderModule(tf.Module):
         """`_pooled`'s (rows, scores) [B, pool_size] through the partitioned index, with
         the release window and exclusions applied (components/trainer/served_index.py)."""
         embedding, cold = self._query(raw)
-        days = recency.request_days(raw[features.TIMESTAMP])
+        return self._searched(embedding, cold, raw[features.TIMESTAMP], probe, window,
+                              exclude_track_ids)
+
+    def _searched(self, embedding: tf.Tensor, cold: tf.Tensor, timestamp: tf.Tensor,
+                  probe: tf.Tensor, window: tf.Tensor, exclude_track_ids: tf.Tensor):
+        """`_index_pool` of query embeddings [B, D] and `cold` [B] already computed."""
+        days = recency.request_days(timestamp)
         # Rows probing as much as brute force costs are scored by it (ServedIndex.exact);
         # the index then searches only its least for them.
         exact = self.index.exact(self.index.probes(probe, self.pool_size))
@@ -339,8 +345,8 @@ class RecommenderModule(tf.Module):
             self.popularity_scores.read_value(), self.release_days.read_value())
 
         def brute_force():
-            return self._exact_pool(self._ranked(embedding, cold, days),
-                                    raw[features.TIMESTAMP], window, exclude_track_ids)
+            return self._exact_pool(self._ranked(embedding, cold, days), timestamp, window,
+                                    exclude_track_ids)
 
         exact_rows, exact_scores = tf.cond(tf.reduce_any(exact), brute_force,
                                            lambda: (rows, scores))
@@ -420,9 +426,9 @@ class RecommenderModule(tf.Module):
         if self.index is None:
             return self._top_k(self._scores(raw), k)
         # The pool `recommend` draws from at its neutral controls: the same list.
-        none = tf.zeros(tf.shape(user_id)[:1], tf.int32)
-        return self._first_k(*self._index_pool(raw, none, none,
-                                               tf.fill([tf.size(none), 1], "")), k)
+        embedding, cold = self._query(raw)
+        return self._first_k(*self._neutral_search(embedding, cold, raw[features.TIMESTAMP],
+                                                   0), k)
 
     @tf.function(input_signature=QUERY_INPUT_SIGNATURE + (K_INPUT,) + CONTROL_INPUT_SIGNATURE)
     def recommend_controlled(self, user_id, recent_track_ids, timestamp, platform, k,
@@ -580,7 +586,8 @@ class RecommenderModule(tf.Module):
     @tf.function(input_signature=(tf.TensorSpec([None], tf.string, name="examples"),))
     def evaluate_examples(self, examples):
         raw = tf.io.parse_example(examples, features.RAW_FEATURE_SPEC)
-        scores = self._scores(raw)
+        embedding, cold = self._query(raw)  # once: the exact ranks and the index recall
+        scores = self._ranked(embedding, cold, recency.request_days(raw[features.TIMESTAMP]))
         size = tf.shape(scores)[1]
         rows = self.row_of_track.lookup(raw[features.TRACK_ID])
         found = rows >= 0
@@ -593,7 +600,8 @@ class RecommenderModule(tf.Module):
         listed = top_indices[:, :list_metrics.LIST_CUTOFF]
         batch_size = tf.shape(examples)[0]
         return {
-            "index_recall": self._index_recall(raw, top.values),
+            "index_recall": self._index_recall(embedding, cold, raw[features.TIMESTAMP],
+                                               top.values),
             "label_rank": tf.where(found, label_rank, size),
             "popularity_rank": tf.where(found, popularity_rank, size),
             "label_train_plays": tf.where(found, train_plays, -tf.ones_like(train_plays)),
@@ -605,18 +613,23 @@ class RecommenderModule(tf.Module):
                 tf.gather(self.self_information.read_value(), listed)),
         }
 
-    def _index_recall(self, raw: Dict[str, tf.Tensor], exact_top: tf.Tensor) -> tf.Tensor:
+    def _index_recall(self, embedding: tf.Tensor, cold: tf.Tensor, timestamp: tf.Tensor,
+                      exact_top: tf.Tensor) -> tf.Tensor:
         """[B] the share of the served index's top K whose score reaches the exact top K's
         last ([B, K] `exact_top` scores, best first): its recall@K against exact scoring,
         by score, so tracks tied at the cut count as found; 1 without an index."""
         if self.index is None:
             return tf.ones(tf.shape(exact_top)[:1])
-        neutral = tf.zeros(tf.shape(exact_top)[:1], tf.int32)
-        _, served = self._index_pool(raw, neutral, neutral,
-                                     tf.fill(tf.stack([tf.size(neutral), 1]), ""))
+        _, served = self._neutral_search(embedding, cold, timestamp, 0)
         # Cold queries take the exact cold-start ranking: NaN keeps them out of the mean.
-        _, cold = self._query(raw)
         return tf.where(cold, np.nan, served_index.recall_by_score(served, exact_top))
+
+    def _neutral_search(self, embedding: tf.Tensor, cold: tf.Tensor, timestamp: tf.Tensor,
+                        probe: int):
+        """`_searched` at `probe` (0: the default), no window, no exclusion."""
+        none = tf.zeros(tf.shape(cold), tf.int32)
+        return self._searched(embedding, cold, timestamp, none + probe, none,
+                              tf.fill(tf.stack([tf.size(cold), 1]), ""))
 
     def calibrate_index(self, queries: np.ndarray, days: np.ndarray):
         """(probe, recall): sets the index's default probe to the least whose recall@
@@ -636,12 +649,8 @@ class RecommenderModule(tf.Module):
         def recall(probe: int) -> float:
             found = []
             for (q, d), top in zip(chunks, exact, strict=True):
-                none = tf.zeros(tf.shape(d), tf.int32)
-                _, served = self.index.top(
-                    q, tf.zeros(tf.shape(d), tf.bool), d, none + probe, none,
-                    tf.fill(tf.stack([tf.size(d), 1]), -1), self.pool_size,
-                    lambda rows, q=q, d=d: self._candidate_scores(q, d, rows),
-                    self.popularity_scores.read_value(), self.release_days.read_value())
+                _, served = self._neutral_search(q, tf.zeros(tf.shape(d), tf.bool),
+                                                 d * recency.SECONDS_PER_DAY, probe)
                 found.append(served_index.recall_by_score(served, top).numpy())
             return float(np.concatenate(found).mean())
 
