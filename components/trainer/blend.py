@@ -14,6 +14,9 @@ Every row needs at least one member; with exactly one, every strategy gives that
 **Comparable scores.** Members' cosines are not on one scale (a listener with a narrow taste
 has a few very high cosines), so each member's scores are standardised over the eligible
 catalogue first: z = (score - mean) / sd, per member (`standardise`). The strategies work on z.
+A model ranking through a partitioned index scores only the union of the members' index
+pools, so it takes mean and sd from a fixed uniform sample of the catalogue instead
+(`reference`; export.BLEND_SAMPLE rows, the whole catalogue when smaller).
 
 **Strategies** (`strategy` [B] int32):
 
@@ -35,7 +38,7 @@ Stock TensorFlow ops only. Cost: one [B, M, C] standardisation, then per strateg
 asks for: a [B, C] group score and top K (`AVERAGE`, `LEAST_MISERY`), or each member's top K
 and K small sequential steps over them (`FAIR_INTERLEAVE`).
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import tensorflow as tf
 
@@ -60,16 +63,19 @@ def member_mask(user_ids: tf.Tensor, recent_track_ids: tf.Tensor) -> tf.Tensor:
     return tf.logical_and(real, tf.logical_not(repeated))
 
 
-def standardise(scores: tf.Tensor) -> tf.Tensor:
-    """[B, M, C] z-scores of each member's scores over its finite entries (-inf kept)."""
-    finite = tf.math.is_finite(scores)
-    count = tf.maximum(tf.reduce_sum(tf.cast(finite, scores.dtype), axis=2, keepdims=True), 1.0)
-    zeroed = tf.where(finite, scores, 0.0)
-    mean = tf.reduce_sum(zeroed, axis=2, keepdims=True) / count
-    variance = tf.reduce_sum(tf.where(finite, tf.square(scores - mean), 0.0), axis=2,
+def standardise(scores: tf.Tensor, reference: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """[B, M, C] z-scores of each member's `scores` by the mean and standard deviation of
+    the finite entries of their `reference` [B, M, S] scores (None: `scores` themselves);
+    -inf kept."""
+    reference = scores if reference is None else reference
+    finite = tf.math.is_finite(reference)
+    count = tf.maximum(tf.reduce_sum(tf.cast(finite, reference.dtype), axis=2, keepdims=True),
+                       1.0)
+    mean = tf.reduce_sum(tf.where(finite, reference, 0.0), axis=2, keepdims=True) / count
+    variance = tf.reduce_sum(tf.where(finite, tf.square(reference - mean), 0.0), axis=2,
                              keepdims=True) / count
     z = (scores - mean) / tf.maximum(tf.sqrt(variance), _MIN_SD)
-    return tf.where(finite, z, _NEG_INF)
+    return tf.where(tf.math.is_finite(scores), z, _NEG_INF)
 
 
 def average_scores(z: tf.Tensor, members: tf.Tensor) -> tf.Tensor:
@@ -121,22 +127,27 @@ def interleave(z: tf.Tensor, members: tf.Tensor, k: tf.Tensor
     return listed, tf.transpose(values.stack()), tf.transpose(whose.stack())
 
 
-def build_lists(scores: tf.Tensor, members: tf.Tensor, strategy: tf.Tensor, k: tf.Tensor
+def build_lists(scores: tf.Tensor, members: tf.Tensor, strategy: tf.Tensor, k: tf.Tensor,
+                reference: Optional[tf.Tensor] = None
                 ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """One list per row; see the module docstring.
 
     Args:
-      scores: [B, M, C] float32 member scores, -inf for excluded tracks.
+      scores: [B, M, C] float32 member scores of C candidates (the catalogue, or the
+        candidates an index found, in catalogue order: ties go to the lower column), -inf
+        for excluded (or repeated) candidates.
       members: [B, M] bool from `member_mask` (at least one per row).
       strategy: [B] int32, one of `STRATEGIES`' values.
       k: scalar int32 slots (at most C).
+      reference: [B, M, S] scores the z-scores are taken against (`standardise`); None:
+        `scores`, which must then be the whole eligible catalogue's.
 
     Returns:
-      rows [B, k] int32 catalogue rows (-1: none left), group scores [B, k] float32 and
+      rows [B, k] int32 candidate columns (-1: none left), group scores [B, k] float32 and
       for_member [B, k] int32 member columns (-1 for an empty slot). Each strategy is computed
       only when some row asks for it.
     """
-    z = standardise(scores)
+    z = standardise(scores, reference)
     empty = tf.fill(tf.stack([tf.shape(z)[0], k]), -1)
     nothing = (empty, tf.cast(empty, z.dtype), empty)  # rows no strategy has filled
 

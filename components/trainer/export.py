@@ -3,18 +3,22 @@
 The exported module holds the Transform graph, the query tower, the catalogue index (every
 catalogue track's candidate embedding, id, title, artist, content tokens and training play
 count; components/trainer/catalogue_index.py) and every training user's stored history
-(components/trainer/user_history.py) as variables, and scores with a matrix product and
-`tf.math.top_k`: stock TensorFlow ops only, so the stock `tensorflow/serving` image loads it
-(no ScaNN custom ops).
+(components/trainer/user_history.py) as variables, the id -> row table as an asset file
+(components/trainer/track_rows.py: no graph constant grows with the catalogue), and scores
+with a matrix product and `tf.math.top_k`: stock TensorFlow ops only, so the stock
+`tensorflow/serving` image loads it (no ScaNN custom ops).
 
 **Partitioned index.** A model trained with `Hyperparameters.index` partitioned (by default
 from `PARTITIONED_FROM` tracks) also holds an inverted-file index of the catalogue
-(components/trainer/served_index.py, stock ops as well): `serving_default`, `recommend` and
-`similar_tracks` then score the members of each request's `probe` best partitions instead of
-every track, with the same scores; cold queries and release windows of up to
-`served_index.WINDOW_EXACT_LIMIT` tracks stay exact. `blend`, `evaluate_examples`' ranks and
-`catalogue_scores` always score the whole catalogue; `evaluate_examples` reports how much
-of the exact top `EVAL_TOP_K` the index finds (``index_recall``).
+(components/trainer/served_index.py, stock ops as well): `serving_default`, `recommend`,
+`similar_tracks` and `blend` then score the members of each request's `probe` best
+partitions instead of every track, with the same scores; cold queries and release windows of
+up to `served_index.WINDOW_EXACT_LIMIT` tracks stay exact. `blend` ranks the union of its
+members' pools (each member scored on all of it) and standardises each member against a
+fixed sample of `BLEND_SAMPLE` catalogue tracks (components/trainer/blend.py).
+`evaluate_examples`' ranks and `catalogue_scores` always score the whole catalogue;
+`evaluate_examples` reports how much of the exact top `EVAL_TOP_K` the index finds
+(``index_recall``).
 
 **Stored history.** In every query signature (`serving_default`, `recommend`,
 `query_embedding`, `evaluate_examples`) a known user whose `recent_track_ids` row is all ""
@@ -108,6 +112,7 @@ from crossfade.components.trainer import (
     reranking,
     run_config,
     served_index,
+    track_rows,
 )
 from crossfade.components.trainer import model as model_lib
 from crossfade.components.trainer.catalogue_index import CatalogueIndex
@@ -122,6 +127,10 @@ from crossfade.serving.signatures import (
 )
 
 EVAL_TOP_K = 100
+# Catalogue rows (a fixed uniform sample) whose scores standardise each member of a `blend`
+# through the index: the mean and sd of a sample this size are within about 1 % of the
+# catalogue's.
+BLEND_SAMPLE = 8192
 
 QUERY_INPUT_SIGNATURE = (
     tf.TensorSpec([None], tf.string, name="user_id"),
@@ -232,14 +241,17 @@ class RecommenderModule(tf.Module):
             raise ValueError(f"an index needs a pool of at least {EVAL_TOP_K} tracks (its "
                              f"recall is measured at {EVAL_TOP_K}), got {self.pool_size}")
         if index_tables is not None:
+            # `blend` standardises members' scores against these rows (blend.standardise).
+            sample = np.random.default_rng(0).choice(size, min(size, BLEND_SAMPLE),
+                                                     replace=False)
+            self.blend_sample = tf.Variable(np.sort(sample).astype(np.int32), trainable=False,
+                                            name="blend_sample")
             self.index = served_index.ServedIndex(
                 index_tables, catalogue.cold_start_scores, catalogue.release_days,
                 served_index.resolve_probe(default_probe,
                                            index_tables.partitions.num_partitions))
-        self.row_of_track = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(catalogue.ids, tf.string), tf.range(size, dtype=tf.int32)),
-            default_value=-1)
+        # From an asset file, not a graph constant (components/trainer/track_rows.py).
+        self.row_of_track = track_rows.TrackRows(catalogue.ids)
 
     # -- building blocks -------------------------------------------------------------------
     # Catalogue variables are gathered from through `read_value()`: a gather on the variable
@@ -293,10 +305,15 @@ class RecommenderModule(tf.Module):
         embedding, cold = self._query(raw)
         return self._ranked(embedding, cold, recency.request_days(raw[features.TIMESTAMP]))
 
-    def _ranked(self, embedding: tf.Tensor, cold: tf.Tensor, days: tf.Tensor) -> tf.Tensor:
-        """`_scores` of query embeddings [B, D], `cold` [B] and request `days` [B]."""
-        return tf.where(cold[:, None], self.popularity_scores[None, :],
-                        self._warm_scores(embedding, days))
+    def _ranked(self, embedding: tf.Tensor, cold: tf.Tensor, days: tf.Tensor,
+                rows: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """`_scores` of query embeddings [B, D], `cold` [B] and request `days` [B]; of
+        catalogue `rows` [N] only (None: all)."""
+        popularity = self.popularity_scores.read_value()
+        if rows is not None:
+            popularity = tf.gather(popularity, rows)
+        return tf.where(cold[:, None], popularity[None, :],
+                        self._warm_scores(embedding, days, rows))
 
     def _exact_pool(self, scores: tf.Tensor, timestamp: tf.Tensor, window: tf.Tensor,
                     exclude_track_ids: tf.Tensor):
@@ -304,11 +321,20 @@ class RecommenderModule(tf.Module):
         return self._pooled(self._excluded(self._released_within(scores, timestamp, window),
                                            exclude_track_ids))
 
-    def _warm_scores(self, embedding: tf.Tensor, days: tf.Tensor) -> tf.Tensor:
-        """[B, C] cosine + recency bias of query embeddings [B, D] on `days` [B]."""
-        scores = tf.matmul(embedding, self.catalogue_embeddings, transpose_b=True)
+    def _warm_scores(self, embedding: tf.Tensor, days: tf.Tensor,
+                     rows: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """[B, C] cosine + recency bias of query embeddings [B, D] on `days` [B]; [B, N] of
+        catalogue `rows` [N] only (None: all)."""
+        if rows is None:
+            scores = tf.matmul(embedding, self.catalogue_embeddings, transpose_b=True)
+        else:
+            scores = tf.matmul(embedding, tf.gather(self.catalogue_embeddings.read_value(),
+                                                    rows), transpose_b=True)
         if self.recency_bias is not None:
-            scores += self.recency_bias(days, self._bias_days(), self.content_only.read_value())
+            content_only = self.content_only.read_value()
+            if rows is not None:
+                content_only = tf.gather(content_only, rows)
+            scores += self.recency_bias(days, self._bias_days(rows), content_only)
         return scores
 
     def _candidate_scores(self, embedding: tf.Tensor, days: tf.Tensor,
@@ -340,7 +366,7 @@ class RecommenderModule(tf.Module):
         exact = self.index.exact(self.index.probes(probe, self.pool_size))
         rows, scores = self.index.top(
             embedding, cold, days, tf.where(exact, 1, probe), window,
-            self.row_of_track.lookup(exclude_track_ids), self.pool_size,
+            self.row_of_track(exclude_track_ids), self.pool_size,
             lambda candidates: self._candidate_scores(embedding, days, candidates),
             self.popularity_scores.read_value(), self.release_days.read_value())
 
@@ -386,7 +412,7 @@ class RecommenderModule(tf.Module):
 
     def _excluded(self, scores: tf.Tensor, exclude_track_ids: tf.Tensor) -> tf.Tensor:
         """`scores` with each row's excluded catalogue tracks at -inf (unknown ids ignored)."""
-        rows = self.row_of_track.lookup(exclude_track_ids)
+        rows = self.row_of_track(exclude_track_ids)
         hits = tf.where(rows >= 0)  # [n, 2]: (batch row, exclusion column)
         targets = tf.stack([hits[:, 0], tf.cast(tf.gather_nd(rows, hits), tf.int64)], axis=1)
         marked = tf.scatter_nd(targets, tf.ones(tf.shape(hits)[:1], tf.int32),
@@ -507,13 +533,28 @@ class RecommenderModule(tf.Module):
                 tf.reshape(user_ids, [-1]),
                 tf.reshape(recent_track_ids, tf.stack([batch * members, -1])),
                 tf.repeat(timestamp, members), tf.repeat(platform, members))
-            scores = tf.reshape(self._scores(raw), tf.stack([batch, members, -1]))
-        excluded = self._excluded(tf.zeros(tf.shape(scores)[::2]), exclude_track_ids)
-        rows, group, whose = blend.build_lists(scores + excluded[:, None, :], present,
-                                               strategy, self._effective_k(k))
-        shown = rows >= 0
-        chosen = tf.maximum(rows, 0)
-        own = tf.gather(scores, chosen, axis=2, batch_dims=1)  # [B, M, K]
+            embedding, cold = self._query(raw)
+        # Each member's exclusions: the row's.
+        excluded = tf.repeat(exclude_track_ids, members, axis=0)
+
+        def exact():
+            return self._blend_catalogue(embedding, cold, raw[features.TIMESTAMP], excluded,
+                                         members)
+
+        if self.index is None:
+            candidates, scores, reference = exact()
+        else:  # every member has the default probe: the batch goes one way
+            brute_force = self.index.exact(self.index.probes(tf.zeros_like(timestamp[:1],
+                                                                           tf.int32),
+                                                             self.pool_size))[0]
+            candidates, scores, reference = tf.cond(brute_force, exact, lambda: (
+                self._blend_candidates(embedding, cold, raw[features.TIMESTAMP], excluded,
+                                       members)))
+        columns, group, whose = blend.build_lists(scores, present, strategy,
+                                                  self._effective_k(k), reference)
+        shown = columns >= 0
+        chosen = tf.gather(candidates, tf.maximum(columns, 0), batch_dims=1)
+        own = tf.gather(scores, tf.maximum(columns, 0), axis=2, batch_dims=1)  # [B, M, K]
         own = tf.where(tf.logical_and(present[:, :, None], shown[:, None, :]), own, 0.0)
 
         def listed(variable: tf.Variable) -> tf.Tensor:
@@ -525,6 +566,51 @@ class RecommenderModule(tf.Module):
                 "for_member": whose,
                 "titles": listed(self.catalogue_titles),
                 "artists": listed(self.catalogue_artists)}
+
+    def _blend_catalogue(self, embedding: tf.Tensor, cold: tf.Tensor, timestamp: tf.Tensor,
+                         excluded: tf.Tensor, members: tf.Tensor):
+        """`blend`'s (candidates [B, C], member scores [B, M, C], reference) by brute force:
+        every catalogue track a candidate, scored as `serving_default` scores it, excluded
+        tracks at -inf; member queries [B * M, D] with each member's `excluded` ids."""
+        scores = self._excluded(self._ranked(embedding, cold, recency.request_days(timestamp)),
+                                excluded)
+        scores = tf.reshape(scores, tf.stack([-1, members, self.catalogue_size]))
+        candidates = tf.tile(tf.range(self.catalogue_size)[None, :],
+                             tf.stack([tf.shape(scores)[0], 1]))
+        return candidates, scores, scores
+
+    def _blend_candidates(self, embedding: tf.Tensor, cold: tf.Tensor, timestamp: tf.Tensor,
+                          excluded: tf.Tensor, members: tf.Tensor):
+        """`_blend_catalogue` through the index: the candidates are the union [B, U] of the
+        members' index pools (ascending rows, as the catalogue's order breaks ties; repeats
+        and empty pool slots at -inf), every member scored on all of them, and the
+        z-scores' reference is `blend_sample`'s rows scored alike [B, M, S]."""
+        days = recency.request_days(timestamp)
+        none = tf.zeros(tf.shape(cold), tf.int32)
+        pool, pool_scores = self._searched(embedding, cold, timestamp, none, none, excluded)
+        size = self.catalogue_size
+        pooled = tf.where(tf.math.is_finite(pool_scores), pool, size)  # empty slots last
+        union = tf.sort(tf.reshape(pooled, tf.stack([-1, members * self.pool_size])), axis=1)
+        first = tf.concat([tf.ones_like(union[:, :1], tf.bool), union[:, 1:] > union[:, :-1]],
+                          axis=1)
+        candidates = tf.minimum(union, size - 1)
+        scores = self._member_scores(embedding, cold, days, tf.repeat(candidates, members,
+                                                                      axis=0))
+        scores = tf.reshape(scores, tf.stack([-1, members, tf.shape(union)[1]]))
+        eligible = tf.logical_and(first, union < size)[:, None, :]
+        sample = self.blend_sample.read_value()
+        reference = self._ranked(embedding, cold, days, sample)
+        dropped = served_index.members_of(tf.tile(sample[None, :], tf.stack([tf.size(cold), 1])),
+                                          self.row_of_track(excluded))
+        reference = tf.where(dropped, tf.cast(-np.inf, reference.dtype), reference)
+        return (candidates, tf.where(eligible, scores, tf.cast(-np.inf, scores.dtype)),
+                tf.reshape(reference, tf.stack([-1, members, tf.size(sample)])))
+
+    def _member_scores(self, embedding: tf.Tensor, cold: tf.Tensor, days: tf.Tensor,
+                       rows: tf.Tensor) -> tf.Tensor:
+        """[B, N] `_ranked`'s scores of each query's catalogue `rows` [B, N]."""
+        return tf.where(cold[:, None], tf.gather(self.popularity_scores.read_value(), rows),
+                        self._candidate_scores(embedding, days, rows))
 
     @tf.function(input_signature=QUERY_INPUT_SIGNATURE)
     def catalogue_scores(self, user_id, recent_track_ids, timestamp, platform):
@@ -541,7 +627,7 @@ class RecommenderModule(tf.Module):
 
     @tf.function(input_signature=(tf.TensorSpec([None], tf.string, name="track_id"),))
     def candidate_embedding(self, track_id):
-        rows = self.row_of_track.lookup(track_id)
+        rows = self.row_of_track(track_id)
         found = rows >= 0
         embedding = tf.gather(self.catalogue_embeddings.read_value(), tf.maximum(rows, 0))
         return {"embedding": tf.where(found[:, None], embedding, tf.zeros_like(embedding)),
@@ -549,7 +635,7 @@ class RecommenderModule(tf.Module):
 
     @tf.function(input_signature=(tf.TensorSpec([None], tf.string, name="track_id"), K_INPUT))
     def similar_tracks(self, track_id, k):
-        rows = self.row_of_track.lookup(track_id)
+        rows = self.row_of_track(track_id)
         found = rows >= 0
         seeds = tf.gather(self.catalogue_embeddings.read_value(), tf.maximum(rows, 0))
         if self.index is None:
@@ -589,7 +675,7 @@ class RecommenderModule(tf.Module):
         embedding, cold = self._query(raw)  # once: the exact ranks and the index recall
         scores = self._ranked(embedding, cold, recency.request_days(raw[features.TIMESTAMP]))
         size = tf.shape(scores)[1]
-        rows = self.row_of_track.lookup(raw[features.TRACK_ID])
+        rows = self.row_of_track(raw[features.TRACK_ID])
         found = rows >= 0
         label_scores = tf.gather(scores, tf.maximum(rows, 0), batch_dims=1)
         label_rank = tf.reduce_sum(tf.cast(scores > label_scores[:, None], tf.int32), axis=1)

@@ -384,6 +384,26 @@ def test_a_blend_serves_every_member_and_says_for_whom(served):
     assert [t.decode() for t in result["titles"].numpy()[0]] == [titles[i] for i in ids]
 
 
+@pytest.mark.parametrize("strategy, combine", [(0, np.mean), (1, np.min)])
+def test_a_blend_ranks_its_members_standardised_scores(served, strategy, combine):
+    # Each member's scores standardised over the eligible catalogue (t2 excluded), combined;
+    # through the index, the union of the members' pools is ranked the same way.
+    users = ["u0", "u1", "nobody"]
+    scores = served.catalogue_scores(
+        tf.constant(users), tf.constant([[""]] * 3), tf.constant([1_700_000_000] * 3, tf.int64),
+        tf.constant(["android"] * 3)).numpy()
+    eligible = np.array([track != "t2" for track in CATALOGUE])
+    kept = scores[:, eligible]
+    z = (scores - kept.mean(axis=1, keepdims=True)) / kept.std(axis=1, keepdims=True)
+    group = np.where(eligible, combine(z, axis=0), -np.inf)
+    best = np.argsort(-group, kind="stable")[:3]
+    result = _blend(served, [users], k=3, strategy=strategy, exclude=[["t2"]])
+    assert [t.decode() for t in result["track_ids"].numpy()[0]] == [CATALOGUE[i] for i in best]
+    np.testing.assert_allclose(result["scores"].numpy()[0], group[best], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(result["member_scores"].numpy()[0], scores[:, best].T,
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_unknown_members_are_answered_from_the_cold_start_ranking(served):
     result = _blend(served, [["somebody", "nobody"]], k=2, strategy=1)
     assert [t.decode() for t in result["track_ids"].numpy()[0]] == ["t1", "t2"]

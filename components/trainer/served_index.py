@@ -213,7 +213,7 @@ class ServedIndex(tf.Module):
             tf.where(in_cold, tf.logical_and(cold, tf.equal(window, 0))[:, None], True)))
         in_window = recency.released_within(days, tf.gather(release_days, safe), window)
         valid = tf.logical_and(valid, tf.logical_or(~wide_window, in_window))
-        valid = tf.logical_and(valid, tf.logical_not(_members_of(rows, excluded)))
+        valid = tf.logical_and(valid, tf.logical_not(members_of(rows, excluded)))
         scores = tf.where(cold[:, None], tf.gather(cold_scores, safe), score(rows))
         scores = tf.where(valid, scores, tf.constant(-np.inf, scores.dtype))
         top = tf.math.top_k(scores, k=size)
@@ -250,7 +250,7 @@ CALIBRATION_RECALL = 0.97
 CALIBRATION_QUERIES = 1024
 
 
-def _members_of(rows: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
+def members_of(rows: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
     """[B, N] bool: each of `rows` [B, N] is among its row's `excluded` [B, m]. A binary
     search in each row's sorted exclusions: memory B x N whatever m, where comparing every
     pair would take B x N x m (gigabytes for a hostile request of 10k exclusions)."""

@@ -219,9 +219,9 @@ def test_recall_by_score_counts_ties_at_the_cut_as_found():
 def test_membership_in_exclusions_by_binary_search():
     rows = tf.constant([[5, 1, PADDING, 9], [3, 3, 0, 7]], tf.int32)
     excluded = tf.constant([[9, 5, 5], [-1, -1, -1]], tf.int32)
-    assert served_index._members_of(rows, excluded).numpy().tolist() == [
+    assert served_index.members_of(rows, excluded).numpy().tolist() == [
         [True, False, True, True], [False, False, False, False]]
-    none = served_index._members_of(rows, tf.zeros([2, 0], tf.int32)).numpy()
+    none = served_index.members_of(rows, tf.zeros([2, 0], tf.int32)).numpy()
     assert none.tolist() == [[False, False, True, False], [False] * 4]  # padding only
 
 
