@@ -5,6 +5,7 @@
                                   [--blend-clients 1] [--seconds 4] [--output DIR]
                                   [--index brute_force|partitioned]
                                   [--embeddings isotropic|clustered] [--probes 0,8,32]
+                                  [--plot FILE.png]
 
 For each catalogue size it exports a crossfade SavedModel with `crossfade.components.trainer.export`
 — the real serving graph: Transform layer, query tower, matmul + top-k over the catalogue,
@@ -46,8 +47,12 @@ two pay the same client-side cost and their ratio is the signature's. It prints 
 latency, requests per second, the ratio to the floor (the bare `top_k(query @ catalogue^T)`
 of one query, timed in this process with TensorFlow on the same embeddings) and, at 100k
 tracks, K=100, one client, `recommend`'s p50/p99 against `serving_default`'s, and at 100k
-tracks, K=50, one client, `blend`'s against `serving_default`'s. Prints figures only; never
-fails on a slow result.
+tracks, K=50, one client, `blend`'s against `serving_default`'s. Before those, each model's
+size on disk (and its graph's, saved_model.pb), how long after the server's start it was
+ready (load and warmup; models load in turn) and the server's resident memory then; after
+them, the server's peak resident memory; with probes, the index's targets at 1M and 10M
+tracks (INDEX_TARGETS), and with `--plot` recall@100 against p99 latency as an image.
+Prints figures only; never fails on a slow result.
 """
 import argparse
 import contextlib
@@ -58,7 +63,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -78,6 +83,9 @@ TRACKS_PER_CLUSTER = 100  # clustered catalogues: one query-embedding centre per
 CLUSTER_SPREAD = 0.5  # noise norm around a centre (cosine to it about 0.89)
 EXACT_PROBE = 2 ** 30  # clamps to every partition: exact scoring
 RECALL_REQUESTS = 200
+# The index's targets (default probe, K=100, one client): p99 ms by catalogue size, at recall.
+INDEX_TARGETS = {1_000_000: 5.0, 10_000_000: 25.0}
+INDEX_TARGET_RECALL = 0.95
 EMBEDDING_DIM = 64
 USERS = [f"user-{i}" for i in range(200)]
 _BASE62 = np.array(list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
@@ -298,9 +306,13 @@ def index_recall(target: str, model: str, k: int, probe: int) -> float:
 
 
 def _wait_ready(target: str, models: List[str], process: subprocess.Popen,
-                timeout: float = 300.0) -> None:
+                timeout: float = 1800.0) -> Dict[str, float]:
+    """Seconds from now until each of `models` is AVAILABLE (the server loads them in
+    turn: each figure includes the ones before it)."""
     from crossfade.serving.client import GrpcClient, ServingClientError
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
+    ready = {}
     for model in models:
         client = GrpcClient(target, model_name=model, timeout_s=2.0)
         while True:
@@ -315,6 +327,23 @@ def _wait_ready(target: str, models: List[str], process: subprocess.Popen,
                 raise TimeoutError("the model server did not become ready")
             time.sleep(0.5)
         client.close()
+        ready[model] = time.monotonic() - began
+    return ready
+
+
+def _memory_mb(pid: int) -> Dict[str, float]:
+    """The process's resident memory now (VmRSS) and at its peak (VmHWM), MB."""
+    with open(f"/proc/{pid}/status") as status:
+        fields = dict(line.split(":", 1) for line in status if ":" in line)
+    return {name: int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM")}
+
+
+def _disk_mb(export_dir: str) -> Dict[str, float]:
+    """The SavedModel's size on disk and its graph's (saved_model.pb), MB."""
+    total = sum(os.path.getsize(os.path.join(folder, name))
+                for folder, _, names in os.walk(export_dir) for name in names)
+    return {"disk": total / 2 ** 20,
+            "graph": os.path.getsize(os.path.join(export_dir, "saved_model.pb")) / 2 ** 20}
 
 
 @dataclasses.dataclass
@@ -328,6 +357,16 @@ class Row:
     result: Dict[str, float]
     floor: Dict[str, float]
     recall: Optional[float] = None  # probe rows: recall@K against every partition probed
+
+
+@dataclasses.dataclass
+class Served:
+    """One served model: its size on disk and what loading it took."""
+
+    size: int
+    disk: Dict[str, float]  # _disk_mb
+    ready_s: float  # from the server's start, models loading in turn
+    memory: Dict[str, float]  # the server's _memory_mb once every model was loaded
 
 
 def _measure(target: str, work: str, models: Dict[int, str], ks: List[int],
@@ -419,12 +458,59 @@ def _print_blend_target(rows: List[Row]) -> None:
               f"{plain['p99']:.2f} ms, ratio p99 {ratio:.2f}x, {met}")
 
 
+def _print_models(served: List[Served], memory: Dict[str, float]) -> None:
+    print("\nmodels as served (ready: from the server's start, load and warmup, models in "
+          "turn)")
+    header = (f"{'tracks':>11} {'disk MB':>9} {'graph MB':>9} {'ready s':>8} "
+              f"{'server RSS MB':>14}")
+    print(header)
+    print("-" * len(header))
+    for model in served:
+        print(f"{model.size:>11,} {model.disk['disk']:>9.0f} {model.disk['graph']:>9.1f} "
+              f"{model.ready_s:>8.1f} {model.memory['VmRSS']:>14.0f}")
+    print(f"server peak RSS {memory['VmHWM']:.0f} MB, {memory['VmRSS']:.0f} MB at the end")
+
+
+def _print_index_targets(rows: List[Row]) -> None:
+    """The partitioned index's targets, at each size's default probe."""
+    for size, p99_ms in INDEX_TARGETS.items():
+        for row in rows:
+            if row.size == size and row.signature == "probe default":
+                met = ("met" if row.result["p99"] <= p99_ms and row.recall >= INDEX_TARGET_RECALL
+                       else "MISSED")
+                print(f"Target, {size:,} tracks, K={row.k}, 1 client: p99 <= {p99_ms:.0f} ms at "
+                      f"recall@{row.k} >= {INDEX_TARGET_RECALL}: p99 {row.result['p99']:.2f} ms"
+                      f", recall {row.recall:.3f}, {met}")
+
+
+def _plot(rows: List[Row], path: str, embeddings: str) -> None:
+    """Recall@100 (x) against p99 latency (y), a line per catalogue size over its probes."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    figure, axes = pyplot.subplots(figsize=(6.4, 4.2))
+    for size in sorted({row.size for row in rows if row.recall is not None}):
+        points = sorted((row.recall, row.result["p99"]) for row in rows
+                        if row.size == size and row.recall is not None)
+        axes.plot(*zip(*points, strict=True), marker="o", label=f"{size:,} tracks")
+    axes.set_xlabel("recall@100 against exact scoring")
+    axes.set_ylabel("recommend p99 latency, ms (1 client)")
+    axes.set_yscale("log")
+    axes.set_title(f"Partitioned index through the model server ({embeddings} catalogue)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
 def _numbers(text: str) -> List[int]:
     return [int(value) for value in text.split(",") if value]
 
 
-def _run(args: argparse.Namespace, probes: List[int], work: str) -> List[Row]:
-    """Exports the models under `work`, serves them and measures (see the docstring)."""
+def _run(args: argparse.Namespace, probes: List[int], work: str
+         ) -> Tuple[List[Row], List[Served], Dict[str, float]]:
+    """Exports the models under `work`, serves them and measures (see the docstring):
+    (rows, the models as served, the server's memory at the end)."""
     sizes = _numbers(args.catalogues)
 
     started = time.perf_counter()
@@ -453,17 +539,21 @@ def _run(args: argparse.Namespace, probes: List[int], work: str) -> List[Row]:
             stdout=log, stderr=subprocess.STDOUT)
     target = f"127.0.0.1:{port}"
     try:
-        _wait_ready(target, list(models.values()), server)
+        ready = _wait_ready(target, list(models.values()), server)
+        memory = _memory_mb(server.pid)
+        served = [Served(size, _disk_mb(os.path.join(work, "models", name, "1")), ready[name],
+                         memory) for size, name in models.items()]
         rows = _measure(target, work, models, _numbers(args.ks), _numbers(args.clients),
                         _numbers(args.recommend_clients), _numbers(args.blend_clients),
                         args.seconds, probes)
+        memory = _memory_mb(server.pid)
     finally:
         server.terminate()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    return rows
+    return rows, served, memory
 
 
 def main() -> int:
@@ -485,6 +575,8 @@ def main() -> int:
                         help="with --index partitioned: probe counts to time and measure "
                         "recall@100 at through recommend (0: the model's default)")
     parser.add_argument("--output", help="work folder (default: a temporary one, removed after)")
+    parser.add_argument("--plot", help="with --probes: write recall@100 against p99 latency "
+                        "(one line per catalogue size) to this image file")
     args = parser.parse_args()
     probes = _numbers(args.probes)
     if probes and args.index != PARTITIONED:
@@ -492,10 +584,15 @@ def main() -> int:
     # A work folder of our own is removed at the end: a 1M-track model is about 0.4 GB.
     with (contextlib.nullcontext(args.output) if args.output
           else tempfile.TemporaryDirectory(prefix="crossfade-serving-bench-")) as work:
-        rows = _run(args, probes, work)
+        rows, served, memory = _run(args, probes, work)
+    _print_models(served, memory)
     _print_table(rows, args.index, args.embeddings)
     _print_targets(rows)
     _print_blend_target(rows)
+    _print_index_targets(rows)
+    if args.plot:
+        _plot(rows, args.plot, args.embeddings)
+        print(f"Wrote {args.plot}")
     return 0
 
 
