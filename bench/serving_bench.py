@@ -4,7 +4,9 @@
                                   [--clients 1,8] [--recommend-clients 1]
                                   [--blend-clients 1] [--seconds 4] [--output DIR]
                                   [--index brute_force|partitioned]
-                                  [--embeddings isotropic|clustered] [--probes 0,8,32]
+                                  [--embeddings isotropic|clustered|trained]
+                                  [--trained-model DIR] [--probes 0,8,32]
+                                  [--runtime-calls 300]
                                   [--plot FILE.png]
 
 For each catalogue size it exports a crossfade SavedModel with `crossfade.components.trainer.export`
@@ -39,8 +41,14 @@ that many partitions (one client) and measures its recall@100 against every part
 * `clustered`: one centre per TRACKS_PER_CLUSTER tracks, each centre the untrained query
   tower's embedding of a request drawn as the load draws them, each track its centre plus
   Gaussian noise of norm CLUSTER_SPREAD, normalised: queries land near tracks, as a trained
-  model's do. (A trained model's own embeddings grown to millions are the issue's ask; the
-  Evaluator's `index_recall@100` measures the index on a trained model's eval queries.)
+  model's do;
+* `trained` (with `--trained-model DIR`, a crossfade SavedModel the pipeline pushed): that
+  model's candidate embeddings grown to N tracks, track i a copy of trained track i mod C
+  plus Gaussian noise of norm TRAINED_SPREAD, normalised (cosine to its original about
+  0.98); its query tower embeds TRAINED_QUERIES of its own training users (from their stored
+  histories). The first CALIBRATION_QUERIES calibrate the default probe; the recall of each
+  probe is measured in this process on the other RECALL_REQUESTS (the bench model's
+  untrained tower serves the load: latency depends on shapes, recall on the embeddings).
 
 Both go through `predict` with the request builders of `crossfade.serving.signatures`, so the
 two pay the same client-side cost and their ratio is the signature's. It prints p50/p99
@@ -52,18 +60,24 @@ size on disk (and its graph's, saved_model.pb), how long after the server's star
 ready (load and warmup; models load in turn) and the server's resident memory then; after
 them, the server's peak resident memory; with probes, the index's targets at 1M and 10M
 tracks (INDEX_TARGETS), and with `--plot` recall@100 against p99 latency as an image.
+With `--runtime-calls N` each model is first loaded in TF's C++ runtime
+(crossfade.serving.runtime_check: the LoadSavedModel and Session::Run TF Serving runs,
+without its gRPC front end and without the local server's Python), and N one-row
+`serving_default` requests (N at each probe) are timed there: load time, peak memory,
+p50/p99 per request.
 Prints figures only; never fails on a slow result.
 """
 import argparse
 import contextlib
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -78,11 +92,13 @@ TARGET_SIZE, TARGET_K = 100_000, 100
 TARGET_BLEND_K, TARGET_BLEND_P99_RATIO = 50, 2.0  # blend of 2 / serving_default, 1 client
 RECENT_PER_REQUEST = 5
 BRUTE_FORCE, PARTITIONED = "brute_force", "partitioned"
-ISOTROPIC, CLUSTERED = "isotropic", "clustered"
+ISOTROPIC, CLUSTERED, TRAINED = "isotropic", "clustered", "trained"
+TRAINED_SPREAD = 0.2  # noise norm around a trained track's embedding in a grown catalogue
 TRACKS_PER_CLUSTER = 100  # clustered catalogues: one query-embedding centre per 100 tracks
 CLUSTER_SPREAD = 0.5  # noise norm around a centre (cosine to it about 0.89)
 EXACT_PROBE = 2 ** 30  # clamps to every partition: exact scoring
 RECALL_REQUESTS = 200
+TRAINED_QUERIES = 1024 + RECALL_REQUESTS  # calibration, then recall
 # The index's targets (default probe, K=100, one client): p99 ms by catalogue size, at recall.
 INDEX_TARGETS = {1_000_000: 5.0, 10_000_000: 25.0}
 INDEX_TARGET_RECALL = 0.95
@@ -142,10 +158,52 @@ def _query_embeddings(two_tower, transform_output, count: int,
                                   np.full(count, "", dtype=object))["embedding"].numpy()
 
 
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """A trained model's catalogue and query embeddings (`trained_embeddings`)."""
+
+    catalogue: np.ndarray  # [C, D]
+    queries: np.ndarray  # [TRAINED_QUERIES, D]
+
+
+def trained_embeddings(model_dir: str, rng: np.random.Generator) -> Trained:
+    """The candidate embeddings of the crossfade SavedModel in `model_dir` and its query
+    embeddings of TRAINED_QUERIES training users drawn at random (stored histories)."""
+    import tensorflow as tf
+
+    from crossfade.components import features
+    from crossfade.serving import signatures
+    model = tf.saved_model.load(model_dir)
+    with open(os.path.join(model_dir, "assets", features.USER_VOCABULARY), "rb") as file:
+        users = np.array([line.rstrip(b"\n") for line in file if line.strip()], dtype=object)
+    chosen = users[rng.integers(0, len(users), TRAINED_QUERIES)]
+    count = len(chosen)
+    queries = model.signatures[signatures.QUERY_EMBEDDING](
+        user_id=tf.constant(chosen), recent_track_ids=tf.fill([count, 1], ""),
+        timestamp=tf.zeros([count], tf.int64), platform=tf.fill([count], ""))["embedding"]
+    return Trained(model.catalogue_embeddings.numpy(), queries.numpy())
+
+
+def _grown(catalogue: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """[size, D] copies of `catalogue`'s rows in turn, each with noise (TRAINED_SPREAD)."""
+    rows = np.empty((size, catalogue.shape[1]), np.float32)
+    step = 1_000_000  # bounded temporary memory at 10M tracks
+    for start in range(0, size, step):
+        base = catalogue[np.arange(start, min(size, start + step)) % len(catalogue)]
+        noise = rng.standard_normal(base.shape, dtype=np.float32)
+        rows[start:start + len(base)] = _unit(base + TRAINED_SPREAD * noise
+                                              / np.sqrt(base.shape[1]))
+    return rows
+
+
 def export_model(export_dir: str, catalogue_size: int, transform_output, seed: int = 0,
-                 index: str = BRUTE_FORCE, embeddings: str = ISOTROPIC) -> None:
+                 index: str = BRUTE_FORCE, embeddings: str = ISOTROPIC,
+                 trained: Optional[Trained] = None, probes: Sequence[int] = ()
+                 ) -> Dict[int, float]:
     """A crossfade SavedModel over `catalogue_size` catalogue embeddings of kind
-    `embeddings`, ranking by brute force or through a partitioned `index`."""
+    `embeddings` (`trained`: grown from `trained`), ranking by brute force or through a
+    partitioned `index`; returns {probe: recall@100} measured in this process for the
+    `trained` kind (empty otherwise: the served requests measure it)."""
     from crossfade.components import testing_data
     from crossfade.components.trainer import export, served_index, train
     from crossfade.components.trainer import model as model_lib
@@ -166,6 +224,11 @@ def export_model(export_dir: str, catalogue_size: int, transform_output, seed: i
         vectors = _clustered(catalogue_size, _query_embeddings(
             two_tower, transform_output, max(1, catalogue_size // TRACKS_PER_CLUSTER), rng),
             rng)
+    elif embeddings == TRAINED:
+        if trained.catalogue.shape[1] != hp.embedding_dim:
+            raise ValueError(f"the trained model's embeddings have {trained.catalogue.shape[1]}"
+                             f" dimensions, the bench model's {hp.embedding_dim}")
+        vectors = _grown(trained.catalogue, catalogue_size, rng)
     else:
         vectors = _unit(rng.standard_normal((catalogue_size, hp.embedding_dim))).astype(
             np.float32)
@@ -184,17 +247,24 @@ def export_model(export_dir: str, catalogue_size: int, transform_output, seed: i
             int(time.time()) // 86400, seed=seed)
     module = export.RecommenderModule(two_tower, transform_output, catalogue, default_k=10,
                                       max_k=100, index_tables=tables)
+    recalls = {}
     if tables is not None:  # as the Trainer does, on queries drawn as the load draws them
-        queries = _query_embeddings(two_tower, transform_output,
-                                    served_index.CALIBRATION_QUERIES, rng)
-        probe, recall = module.calibrate_index(
-            queries, np.full(len(queries), int(time.time()) // 86400, np.int64))
+        queries = (_query_embeddings(two_tower, transform_output,
+                                     served_index.CALIBRATION_QUERIES, rng)
+                   if trained is None else trained.queries[:served_index.CALIBRATION_QUERIES])
+        days = np.full(len(queries), int(time.time()) // 86400, np.int64)
+        probe, recall = module.calibrate_index(queries, days)
         print(f"  {catalogue_size:,} tracks: {tables.partitions.num_partitions} partitions, "
               f"default probe {probe} (recall@100 {recall:.3f} on calibration queries)",
               flush=True)
+        if trained is not None:
+            held_out = trained.queries[served_index.CALIBRATION_QUERIES:]
+            recall_at = module.index_recall_at(held_out, days[:len(held_out)])
+            recalls = {p: recall_at(p) for p in probes}
     export.save(module, export_dir)
     warmup.write_warmup_requests(export_dir, USERS[:20],
                                  [list(ids[i:i + 2]) for i in range(20)], list(ids[:20]))
+    return recalls
 
 
 def _percentile(values: List[float], q: float) -> float:
@@ -305,6 +375,47 @@ def index_recall(target: str, model: str, k: int, probe: int) -> float:
     return float(np.mean(recalls))
 
 
+@dataclasses.dataclass
+class RuntimeRun:
+    """A model in TF's C++ runtime (serving/runtime_check): TF Serving's LoadSavedModel and
+    Session::Run without its gRPC front end."""
+
+    size: int
+    load_s: float
+    rss_mb: float  # the runtime process's peak resident memory
+    latency: Dict[str, Dict[str, float]]  # "serving_default" / "probe N": p50, p99 (ms)
+
+
+def runtime_latency(export_dir: str, size: int, k: int, probes: Sequence[int],
+                    calls: int) -> RuntimeRun:
+    """Times `calls` one-row `serving_default` requests (and `calls` at each probe, as
+    `recommend` at neutral controls) in the C++ runtime, drawn as `load` draws them, one
+    after another (the first `calls` // 10 of each are warm-up, not counted)."""
+    from crossfade.serving import runtime_check, signatures
+    rng = np.random.default_rng(3)
+    plan = [(signatures.SERVING_DEFAULT, None, "serving_default")] + [
+        (signatures.RECOMMEND, probe, f"probe {probe or 'default'}") for probe in probes]
+    requests = []
+    for signature, probe, label in plan:
+        for _ in range(calls):
+            user = USERS[int(rng.integers(len(USERS)))]
+            recent = list(RECENT_POOL[rng.integers(0, len(RECENT_POOL), RECENT_PER_REQUEST)])
+            requests.append((label, (signature, _request(signature, user, recent, k, probe))))
+    report = runtime_check.run_check(export_dir, [call for _, call in requests],
+                                     replay_warmup=True, timeout_s=3600.0)
+    failed = [call.error for call in report.calls if not call.ok]
+    if not report.loaded or failed:
+        raise RuntimeError(f"the C++ runtime failed on {export_dir}: "
+                           f"{report.load_error or failed[0]}")
+    latency = {}
+    for _, _, label in plan:
+        seconds = [call.seconds for (name, _), call in zip(requests, report.calls, strict=True)
+                   if name == label][calls // 10:]
+        latency[label] = {"p50": _percentile([1000 * t for t in seconds], 50),
+                          "p99": _percentile([1000 * t for t in seconds], 99)}
+    return RuntimeRun(size, report.load_seconds, report.vm_hwm_kb / 1024, latency)
+
+
 def _wait_ready(target: str, models: List[str], process: subprocess.Popen,
                 timeout: float = 1800.0) -> Dict[str, float]:
     """Seconds from now until each of `models` is AVAILABLE (the server loads them in
@@ -371,7 +482,10 @@ class Served:
 
 def _measure(target: str, work: str, models: Dict[int, str], ks: List[int],
              client_counts: List[int], recommend_clients: List[int],
-             blend_clients: List[int], seconds: float, probes: List[int]) -> List[Row]:
+             blend_clients: List[int], seconds: float, probes: List[int],
+             recalls: Dict[int, Dict[int, float]]) -> List[Row]:
+    """The rows (see the docstring); `recalls`: {size: {probe: recall@100}} measured at
+    export (trained embeddings), else measured through the server."""
     from crossfade.serving import signatures
     plan = ([(signatures.SERVING_DEFAULT, clients) for clients in client_counts]
             + [(signatures.RECOMMEND, clients) for clients in recommend_clients]
@@ -388,7 +502,9 @@ def _measure(target: str, work: str, models: Dict[int, str], ks: List[int],
                       f"{result['qps']:.0f} req/s", flush=True)
             for probe in probes if k == TARGET_K else []:
                 result = load(target, name, k, 1, seconds, signatures.RECOMMEND, probe)
-                recall = index_recall(target, name, k, probe)
+                recall = recalls.get(size, {}).get(probe)
+                if recall is None:
+                    recall = index_recall(target, name, k, probe)
                 rows.append(Row(size, k, 1, f"probe {probe or 'default'}", result, floor,
                                 recall))
                 print(f"  measured probe {probe}, {size:,} tracks: recall@{k} {recall:.3f}",
@@ -471,6 +587,28 @@ def _print_models(served: List[Served], memory: Dict[str, float]) -> None:
     print(f"server peak RSS {memory['VmHWM']:.0f} MB, {memory['VmRSS']:.0f} MB at the end")
 
 
+def _print_runtime(runs: List[RuntimeRun], rows: List[Row]) -> None:
+    if not runs:
+        return
+    print(f"\nTF's C++ runtime (TF Serving's LoadSavedModel + Session::Run, no gRPC), K="
+          f"{TARGET_K}, one request at a time")
+    header = (f"{'tracks':>11} {'load s':>7} {'peak RSS MB':>12} {'request':<16} "
+              f"{'p50 ms':>8} {'p99 ms':>8} {'recall':>6}")
+    print(header)
+    print("-" * len(header))
+    for run in runs:
+        for label, latency in run.latency.items():
+            print(f"{run.size:>11,} {run.load_s:>7.1f} {run.rss_mb:>12.0f} {label:<16} "
+                  f"{latency['p50']:>8.2f} {latency['p99']:>8.2f} "
+                  f"{_recall_of(rows, run.size, label):>6}")
+
+
+def _recall_of(rows: List[Row], size: int, label: str) -> str:
+    found = [row.recall for row in rows if row.size == size and row.signature == label
+             and row.recall is not None]
+    return format(found[0], ".3f") if found else ""
+
+
 def _print_index_targets(rows: List[Row]) -> None:
     """The partitioned index's targets, at each size's default probe."""
     for size, p99_ms in INDEX_TARGETS.items():
@@ -483,20 +621,28 @@ def _print_index_targets(rows: List[Row]) -> None:
                       f", recall {row.recall:.3f}, {met}")
 
 
-def _plot(rows: List[Row], path: str, embeddings: str) -> None:
-    """Recall@100 (x) against p99 latency (y), a line per catalogue size over its probes."""
+def _plot(rows: List[Row], runtime: List[RuntimeRun], path: str, embeddings: str) -> None:
+    """Recall@100 (x) against p99 latency (y), a line per catalogue size over its probes:
+    through the model server (solid) and in the C++ runtime (dashed)."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot
-    figure, axes = pyplot.subplots(figsize=(6.4, 4.2))
+    figure, axes = pyplot.subplots(figsize=(7.0, 4.4))
     for size in sorted({row.size for row in rows if row.recall is not None}):
-        points = sorted((row.recall, row.result["p99"]) for row in rows
-                        if row.size == size and row.recall is not None)
-        axes.plot(*zip(*points, strict=True), marker="o", label=f"{size:,} tracks")
+        probed = [row for row in rows if row.size == size and row.recall is not None]
+        points = sorted((row.recall, row.result["p99"]) for row in probed)
+        line, = axes.plot(*zip(*points, strict=True), marker="o",
+                          label=f"{size:,} tracks, model server")
+        for run in runtime:
+            if run.size == size:
+                points = sorted((row.recall, run.latency[row.signature]["p99"])
+                                for row in probed)
+                axes.plot(*zip(*points, strict=True), marker="s", linestyle="--",
+                          color=line.get_color(), label=f"{size:,} tracks, C++ runtime")
     axes.set_xlabel("recall@100 against exact scoring")
-    axes.set_ylabel("recommend p99 latency, ms (1 client)")
+    axes.set_ylabel("recommend p99 latency, ms (one at a time)")
     axes.set_yscale("log")
-    axes.set_title(f"Partitioned index through the model server ({embeddings} catalogue)")
+    axes.set_title(f"Partitioned index: recall against latency ({embeddings} catalogue)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
@@ -508,19 +654,27 @@ def _numbers(text: str) -> List[int]:
 
 
 def _run(args: argparse.Namespace, probes: List[int], work: str
-         ) -> Tuple[List[Row], List[Served], Dict[str, float]]:
-    """Exports the models under `work`, serves them and measures (see the docstring):
-    (rows, the models as served, the server's memory at the end)."""
+         ) -> Tuple[List[Row], List[Served], Dict[str, float], List[RuntimeRun]]:
+    """Exports the models under `work`, times them in the C++ runtime, serves them and
+    measures (see the docstring): (rows, the models as served, the server's memory at the
+    end, the C++ runtime's figures)."""
     sizes = _numbers(args.catalogues)
 
     started = time.perf_counter()
     transform_output = _transform_output(work)
-    models = {}
+    trained = (trained_embeddings(args.trained_model, np.random.default_rng(1))
+               if args.embeddings == TRAINED else None)
+    models, recalls = {}, {}
     for size in sizes:
         name = f"bench{size}"
-        export_model(os.path.join(work, "models", name, "1"), size, transform_output,
-                     index=args.index, embeddings=args.embeddings)
+        recalls[size] = export_model(os.path.join(work, "models", name, "1"), size,
+                                     transform_output, index=args.index,
+                                     embeddings=args.embeddings, trained=trained,
+                                     probes=probes)
         models[size] = name
+    runtime = [runtime_latency(os.path.join(work, "models", name, "1"), size, TARGET_K,
+                               probes, args.runtime_calls)
+               for size, name in models.items()] if args.runtime_calls else []
     print(f"Exported {len(sizes)} models in {time.perf_counter() - started:.1f} s under {work}",
           flush=True)
 
@@ -545,7 +699,7 @@ def _run(args: argparse.Namespace, probes: List[int], work: str
                          memory) for size, name in models.items()]
         rows = _measure(target, work, models, _numbers(args.ks), _numbers(args.clients),
                         _numbers(args.recommend_clients), _numbers(args.blend_clients),
-                        args.seconds, probes)
+                        args.seconds, probes, recalls)
         memory = _memory_mb(server.pid)
     finally:
         server.terminate()
@@ -553,7 +707,7 @@ def _run(args: argparse.Namespace, probes: List[int], work: str
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    return rows, served, memory
+    return rows, served, memory, runtime
 
 
 def main() -> int:
@@ -569,29 +723,42 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
     parser.add_argument("--index", choices=(BRUTE_FORCE, PARTITIONED), default=BRUTE_FORCE,
                         help="how the models rank the catalogue")
-    parser.add_argument("--embeddings", choices=(ISOTROPIC, CLUSTERED), default=ISOTROPIC,
-                        help="the catalogue embeddings (see the docstring)")
+    parser.add_argument("--embeddings", choices=(ISOTROPIC, CLUSTERED, TRAINED),
+                        default=ISOTROPIC, help="the catalogue embeddings (see the docstring)")
+    parser.add_argument("--trained-model", help="with --embeddings trained: a pushed crossfade "
+                        "SavedModel (a version folder)")
     parser.add_argument("--probes", default="",
                         help="with --index partitioned: probe counts to time and measure "
                         "recall@100 at through recommend (0: the model's default)")
     parser.add_argument("--output", help="work folder (default: a temporary one, removed after)")
+    parser.add_argument("--runtime-calls", type=int, default=0,
+                        help="also time this many serving_default requests (and as many at "
+                        "each probe) per model in TF's C++ runtime (0: not)")
     parser.add_argument("--plot", help="with --probes: write recall@100 against p99 latency "
                         "(one line per catalogue size) to this image file")
     args = parser.parse_args()
     probes = _numbers(args.probes)
     if probes and args.index != PARTITIONED:
         parser.error("--probes needs --index partitioned")
+    if (args.embeddings == TRAINED) != bool(args.trained_model):
+        parser.error("--embeddings trained and --trained-model go together")
+    if args.trained_model and not os.path.isfile(os.path.join(args.trained_model,
+                                                              "saved_model.pb")):
+        parser.error(f"--trained-model {args.trained_model}: no saved_model.pb there")
     # A work folder of our own is removed at the end: a 1M-track model is about 0.4 GB.
+    # Stopped by SIGTERM too (the default handler would leave it behind).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     with (contextlib.nullcontext(args.output) if args.output
           else tempfile.TemporaryDirectory(prefix="crossfade-serving-bench-")) as work:
-        rows, served, memory = _run(args, probes, work)
+        rows, served, memory, runtime = _run(args, probes, work)
     _print_models(served, memory)
+    _print_runtime(runtime, rows)
     _print_table(rows, args.index, args.embeddings)
     _print_targets(rows)
     _print_blend_target(rows)
     _print_index_targets(rows)
     if args.plot:
-        _plot(rows, args.plot, args.embeddings)
+        _plot(rows, runtime, args.plot, args.embeddings)
         print(f"Wrote {args.plot}")
     return 0
 

@@ -96,7 +96,7 @@ Signatures (every input is batched along axis 0):
   model without an index; NaN for a cold query, which the index answers exactly). The
   Evaluator's metrics read these.
 """
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -720,8 +720,17 @@ class RecommenderModule(tf.Module):
     def calibrate_index(self, queries: np.ndarray, days: np.ndarray):
         """(probe, recall): sets the index's default probe to the least whose recall@
         `EVAL_TOP_K` against exact scoring reaches `served_index.CALIBRATION_RECALL` on
-        query embeddings [Q, D] of plays on `days` [Q] (warm queries, as the pool of
-        `recommend` at neutral controls searches)."""
+        query embeddings [Q, D] of plays on `days` [Q] (`index_recall_at`)."""
+        # From `exact_from` on, rows are scored by brute force: exact.
+        probe, value = served_index.least_probe(self.index.exact_from,
+                                                self.index_recall_at(queries, days))
+        self.index.default_probe.assign(probe)
+        return probe, value
+
+    def index_recall_at(self, queries: np.ndarray, days: np.ndarray) -> Callable[[int], float]:
+        """probe (0: the default) -> the mean recall@`EVAL_TOP_K`, by score, against exact
+        scoring of query embeddings [Q, D] of plays on `days` [Q] (warm queries, as the
+        pool of `recommend` at neutral controls searches); the exact tops computed once."""
         k = min(EVAL_TOP_K, self.catalogue_size)
         # Queries at once: their [q, C] exact scores and [q, N, D] gathered candidates stay
         # within about 2**26 floats each (256 MB).
@@ -740,10 +749,7 @@ class RecommenderModule(tf.Module):
                 found.append(served_index.recall_by_score(served, top).numpy())
             return float(np.concatenate(found).mean())
 
-        # From `exact_from` on, rows are scored by brute force: exact.
-        probe, value = served_index.least_probe(self.index.exact_from, recall)
-        self.index.default_probe.assign(probe)
-        return probe, value
+        return recall
 
     def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
         return {
