@@ -1,7 +1,8 @@
 """In-graph group lists for the `blend` signature: one list for two to five listeners.
 
 A row of a `blend` request names up to `MAX_MEMBERS` members (a user id and recent tracks
-each). The export scores every member against the whole catalogue as `serving_default` would
+each). The export scores every member against the candidates — the whole catalogue, or
+through a partitioned index the tracks it found (below) — as `serving_default` would
 (cosines; a cold member gets the cold-start ranking's scores), sets excluded tracks to -inf
 for everyone, and this module turns the [B, M, C] member scores into one list per row.
 
@@ -14,9 +15,17 @@ Every row needs at least one member; with exactly one, every strategy gives that
 **Comparable scores.** Members' cosines are not on one scale (a listener with a narrow taste
 has a few very high cosines), so each member's scores are standardised over the eligible
 catalogue first: z = (score - mean) / sd, per member (`standardise`). The strategies work on z.
-A model ranking through a partitioned index scores only the union of the members' index
-pools, so it takes mean and sd from a fixed uniform sample of the catalogue instead
-(`reference`; export.BLEND_SAMPLE rows, the whole catalogue when smaller).
+
+**Through a partitioned index** (components/trainer/export.py) the candidates are the union
+of each member's index pool and, for `AVERAGE`, of one more search: a warm member's z is
+linear in the track's embedding and the recency bias is every member's alike, so the mean z
+of warm members ranks as the query sum(q_m / sd_m) / sum(1 / sd_m) does; its pool holds the
+`AVERAGE` list up to the index's recall. `FAIR_INTERLEAVE` takes each member's own best
+tracks, which their own pool holds. `LEAST_MISERY`, and `AVERAGE` for a group with a cold
+member, rank only the union: a track in no pool cannot be listed. Each member's mean and
+sd (`spread`) come from a fixed uniform sample of the catalogue for a warm member
+(export.BLEND_SAMPLE tracks: the whole catalogue when smaller) and exactly for a cold one
+(their scores do not depend on the query).
 
 **Strategies** (`strategy` [B] int32):
 
@@ -29,14 +38,14 @@ pools, so it takes mean and sd from a fixed uniform sample of the catalogue inst
   member (j mod m) of the m members, who gets their own best track not yet listed. Every
   member gets an equal share of the slots by construction.
 
-**Outputs** per slot: the catalogue row (-1 when no eligible track is left), the group score
+**Outputs** per slot: the candidate column (-1 when no eligible track is left), the group score
 (`AVERAGE`: mean z, `LEAST_MISERY`: min z, `FAIR_INTERLEAVE`: the picking member's z), and
 `for_member`, the member column the track is chiefly for (`FAIR_INTERLEAVE`: whose turn it
 was; otherwise the member with the highest z for it), -1 for an empty slot.
 
-Stock TensorFlow ops only. Cost: one [B, M, C] standardisation, then per strategy some row
-asks for: a [B, C] group score and top K (`AVERAGE`, `LEAST_MISERY`), or each member's top K
-and K small sequential steps over them (`FAIR_INTERLEAVE`).
+Stock TensorFlow ops only. Cost: one [B, M, C] standardisation over the C candidates, then
+per strategy some row asks for: a [B, C] group score and top K (`AVERAGE`, `LEAST_MISERY`),
+or each member's top K and K small sequential steps over them (`FAIR_INTERLEAVE`).
 """
 from typing import Optional, Tuple
 
@@ -47,7 +56,7 @@ STRATEGIES = {"average": AVERAGE, "least-misery": LEAST_MISERY,
               "fair-interleave": FAIR_INTERLEAVE}
 MAX_MEMBERS = 5
 _NEG_INF = -float("inf")
-_MIN_SD = 1e-6  # a member whose scores are all equal (a cold member's ties) divides by this
+MIN_SD = 1e-6  # a member whose scores are all equal (a cold member's ties) divides by this
 
 
 def member_mask(user_ids: tf.Tensor, recent_track_ids: tf.Tensor) -> tf.Tensor:
@@ -63,18 +72,24 @@ def member_mask(user_ids: tf.Tensor, recent_track_ids: tf.Tensor) -> tf.Tensor:
     return tf.logical_and(real, tf.logical_not(repeated))
 
 
-def standardise(scores: tf.Tensor, reference: Optional[tf.Tensor] = None) -> tf.Tensor:
-    """[B, M, C] z-scores of each member's `scores` by the mean and standard deviation of
-    the finite entries of their `reference` [B, M, S] scores (None: `scores` themselves);
-    -inf kept."""
-    reference = scores if reference is None else reference
-    finite = tf.math.is_finite(reference)
-    count = tf.maximum(tf.reduce_sum(tf.cast(finite, reference.dtype), axis=2, keepdims=True),
+def moments(scores: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(mean, standard deviation) [B, M, 1] of each member's finite `scores` [B, M, C]."""
+    finite = tf.math.is_finite(scores)
+    count = tf.maximum(tf.reduce_sum(tf.cast(finite, scores.dtype), axis=2, keepdims=True),
                        1.0)
-    mean = tf.reduce_sum(tf.where(finite, reference, 0.0), axis=2, keepdims=True) / count
-    variance = tf.reduce_sum(tf.where(finite, tf.square(reference - mean), 0.0), axis=2,
+    mean = tf.reduce_sum(tf.where(finite, scores, 0.0), axis=2, keepdims=True) / count
+    variance = tf.reduce_sum(tf.where(finite, tf.square(scores - mean), 0.0), axis=2,
                              keepdims=True) / count
-    z = (scores - mean) / tf.maximum(tf.sqrt(variance), _MIN_SD)
+    return mean, tf.sqrt(variance)
+
+
+def standardise(scores: tf.Tensor,
+                spread: Optional[Tuple[tf.Tensor, tf.Tensor]] = None) -> tf.Tensor:
+    """[B, M, C] z-scores of each member's `scores` by `spread`, their (mean, sd) [B, M, 1]
+    over the eligible catalogue (None: `moments(scores)`, `scores` being the whole eligible
+    catalogue's); -inf kept."""
+    mean, sd = moments(scores) if spread is None else spread
+    z = (scores - mean) / tf.maximum(sd, MIN_SD)
     return tf.where(tf.math.is_finite(scores), z, _NEG_INF)
 
 
@@ -90,7 +105,7 @@ def least_misery_scores(z: tf.Tensor, members: tf.Tensor) -> tf.Tensor:
 
 
 def _favourite(z: tf.Tensor, members: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
-    """[B, K] the member column with the highest z for each listed catalogue row."""
+    """[B, K] the member column with the highest z for each listed candidate column."""
     listed = tf.gather(z, tf.maximum(rows, 0), axis=2, batch_dims=1)  # [B, M, K]
     listed = tf.where(members[:, :, None], listed, _NEG_INF)
     return tf.argmax(listed, axis=1, output_type=tf.int32)
@@ -98,7 +113,8 @@ def _favourite(z: tf.Tensor, members: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
 
 def interleave(z: tf.Tensor, members: tf.Tensor, k: tf.Tensor
                ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """`FAIR_INTERLEAVE`: (rows [B, k] or -1, picking member's z [B, k], member [B, k]).
+    """`FAIR_INTERLEAVE`: (candidate columns [B, k] or -1, picking member's z [B, k],
+    member [B, k]).
 
     At most k - 1 tracks are listed before any turn, so a member's best remaining track is
     always among their own top k: the turns run over each member's top k ([B, M, k]) rather
@@ -128,7 +144,7 @@ def interleave(z: tf.Tensor, members: tf.Tensor, k: tf.Tensor
 
 
 def build_lists(scores: tf.Tensor, members: tf.Tensor, strategy: tf.Tensor, k: tf.Tensor,
-                reference: Optional[tf.Tensor] = None
+                spread: Optional[Tuple[tf.Tensor, tf.Tensor]] = None
                 ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """One list per row; see the module docstring.
 
@@ -139,15 +155,15 @@ def build_lists(scores: tf.Tensor, members: tf.Tensor, strategy: tf.Tensor, k: t
       members: [B, M] bool from `member_mask` (at least one per row).
       strategy: [B] int32, one of `STRATEGIES`' values.
       k: scalar int32 slots (at most C).
-      reference: [B, M, S] scores the z-scores are taken against (`standardise`); None:
-        `scores`, which must then be the whole eligible catalogue's.
+      spread: each member's (mean, sd) [B, M, 1] over the eligible catalogue
+        (`standardise`); None: `scores`', which must then be the whole eligible catalogue.
 
     Returns:
       rows [B, k] int32 candidate columns (-1: none left), group scores [B, k] float32 and
       for_member [B, k] int32 member columns (-1 for an empty slot). Each strategy is computed
       only when some row asks for it.
     """
-    z = standardise(scores, reference)
+    z = standardise(scores, spread)
     empty = tf.fill(tf.stack([tf.shape(z)[0], k]), -1)
     nothing = (empty, tf.cast(empty, z.dtype), empty)  # rows no strategy has filled
 

@@ -246,6 +246,12 @@ class RecommenderModule(tf.Module):
                                                      replace=False)
             self.blend_sample = tf.Variable(np.sort(sample).astype(np.int32), trainable=False,
                                             name="blend_sample")
+            # A cold member's scores are the cold-start ranking's whatever the query: their
+            # spread is exact (count, sum, sum of squares; float64 at 10M tracks).
+            popularity = catalogue.cold_start_scores.astype(np.float64)
+            self.popularity_moments = tf.Variable(
+                [float(size), popularity.sum(), np.square(popularity).sum()], trainable=False,
+                dtype=tf.float64, name="popularity_moments")
             self.index = served_index.ServedIndex(
                 index_tables, catalogue.cold_start_scores, catalogue.release_days,
                 served_index.resolve_probe(default_probe,
@@ -534,24 +540,19 @@ class RecommenderModule(tf.Module):
                 tf.reshape(recent_track_ids, tf.stack([batch * members, -1])),
                 tf.repeat(timestamp, members), tf.repeat(platform, members))
             embedding, cold = self._query(raw)
-        # Each member's exclusions: the row's.
-        excluded = tf.repeat(exclude_track_ids, members, axis=0)
-
-        def exact():
-            return self._blend_catalogue(embedding, cold, raw[features.TIMESTAMP], excluded,
-                                         members)
-
+        inputs = (embedding, cold, raw[features.TIMESTAMP], exclude_track_ids, present)
         if self.index is None:
-            candidates, scores, reference = exact()
-        else:  # every member has the default probe: the batch goes one way
-            brute_force = self.index.exact(self.index.probes(tf.zeros_like(timestamp[:1],
-                                                                           tf.int32),
-                                                             self.pool_size))[0]
-            candidates, scores, reference = tf.cond(brute_force, exact, lambda: (
-                self._blend_candidates(embedding, cold, raw[features.TIMESTAMP], excluded,
-                                       members)))
+            candidates, scores, spread = self._blend_catalogue(*inputs)
+        else:  # every member has the default probe: the batch goes one way (an empty
+            # batch by brute force, which answers it with empty lists)
+            brute_force = tf.logical_or(tf.equal(tf.size(timestamp), 0), tf.reduce_any(
+                self.index.exact(self.index.probes(tf.zeros_like(timestamp, tf.int32),
+                                                   self.pool_size))))
+            candidates, scores, spread = tf.cond(brute_force,
+                                                 lambda: self._blend_catalogue(*inputs),
+                                                 lambda: self._blend_candidates(*inputs))
         columns, group, whose = blend.build_lists(scores, present, strategy,
-                                                  self._effective_k(k), reference)
+                                                  self._effective_k(k), spread)
         shown = columns >= 0
         chosen = tf.gather(candidates, tf.maximum(columns, 0), batch_dims=1)
         own = tf.gather(scores, tf.maximum(columns, 0), axis=2, batch_dims=1)  # [B, M, K]
@@ -568,43 +569,97 @@ class RecommenderModule(tf.Module):
                 "artists": listed(self.catalogue_artists)}
 
     def _blend_catalogue(self, embedding: tf.Tensor, cold: tf.Tensor, timestamp: tf.Tensor,
-                         excluded: tf.Tensor, members: tf.Tensor):
-        """`blend`'s (candidates [B, C], member scores [B, M, C], reference) by brute force:
-        every catalogue track a candidate, scored as `serving_default` scores it, excluded
-        tracks at -inf; member queries [B * M, D] with each member's `excluded` ids."""
+                         exclude_track_ids: tf.Tensor, present: tf.Tensor):
+        """`blend`'s (candidates [B, C], member scores [B, M, C], spread None) by brute
+        force: every catalogue track a candidate, scored as `serving_default` scores it,
+        the row's `exclude_track_ids` [B, m] at -inf; member queries [B * M, D]."""
+        members = tf.shape(present)[1]
         scores = self._excluded(self._ranked(embedding, cold, recency.request_days(timestamp)),
-                                excluded)
+                                tf.repeat(exclude_track_ids, members, axis=0))
         scores = tf.reshape(scores, tf.stack([-1, members, self.catalogue_size]))
         candidates = tf.tile(tf.range(self.catalogue_size)[None, :],
                              tf.stack([tf.shape(scores)[0], 1]))
-        return candidates, scores, scores
+        return candidates, scores, blend.moments(scores)
 
     def _blend_candidates(self, embedding: tf.Tensor, cold: tf.Tensor, timestamp: tf.Tensor,
-                          excluded: tf.Tensor, members: tf.Tensor):
-        """`_blend_catalogue` through the index: the candidates are the union [B, U] of the
-        members' index pools (ascending rows, as the catalogue's order breaks ties; repeats
-        and empty pool slots at -inf), every member scored on all of them, and the
-        z-scores' reference is `blend_sample`'s rows scored alike [B, M, S]."""
-        days = recency.request_days(timestamp)
+                          exclude_track_ids: tf.Tensor, present: tf.Tensor):
+        """`_blend_catalogue` through the index (components/trainer/blend.py): candidates
+        [B, U], the union of the present members' pools and the `AVERAGE` query's, in
+        ascending rows as the catalogue's order breaks ties (repeats and empty slots at
+        -inf), every member scored on all of them; each member's spread by `_blend_spread`."""
+        batch, members = tf.shape(present)[0], tf.shape(present)[1]
+        excluded = tf.repeat(exclude_track_ids, members, axis=0)
         none = tf.zeros(tf.shape(cold), tf.int32)
         pool, pool_scores = self._searched(embedding, cold, timestamp, none, none, excluded)
+        shown = tf.logical_and(tf.math.is_finite(pool_scores), tf.reshape(present, [-1, 1]))
         size = self.catalogue_size
-        pooled = tf.where(tf.math.is_finite(pool_scores), pool, size)  # empty slots last
-        union = tf.sort(tf.reshape(pooled, tf.stack([-1, members * self.pool_size])), axis=1)
+        pooled = tf.reshape(tf.where(shown, pool, size), tf.stack([batch, -1]))  # empty: last
+        days = recency.request_days(timestamp)
+        spread = self._blend_spread(embedding, cold, days, excluded, batch)
+        pooled = tf.concat([pooled, self._average_pool(embedding, cold, timestamp, present,
+                                                       spread[1], exclude_track_ids)], axis=1)
+        union = tf.sort(pooled, axis=1)
         first = tf.concat([tf.ones_like(union[:, :1], tf.bool), union[:, 1:] > union[:, :-1]],
                           axis=1)
         candidates = tf.minimum(union, size - 1)
         scores = self._member_scores(embedding, cold, days, tf.repeat(candidates, members,
                                                                       axis=0))
-        scores = tf.reshape(scores, tf.stack([-1, members, tf.shape(union)[1]]))
+        scores = tf.reshape(scores, tf.stack([batch, members, -1]))
         eligible = tf.logical_and(first, union < size)[:, None, :]
+        return (candidates, tf.where(eligible, scores, tf.cast(-np.inf, scores.dtype)),
+                spread)
+
+    def _average_pool(self, embedding: tf.Tensor, cold: tf.Tensor, timestamp: tf.Tensor,
+                      present: tf.Tensor, sd: tf.Tensor, exclude_track_ids: tf.Tensor):
+        """[B, N] the index pool of each row's `AVERAGE` query: its present warm members'
+        queries weighted by 1 / sd (`sd` [B, M, 1]); empty slots, and rows without a warm
+        member (answered by the cold-start ranking), at `catalogue_size`."""
+        batch, members = tf.shape(present)[0], tf.shape(present)[1]
+        warm = tf.logical_and(present, tf.logical_not(tf.reshape(cold, [batch, members])))
+        weight = tf.where(warm, 1.0 / tf.maximum(sd[:, :, 0], blend.MIN_SD), 0.0)
+        queries = tf.reshape(embedding, tf.stack([batch, members, -1]))
+        total = tf.reduce_sum(weight, axis=1)
+        query = tf.reduce_sum(weight[:, :, None] * queries, axis=1) / tf.maximum(
+            total, blend.MIN_SD)[:, None]
+        none = tf.zeros([batch], tf.int32)
+        rows, scores = self._searched(
+            query, tf.equal(total, 0.0), tf.reshape(timestamp, [batch, members])[:, 0], none,
+            none, exclude_track_ids)
+        keep = tf.logical_and(tf.math.is_finite(scores), (total > 0.0)[:, None])
+        return tf.where(keep, rows, self.catalogue_size)
+
+    def _blend_spread(self, embedding: tf.Tensor, cold: tf.Tensor, days: tf.Tensor,
+                      excluded: tf.Tensor, batch: tf.Tensor):
+        """Each member's (mean, sd) [B, M, 1] over the eligible catalogue: a warm member's
+        over `blend_sample` (exact when it is the whole catalogue), a cold member's exactly
+        (`popularity_moments`, less the member's `excluded` ids [B * M, m])."""
         sample = self.blend_sample.read_value()
-        reference = self._ranked(embedding, cold, days, sample)
+        scores = self._warm_scores(embedding, days, sample)
         dropped = served_index.members_of(tf.tile(sample[None, :], tf.stack([tf.size(cold), 1])),
                                           self.row_of_track(excluded))
-        reference = tf.where(dropped, tf.cast(-np.inf, reference.dtype), reference)
-        return (candidates, tf.where(eligible, scores, tf.cast(-np.inf, scores.dtype)),
-                tf.reshape(reference, tf.stack([-1, members, tf.size(sample)])))
+        mean, sd = blend.moments(tf.where(dropped, tf.cast(-np.inf, scores.dtype),
+                                          scores)[:, None, :])
+        cold_mean, cold_sd = self._popularity_spread(excluded)
+        mean = tf.where(cold[:, None, None], cold_mean, mean)
+        sd = tf.where(cold[:, None, None], cold_sd, sd)
+        return (tf.reshape(mean, tf.stack([batch, -1, 1])),
+                tf.reshape(sd, tf.stack([batch, -1, 1])))
+
+    def _popularity_spread(self, excluded: tf.Tensor):
+        """(mean, sd) [N, 1, 1] of the cold-start scores over the catalogue less each row's
+        `excluded` ids [N, m] (unknown and repeated ids count once or not at all)."""
+        rows = tf.sort(self.row_of_track(excluded), axis=1)
+        once = tf.logical_and(rows >= 0, tf.concat(
+            [tf.ones_like(rows[:, :1], tf.bool), rows[:, 1:] > rows[:, :-1]], axis=1))
+        values = tf.where(once, tf.cast(tf.gather(self.popularity_scores.read_value(),
+                                                  tf.maximum(rows, 0)), tf.float64), 0.0)
+        moments = self.popularity_moments.read_value()  # count, sum, sum of squares
+        count = tf.maximum(moments[0] - tf.reduce_sum(tf.cast(once, tf.float64), axis=1), 1.0)
+        total = moments[1] - tf.reduce_sum(values, axis=1)
+        squares = moments[2] - tf.reduce_sum(tf.square(values), axis=1)
+        mean = total / count
+        sd = tf.sqrt(tf.maximum(squares / count - tf.square(mean), 0.0))
+        return (tf.cast(mean, tf.float32)[:, None, None], tf.cast(sd, tf.float32)[:, None, None])
 
     def _member_scores(self, embedding: tf.Tensor, cold: tf.Tensor, days: tf.Tensor,
                        rows: tf.Tensor) -> tf.Tensor:

@@ -30,12 +30,14 @@ RELEASE_DAYS = [REQUEST_DAY, REQUEST_DAY - 5, REQUEST_DAY - 75, features.NO_RELE
                 REQUEST_DAY + 1]
 
 
-def _export(tmp_path_factory, release_days=None, recency_bias=None, indexed=False):
+def _export(tmp_path_factory, release_days=None, recency_bias=None, indexed=False,
+            unplayed=0):
     """The test catalogue's model as TF Serving loads it; with `recency_bias` ([2,
     NUM_BUCKETS]) the model has a recency bias with those values over `release_days`;
     `indexed`: it ranks through a partitioned index (3 partitions: 2 of the played tracks,
     1 of t5; so small a catalogue fills a pool only with every partition probed, so the
-    answers must be the exact model's)."""
+    answers must be the exact model's); `unplayed`: that many more tracks ("x0", ...) with
+    random embeddings and no plays, the index then probing every partition."""
     # Fixed weights: the statistical tests (propensities) then pass or fail for good.
     tf.keras.utils.set_random_seed(0)
     rows = []
@@ -59,11 +61,18 @@ def _export(tmp_path_factory, release_days=None, recency_bias=None, indexed=Fals
     raw[features.ARTIST] = tf.constant(ARTISTS)
     embeddings = two_tower.candidate_tower(
         transform_output.transform_features_layer()(raw)).numpy()
+    extra = np.random.default_rng(1).normal(size=(unplayed, embeddings.shape[1]))
+    embeddings = np.concatenate([embeddings, extra / np.linalg.norm(extra, axis=1,
+                                                                    keepdims=True)])
+    more = [""] * unplayed
     index = CatalogueIndex(
-        ids=np.array(CATALOGUE, dtype=object), embeddings=embeddings,
-        play_counts=np.array([counts.get(t.encode(), 0) for t in CATALOGUE]),
-        titles=np.array(TITLES, dtype=object), artists=np.array(ARTISTS, dtype=object),
-        genres=np.array(GENRES, dtype=object), tags=np.array(TAGS, dtype=object),
+        ids=np.array(CATALOGUE + [f"x{i}" for i in range(unplayed)], dtype=object),
+        embeddings=embeddings.astype(np.float32),
+        play_counts=np.array([counts.get(t.encode(), 0) for t in CATALOGUE] + [0] * unplayed),
+        titles=np.array(TITLES + more, dtype=object),
+        artists=np.array(ARTISTS + more, dtype=object),
+        genres=np.array(GENRES + [[""] * 3] * unplayed, dtype=object),
+        tags=np.array(TAGS + [[""] * 8] * unplayed, dtype=object),
         release_days=None if release_days is None else np.array(release_days))
     sizes = train.vocabularies(transform_output)
     users = list(transform_output.vocabulary_by_name(features.USER_VOCABULARY))
@@ -72,13 +81,14 @@ def _export(tmp_path_factory, release_days=None, recency_bias=None, indexed=Fals
     histories[users.index(b"u0"), :2] = [tracks.index(b"t3"), tracks.index(b"t2")]
     tables = served_index.build_tables(
         embeddings, index.content_only, index.release_days, recency_bias,
-        REQUEST_DAY if dated else None, num_partitions=2) if indexed else None
+        REQUEST_DAY if dated else None, num_partitions=2 + unplayed // 100) if indexed else None
     with pytest.MonkeyPatch.context() as patch:
         # So small a catalogue would always go to brute force (ServedIndex.exact_from).
         patch.setattr(served_index, "EXACT_SEARCH_SHARE", 2.0)
         module = export.RecommenderModule(two_tower, transform_output, index, default_k=2,
                                           max_k=100, user_histories=histories,
-                                          index_tables=tables, default_probe=1)
+                                          index_tables=tables,
+                                          default_probe=1 + (unplayed and unplayed // 100 + 1))
     export_dir = str(tmp_path_factory.mktemp("model"))
     export.save(module, export_dir)
     return tf.saved_model.load(export_dir)
@@ -402,6 +412,46 @@ def test_a_blend_ranks_its_members_standardised_scores(served, strategy, combine
     np.testing.assert_allclose(result["scores"].numpy()[0], group[best], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(result["member_scores"].numpy()[0], scores[:, best].T,
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """(exact, indexed) models of a catalogue of 605 tracks: member pools (100) hold a
+    sixth of it; the index probes every partition."""
+    return (_export(tmp_path_factory, unplayed=600),
+            _export(tmp_path_factory, indexed=True, unplayed=600))
+
+
+def test_through_the_index_average_and_interleave_blends_are_the_exact_ones(wide):
+    exact, indexed = wide
+    groups = [["u0", "u1", "u2"], ["u3", "", ""], ["u1", "nobody", ""]]
+    for strategy in (0, 2):
+        lists = [_blend(model, groups, k=20, strategy=strategy, exclude=[["t2", "x5"]] * 3)
+                 for model in wide]
+        for name in ("track_ids", "for_member"):
+            assert (lists[0][name].numpy().tolist()
+                    == lists[1][name].numpy().tolist()), (strategy, name)
+        np.testing.assert_allclose(lists[1]["scores"].numpy(), lists[0]["scores"].numpy(),
+                                   rtol=1e-4, atol=1e-4)
+    misery = _blend(indexed, groups, k=20, strategy=1)["track_ids"].numpy()
+    assert all(len(set(row)) == 20 for row in misery)  # approximate: the union only
+
+
+def test_a_blend_row_does_not_depend_on_its_batch_mates(served):
+    alone = _blend(served, [["u0", "u1"]], k=4)
+    batched = _blend(served, [["u0", "u1", "", ""], ["u2", "u3", "somebody", "u1"]], k=4)
+    assert batched["track_ids"].numpy()[0].tolist() == alone["track_ids"].numpy()[0].tolist()
+    np.testing.assert_allclose(batched["scores"].numpy()[0], alone["scores"].numpy()[0],
+                               rtol=1e-4, atol=1e-4)  # batched matmuls round differently
+
+
+def test_an_empty_blend_is_answered(served):
+    result = served.signatures[export.BLEND](
+        user_ids=tf.zeros([0, 2], tf.string), recent_track_ids=tf.zeros([0, 2, 1], tf.string),
+        timestamp=tf.zeros([0], tf.int64), platform=tf.zeros([0], tf.string),
+        k=tf.zeros([0], tf.int32), strategy=tf.zeros([0], tf.int32),
+        exclude_track_ids=tf.zeros([0, 1], tf.string))
+    assert result["track_ids"].shape[0] == 0
 
 
 def test_unknown_members_are_answered_from_the_cold_start_ranking(served):

@@ -8,8 +8,9 @@ as tf.Transform does for its vocabularies, the ids travel as an asset file
 table's initializer reads when TF Serving (or `tf.saved_model.load`) loads the model: the
 graph holds only the file name, whatever the catalogue's size.
 
-Contract: ids are non-empty, unique, and hold no line break ("\\n" or "\\r"); anything else
-is a ValueError naming the row, raised before anything is written. Unknown ids look up as -1.
+Contract: ids are str or bytes (else TypeError), non-empty, unique, and hold no line break
+("\\n" or "\\r"); anything else is a ValueError naming the row, raised before anything is
+written. Unknown ids look up as -1.
 """
 import os
 import tempfile
@@ -25,7 +26,12 @@ NOT_FOUND = -1
 
 def _encoded(ids: Sequence[Union[str, bytes]]) -> list:
     """`ids` as UTF-8 bytes, checked against the contract (errors name the row)."""
-    encoded = [i.encode("utf-8") if isinstance(i, str) else bytes(i) for i in ids]
+    encoded = []
+    for row, track_id in enumerate(ids):
+        if not isinstance(track_id, (str, bytes)):
+            raise TypeError(f"catalogue track id at row {row} is a {type(track_id).__name__}"
+                            f" ({track_id!r}), not str or bytes")
+        encoded.append(track_id.encode("utf-8") if isinstance(track_id, str) else track_id)
     for row, track_id in enumerate(encoded):
         if not track_id or b"\n" in track_id or b"\r" in track_id:
             raise ValueError(f"catalogue track id at row {row} ({track_id!r}) must be "
@@ -43,8 +49,8 @@ class TrackRows(tf.Module):
     (`NOT_FOUND` for an id outside the catalogue).
 
     The asset file is written to a temporary folder that lives as long as this object (the
-    table reads it when eager code first looks up, and `tf.saved_model.save` copies it into
-    the SavedModel's assets); a loaded model reads its own copy.
+    table reads it once, here, and `tf.saved_model.save` copies it into the SavedModel's
+    assets); a loaded model reads its own copy.
     """
 
     def __init__(self, ids: Sequence[Union[str, bytes]]):

@@ -37,7 +37,7 @@ def test_a_saved_model_reads_the_ids_from_its_asset_not_its_graph(tmp_path):
     path = str(tmp_path / "model")
     holder = _Holder(IDS)
     tf.saved_model.save(holder, path)
-    del holder  # its temporary asset folder goes; the SavedModel has its own copy
+    holder.rows._folder.cleanup()  # the SavedModel must read its own copy
     with open(os.path.join(path, "assets", track_rows.ASSET_NAME), "rb") as file:
         assert file.read().split(b"\n")[:2] == [IDS[0].encode(), IDS[1].encode()]
     with open(os.path.join(path, "saved_model.pb"), "rb") as file:
@@ -57,3 +57,8 @@ def test_a_saved_model_reads_the_ids_from_its_asset_not_its_graph(tmp_path):
 def test_ids_a_line_per_id_file_cannot_hold_are_refused_by_row(bad, row, problem):
     with pytest.raises(ValueError, match=f"row {row} .*{problem}"):
         track_rows.TrackRows(bad)
+
+
+def test_ids_that_are_not_text_are_refused_by_row():
+    with pytest.raises(TypeError, match="row 1 is a int"):
+        track_rows.TrackRows(["a", 12345])
