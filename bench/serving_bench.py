@@ -44,11 +44,15 @@ that many partitions (one client) and measures its recall@100 against every part
   model's do;
 * `trained` (with `--trained-model DIR`, a crossfade SavedModel the pipeline pushed): that
   model's candidate embeddings grown to N tracks, track i a copy of trained track i mod C
-  plus Gaussian noise of norm TRAINED_SPREAD, normalised (cosine to its original about
-  0.98); its query tower embeds TRAINED_QUERIES of its own training users (from their stored
-  histories). The first CALIBRATION_QUERIES calibrate the default probe; the recall of each
-  probe is measured in this process on the other RECALL_REQUESTS (the bench model's
-  untrained tower serves the load: latency depends on shapes, recall on the embeddings).
+  plus Gaussian noise of norm `--trained-spread` (default TRAINED_SPREAD, cosine to its
+  original about 0.98: a query's exact top 100 then gathers the copies of its few best
+  trained tracks, an easier case for an index than a real catalogue of distinct tracks; a
+  larger spread mixes them more); its query tower embeds TRAINED_QUERIES distinct users of
+  its own (from their stored histories). The first CALIBRATION_QUERIES calibrate the default
+  probe; each probe's recall is measured in this process on the other users' queries, by
+  score (`served_index.recall_by_score`: a track tied with the exact 100th counts, as the
+  Evaluator counts) where the other kinds count shared ids; the bench model's untrained
+  tower serves the load (latency depends on shapes, recall on the embeddings).
 
 Both go through `predict` with the request builders of `crossfade.serving.signatures`, so the
 two pay the same client-side cost and their ratio is the signature's. It prints p50/p99
@@ -56,8 +60,8 @@ latency, requests per second, the ratio to the floor (the bare `top_k(query @ ca
 of one query, timed in this process with TensorFlow on the same embeddings) and, at 100k
 tracks, K=100, one client, `recommend`'s p50/p99 against `serving_default`'s, and at 100k
 tracks, K=50, one client, `blend`'s against `serving_default`'s. Before those, each model's
-size on disk (and its graph's, saved_model.pb), how long after the server's start it was
-ready (load and warmup; models load in turn) and the server's resident memory then; after
+size on disk (and its graph's, saved_model.pb), how long after its start the server answered
+(it answers once every model is loaded and warmed up) and its resident memory then; after
 them, the server's peak resident memory; with probes, the index's targets at 1M and 10M
 tracks (INDEX_TARGETS), and with `--plot` recall@100 against p99 latency as an image.
 With `--runtime-calls N` each model is first loaded in TF's C++ runtime
@@ -70,6 +74,7 @@ Prints figures only; never fails on a slow result.
 import argparse
 import contextlib
 import dataclasses
+import gc
 import os
 import signal
 import subprocess
@@ -163,10 +168,12 @@ class Trained:
     """A trained model's catalogue and query embeddings (`trained_embeddings`)."""
 
     catalogue: np.ndarray  # [C, D]
-    queries: np.ndarray  # [TRAINED_QUERIES, D]
+    queries: np.ndarray  # [TRAINED_QUERIES, D] (fewer if the model has fewer users)
+    spread: float = TRAINED_SPREAD  # noise norm of the grown copies
 
 
-def trained_embeddings(model_dir: str, rng: np.random.Generator) -> Trained:
+def trained_embeddings(model_dir: str, rng: np.random.Generator,
+                       spread: float = TRAINED_SPREAD) -> Trained:
     """The candidate embeddings of the crossfade SavedModel in `model_dir` and its query
     embeddings of TRAINED_QUERIES training users drawn at random (stored histories)."""
     import tensorflow as tf
@@ -176,23 +183,25 @@ def trained_embeddings(model_dir: str, rng: np.random.Generator) -> Trained:
     model = tf.saved_model.load(model_dir)
     with open(os.path.join(model_dir, "assets", features.USER_VOCABULARY), "rb") as file:
         users = np.array([line.rstrip(b"\n") for line in file if line.strip()], dtype=object)
-    chosen = users[rng.integers(0, len(users), TRAINED_QUERIES)]
+    # Distinct users: calibration and recall queries must not share one.
+    chosen = users[rng.choice(len(users), min(len(users), TRAINED_QUERIES), replace=False)]
     count = len(chosen)
     queries = model.signatures[signatures.QUERY_EMBEDDING](
         user_id=tf.constant(chosen), recent_track_ids=tf.fill([count, 1], ""),
         timestamp=tf.zeros([count], tf.int64), platform=tf.fill([count], ""))["embedding"]
-    return Trained(model.catalogue_embeddings.numpy(), queries.numpy())
+    return Trained(model.catalogue_embeddings.numpy(), queries.numpy(), spread)
 
 
-def _grown(catalogue: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """[size, D] copies of `catalogue`'s rows in turn, each with noise (TRAINED_SPREAD)."""
+def _grown(catalogue: np.ndarray, size: int, rng: np.random.Generator,
+           spread: float = TRAINED_SPREAD) -> np.ndarray:
+    """[size, D] copies of `catalogue`'s rows in turn, each plus Gaussian noise of norm
+    about `spread`, normalised."""
     rows = np.empty((size, catalogue.shape[1]), np.float32)
     step = 1_000_000  # bounded temporary memory at 10M tracks
     for start in range(0, size, step):
         base = catalogue[np.arange(start, min(size, start + step)) % len(catalogue)]
         noise = rng.standard_normal(base.shape, dtype=np.float32)
-        rows[start:start + len(base)] = _unit(base + TRAINED_SPREAD * noise
-                                              / np.sqrt(base.shape[1]))
+        rows[start:start + len(base)] = _unit(base + spread * noise / np.sqrt(base.shape[1]))
     return rows
 
 
@@ -228,7 +237,7 @@ def export_model(export_dir: str, catalogue_size: int, transform_output, seed: i
         if trained.catalogue.shape[1] != hp.embedding_dim:
             raise ValueError(f"the trained model's embeddings have {trained.catalogue.shape[1]}"
                              f" dimensions, the bench model's {hp.embedding_dim}")
-        vectors = _grown(trained.catalogue, catalogue_size, rng)
+        vectors = _grown(trained.catalogue, catalogue_size, rng, trained.spread)
     else:
         vectors = _unit(rng.standard_normal((catalogue_size, hp.embedding_dim))).astype(
             np.float32)
@@ -274,8 +283,11 @@ def _percentile(values: List[float], q: float) -> float:
 def floor_ms(export_dir: str, k: int, seconds: float) -> Dict[str, float]:
     """Latency of the bare matmul + top-k for one query against the catalogue."""
     import tensorflow as tf
-    model = tf.saved_model.load(export_dir)
-    catalogue = tf.constant(model.catalogue_embeddings.numpy())
+    # The embeddings alone, from the checkpoint: loading the whole model would hold a second
+    # copy of everything the server holds (gigabytes at 10M tracks).
+    catalogue = tf.constant(tf.train.load_variable(
+        os.path.join(export_dir, "variables", "variables"),
+        "catalogue_embeddings/.ATTRIBUTES/VARIABLE_VALUE"))
     query = tf.constant(np.random.default_rng(1).standard_normal(
         (1, catalogue.shape[1])).astype(np.float32))
 
@@ -418,8 +430,8 @@ def runtime_latency(export_dir: str, size: int, k: int, probes: Sequence[int],
 
 def _wait_ready(target: str, models: List[str], process: subprocess.Popen,
                 timeout: float = 1800.0) -> Dict[str, float]:
-    """Seconds from now until each of `models` is AVAILABLE (the server loads them in
-    turn: each figure includes the ones before it)."""
+    """Seconds from now until each of `models` is AVAILABLE (the server answers only once
+    it has loaded every model: about the same figure for all)."""
     from crossfade.serving.client import GrpcClient, ServingClientError
     began = time.monotonic()
     deadline = began + timeout
@@ -472,12 +484,11 @@ class Row:
 
 @dataclasses.dataclass
 class Served:
-    """One served model: its size on disk and what loading it took."""
+    """The served models' sizes on disk, and what loading them all took the server."""
 
-    size: int
-    disk: Dict[str, float]  # _disk_mb
-    ready_s: float  # from the server's start, models loading in turn
-    memory: Dict[str, float]  # the server's _memory_mb once every model was loaded
+    disks: Dict[int, Dict[str, float]]  # catalogue size -> _disk_mb
+    ready_s: float  # from the server's start until it answered: every model loaded
+    loaded: Dict[str, float]  # the server's _memory_mb then
 
 
 def _measure(target: str, work: str, models: Dict[int, str], ks: List[int],
@@ -574,17 +585,16 @@ def _print_blend_target(rows: List[Row]) -> None:
               f"{plain['p99']:.2f} ms, ratio p99 {ratio:.2f}x, {met}")
 
 
-def _print_models(served: List[Served], memory: Dict[str, float]) -> None:
-    print("\nmodels as served (ready: from the server's start, load and warmup, models in "
-          "turn)")
-    header = (f"{'tracks':>11} {'disk MB':>9} {'graph MB':>9} {'ready s':>8} "
-              f"{'server RSS MB':>14}")
+def _print_models(served: Served, memory: Dict[str, float]) -> None:
+    print("\nmodels on disk")
+    header = f"{'tracks':>11} {'disk MB':>9} {'graph MB':>9}"
     print(header)
     print("-" * len(header))
-    for model in served:
-        print(f"{model.size:>11,} {model.disk['disk']:>9.0f} {model.disk['graph']:>9.1f} "
-              f"{model.ready_s:>8.1f} {model.memory['VmRSS']:>14.0f}")
-    print(f"server peak RSS {memory['VmHWM']:.0f} MB, {memory['VmRSS']:.0f} MB at the end")
+    for size, disk in served.disks.items():
+        print(f"{size:>11,} {disk['disk']:>9.0f} {disk['graph']:>9.1f}")
+    print(f"local model server: answering {served.ready_s:.1f} s after its start (every model "
+          f"loaded and warmed up), resident {served.loaded['VmRSS']:.0f} MB then; peak "
+          f"{memory['VmHWM']:.0f} MB, {memory['VmRSS']:.0f} MB at the end")
 
 
 def _print_runtime(runs: List[RuntimeRun], rows: List[Row]) -> None:
@@ -654,7 +664,7 @@ def _numbers(text: str) -> List[int]:
 
 
 def _run(args: argparse.Namespace, probes: List[int], work: str
-         ) -> Tuple[List[Row], List[Served], Dict[str, float], List[RuntimeRun]]:
+         ) -> Tuple[List[Row], Served, Dict[str, float], List[RuntimeRun]]:
     """Exports the models under `work`, times them in the C++ runtime, serves them and
     measures (see the docstring): (rows, the models as served, the server's memory at the
     end, the C++ runtime's figures)."""
@@ -662,7 +672,8 @@ def _run(args: argparse.Namespace, probes: List[int], work: str
 
     started = time.perf_counter()
     transform_output = _transform_output(work)
-    trained = (trained_embeddings(args.trained_model, np.random.default_rng(1))
+    trained = (trained_embeddings(args.trained_model, np.random.default_rng(1),
+                                  args.trained_spread)
                if args.embeddings == TRAINED else None)
     models, recalls = {}, {}
     for size in sizes:
@@ -672,6 +683,7 @@ def _run(args: argparse.Namespace, probes: List[int], work: str
                                      embeddings=args.embeddings, trained=trained,
                                      probes=probes)
         models[size] = name
+        gc.collect()  # the export's module and arrays, before the next model and the server
     runtime = [runtime_latency(os.path.join(work, "models", name, "1"), size, TARGET_K,
                                probes, args.runtime_calls)
                for size, name in models.items()] if args.runtime_calls else []
@@ -694,9 +706,9 @@ def _run(args: argparse.Namespace, probes: List[int], work: str
     target = f"127.0.0.1:{port}"
     try:
         ready = _wait_ready(target, list(models.values()), server)
-        memory = _memory_mb(server.pid)
-        served = [Served(size, _disk_mb(os.path.join(work, "models", name, "1")), ready[name],
-                         memory) for size, name in models.items()]
+        served = Served({size: _disk_mb(os.path.join(work, "models", name, "1"))
+                         for size, name in models.items()}, max(ready.values()),
+                        _memory_mb(server.pid))
         rows = _measure(target, work, models, _numbers(args.ks), _numbers(args.clients),
                         _numbers(args.recommend_clients), _numbers(args.blend_clients),
                         args.seconds, probes, recalls)
@@ -731,6 +743,8 @@ def main() -> int:
                         help="with --index partitioned: probe counts to time and measure "
                         "recall@100 at through recommend (0: the model's default)")
     parser.add_argument("--output", help="work folder (default: a temporary one, removed after)")
+    parser.add_argument("--trained-spread", type=float, default=TRAINED_SPREAD,
+                        help="with --embeddings trained: noise norm around each copy")
     parser.add_argument("--runtime-calls", type=int, default=0,
                         help="also time this many serving_default requests (and as many at "
                         "each probe) per model in TF's C++ runtime (0: not)")
