@@ -23,9 +23,10 @@ Variables (default in brackets):
 * `CROSSFADE_DATAFLOW_MAX_WORKERS` [`10`], `CROSSFADE_DATAFLOW_MACHINE_TYPE`
   [`n1-standard-4`]: Dataflow autoscaling ceiling and worker type.
 * `CROSSFADE_TRAINER_CPU`, `CROSSFADE_TRAINER_MEMORY_GB`: the Trainer pod's CPU and memory
-  limits [unset: the platform's defaults].
+  limits, and the Tuner's when the pipeline tunes [unset: the platform's defaults].
 * `CROSSFADE_TRAINER_ACCELERATOR` (e.g. `NVIDIA_TESLA_T4`), `CROSSFADE_TRAINER_ACCELERATOR_COUNT`
-  [`1`]: GPUs on the Trainer pod, for the `mirrored` distribution strategy [unset: none].
+  [`1`]: GPUs on the Trainer pod (and the Tuner's), for the `mirrored` distribution strategy
+  [unset: none].
 * `CROSSFADE_MLMD_HOST` [`mysql.kubeflow.svc.cluster.local`], `CROSSFADE_MLMD_PORT` [`3306`],
   `CROSSFADE_MLMD_DATABASE` [`metadb`], `CROSSFADE_MLMD_USER` [`root`],
   `CROSSFADE_MLMD_PASSWORD` [empty]: ML Metadata on MySQL.
@@ -57,6 +58,7 @@ DEFAULT_MLMD_PORT = 3306
 DEFAULT_MLMD_DATABASE = "metadb"
 DEFAULT_MLMD_USER = "root"
 TRAINER_ID = "CatalogueTrainer"
+TUNER_ID = "CatalogueTuner"  # with PipelineConfig.tune: trains the model once per trial
 # A step pod's CPU, memory (GB) and accelerators, as the KFP v2 spec carries them.
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 
@@ -118,8 +120,10 @@ def cluster_beam_args(env: Optional[Mapping[str, str]] = None) -> beam_args.Beam
     raise ValueError(f"CROSSFADE_BEAM_RUNNER must be 'dataflow' or 'direct', got {runner!r}")
 
 
-def step_resources(env: Optional[Mapping[str, str]] = None) -> Dict[str, ResourceSpec]:
-    """Pod resources by component id (only the Trainer's are configurable)."""
+def step_resources(env: Optional[Mapping[str, str]] = None,
+                   tune: bool = False) -> Dict[str, ResourceSpec]:
+    """Pod resources by component id: the Trainer's, and with `tune` the same for the Tuner,
+    whose trials train as the Trainer does (only these are configurable)."""
     env = _env(env)
     spec = ResourceSpec()
     if env.get("CROSSFADE_TRAINER_CPU"):
@@ -129,7 +133,9 @@ def step_resources(env: Optional[Mapping[str, str]] = None) -> Dict[str, Resourc
     if env.get("CROSSFADE_TRAINER_ACCELERATOR"):
         spec.accelerator.type = env["CROSSFADE_TRAINER_ACCELERATOR"]
         spec.accelerator.count = int(env.get("CROSSFADE_TRAINER_ACCELERATOR_COUNT") or 1)
-    return {TRAINER_ID: spec} if spec.ByteSize() else {}
+    if not spec.ByteSize():
+        return {}
+    return {TRAINER_ID: spec, **({TUNER_ID: spec} if tune else {})}
 
 
 def metadata_connection_config(env: Optional[Mapping[str, str]] = None

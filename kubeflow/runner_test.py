@@ -4,6 +4,7 @@ The wiring expected here is read from the pipeline object `create_pipeline()` re
 the test follows the pipeline as it changes; a few links named in the Kubeflow issue are also
 checked by name.
 """
+import dataclasses
 import importlib
 import json
 import os
@@ -20,7 +21,7 @@ from crossfade.components.listening_data.simulator import generator
 from crossfade.kubeflow import cluster_config, runner
 from crossfade.pipeline import beam_args
 from crossfade.pipeline.configs import PipelineConfig
-from crossfade.pipeline.pipeline import PREPROCESSING_FN, RUN_FN, create_pipeline
+from crossfade.pipeline.pipeline import PREPROCESSING_FN, RUN_FN, TUNER_FN, create_pipeline
 
 IMAGE = "europe-docker.pkg.dev/crossfade-test/pipelines/crossfade:1.2.3"
 BUCKET = "gs://crossfade-test-bucket"
@@ -122,8 +123,8 @@ def test_every_component_is_a_task(compiled, pipeline):
     assert expected_resolver_tasks <= tasks
 
 
-def test_inputs_and_outputs_are_wired_as_in_create_pipeline(compiled, pipeline):
-    _, _, spec = compiled
+def _assert_wired_as_created(spec, pipeline):
+    """Every task's inputs, outputs and dependencies are those of `pipeline`'s components."""
     resolvers = {c.id for c in pipeline.components if isinstance(c, resolver.Resolver)}
     for component in pipeline.components:
         if component.id in resolvers:
@@ -143,6 +144,35 @@ def test_inputs_and_outputs_are_wired_as_in_create_pipeline(compiled, pipeline):
             component.id
         upstream = {producer for producer, _ in expected.values()}
         assert set(task.dependent_tasks) == upstream, component.id
+
+
+def test_inputs_and_outputs_are_wired_as_in_create_pipeline(compiled, pipeline):
+    _, _, spec = compiled
+    _assert_wired_as_created(spec, pipeline)
+
+
+def test_with_the_tuner_on_it_compiles_and_feeds_the_trainer(config, tmp_path):
+    tuned = dataclasses.replace(config, tune=True, tune_trials=2)
+    path = runner.compile_pipeline(tuned, str(tmp_path / "tuned.json"), IMAGE,
+                                   cluster_config.data_root(ENV))
+    with open(path) as handle:
+        job = json_format.Parse(handle.read(), pipeline_spec_pb2.PipelineJob())
+    spec = json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec),
+                                 pipeline_spec_pb2.PipelineSpec())
+    _assert_wired_as_created(spec, create_pipeline(tuned))
+    tasks = spec.root.dag.tasks
+    assert _producer(tasks["CatalogueTrainer"], "hyperparameters") == (
+        "CatalogueTuner", "best_hyperparameters")
+    assert _producer(tasks["CatalogueTuner"], "catalogue") == ("CatalogueExampleGen",
+                                                                "examples")
+    assert _constant(tasks["CatalogueTuner"], "tuner_fn") == TUNER_FN
+    class_paths = {args[args.index("--executor_class_path") + 1]
+                   for args in (e["container"]["args"] for e in _executors(spec).values()
+                                if "container" in e)}
+    assert "crossfade.components.tuner.component.CatalogueTunerExecutor" in class_paths
+    for path in (TUNER_FN, "crossfade.components.tuner.component.CatalogueTunerExecutor"):
+        module, _, name = path.rpartition(".")
+        assert hasattr(importlib.import_module(module), name), path
 
 
 def test_the_links_named_in_the_issue(compiled):
@@ -280,6 +310,12 @@ def test_trainer_resources_from_the_environment(config, env):
               if "resources" in executor.get("container", {})]
     assert others == ["CatalogueTrainer_executor"]
     assert cluster_config.step_resources(env) == {}
+    tuned = cluster_config.step_resources({**env, "CROSSFADE_TRAINER_CPU": "8"}, tune=True)
+    assert tuned[cluster_config.TUNER_ID] == tuned[cluster_config.TRAINER_ID]
+    executors = runner.compile_job(dataclasses.replace(config, tune=True), IMAGE,
+                                   resources=tuned)["pipelineSpec"]["deploymentSpec"][
+                                       "executors"]
+    assert executors["CatalogueTuner_executor"]["container"]["resources"] == {"cpuLimit": 8.0}
     with pytest.raises(ValueError, match="NoSuchTrainer"):
         runner.compile_job(config, IMAGE, resources={"NoSuchTrainer": resources[
             cluster_config.TRAINER_ID]})

@@ -4,13 +4,14 @@
     crossfade import --format lastfm-hetrec|spotify-history|csv --source DIR --out DIR
     crossfade run [--runner local|beam] [--workers N] [--data DIR] [--output DIR]
                   [--split auto|time|leave-last-out|random] [--split-seed N] [--eval-days N]
-                  [--like-weight W] [--set NAME=VALUE ...]
+                  [--like-weight W] [--set NAME=VALUE ...] [--tune [--tune-trials N]]
     crossfade benchmark quality --dataset lastfm-hetrec|spotify-history|csv|simulated --data-dir DIR
                   [--split ...] [--seeds N] [--diversity 0,0.1,...] [--cold-items SHARE]
-                  [--json OUT] [--out DIR]
+                  [--json OUT] [--out DIR] [--tune [--tune-trials N]]
     crossfade benchmark blend --dataset lastfm-hetrec|simulated|... --data-dir DIR [--seeds N]
                   [-k K] [--out DIR]
     crossfade compile --out FILE [--image IMAGE] [--data DIR] [--set NAME=VALUE ...]
+                  [--tune [--tune-trials N]]
     crossfade status [--output DIR] [--json]
     crossfade simulate [--data DIR] [--output DIR] [--policy SPEC ...] [--server HOST:PORT]
                   [--users N] [--days D] [-k K] [--seed S] [--long-term on|off|both] [--out DIR]
@@ -63,9 +64,21 @@ def _config(args: argparse.Namespace, data_dir: str):
     if getattr(args, "runner", "local") == "beam":
         from crossfade.pipeline import beam_args
         settings["beam_pipeline_args"] = beam_args.multi_processing(args.workers)
+    settings.update(_tune_settings(args))
     return PipelineConfig.for_data(os.path.abspath(data_dir), os.path.abspath(args.output),
                                    overrides=dict(getattr(args, "set", None) or []),
                                    **settings)
+
+
+def _tune_settings(args: argparse.Namespace) -> dict:
+    """The PipelineConfig settings of --tune and --tune-trials ({} without --tune)."""
+    trials = getattr(args, "tune_trials", None)
+    if not getattr(args, "tune", False):
+        if trials is not None:
+            raise ValueError("--tune-trials needs --tune")
+        return {}
+    from crossfade.pipeline.configs import DEFAULT_TUNE_TRIALS
+    return {"tune": True, "tune_trials": DEFAULT_TUNE_TRIALS if trials is None else trials}
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -115,7 +128,7 @@ def _benchmark_quality(args: argparse.Namespace) -> int:
                       hyperparameter_overrides=overrides, eval_days=args.eval_days or 7,
                       diversities=(benchmark.DEFAULT_DIVERSITIES if args.diversity is None
                                    else args.diversity),
-                      cold_items=args.cold_items)
+                      cold_items=args.cold_items, pipeline_settings=_tune_settings(args))
     except (InputDataError, ValueError) as error:  # bad data, or a split the data cannot take
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -159,6 +172,28 @@ def _share(text: str) -> float:
     if not 0.0 <= value < 1.0:  # NaN fails too
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
+
+
+def _trials(text: str) -> int:
+    """A number of trials: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+    from crossfade.pipeline.configs import DEFAULT_TUNE_TRIALS
+    parser.add_argument("--tune", action="store_true",
+                        help="run the Tuner before the Trainer: trials over its search space "
+                        "(components/tuner/search_space.py), each trained on train and scored "
+                        "on the eval split by Recall@50; the Trainer trains the winner")
+    parser.add_argument("--tune-trials", type=_trials, metavar="N",
+                        help=f"with --tune: trials to run (default {DEFAULT_TUNE_TRIALS}; the "
+                        "first is the configured hyperparameters)")
 
 
 def _default_data(output: str) -> str:
@@ -256,11 +291,12 @@ def _compile(args: argparse.Namespace) -> int:
         env["CROSSFADE_DATA_DIR"] = os.path.abspath(args.data)
     try:
         base = PipelineConfig.for_data(env.get("CROSSFADE_DATA_DIR", ""), "",
-                                       overrides=dict(args.set or []))
+                                       overrides=dict(args.set or []),
+                                       **_tune_settings(args))
         config = cluster_config.pipeline_config(env, base)
         path = runner.compile_pipeline(config, args.out, cluster_config.image(env),
                                        cluster_config.data_root(env),
-                                       cluster_config.step_resources(env))
+                                       cluster_config.step_resources(env, config.tune))
     except (KeyError, ValueError) as error:  # a missing setting, a bad --set
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2
@@ -350,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "a plain play's; 0 leaves likes unread (default: PipelineConfig's)")
     run.add_argument("--set", type=_parse_assignment, action="append", metavar="NAME=VALUE",
                      help="override a hyperparameter, e.g. --set epochs=3")
+    _add_tune_arguments(run)
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
     run.add_argument("--verbose", action="store_true",
                      help="show all TFX, TensorFlow and Beam logs")
@@ -364,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: $CROSSFADE_DATA_DIR)")
     compile_.add_argument("--set", type=_parse_assignment, action="append",
                           metavar="NAME=VALUE", help="override a hyperparameter")
+    _add_tune_arguments(compile_)
     compile_.set_defaults(handler=_compile)
 
     benchmark = commands.add_parser("benchmark", help="benchmarks")
@@ -388,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="use only the first N users (a quick run on a slice)")
     quality.add_argument("--set", type=_parse_assignment, action="append",
                          metavar="NAME=VALUE", help="override a two-tower hyperparameter")
+    _add_tune_arguments(quality)
     quality.set_defaults(handler=_benchmark_quality)
     blend = benchmarks.add_parser(
         "blend", help="one list for two friends: each member's Recall@k against their own",

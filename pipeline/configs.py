@@ -26,6 +26,11 @@ PIPELINE_NAME = "crossfade"
 LOCAL_BEAM_ARGS: Tuple[str, ...] = beam_args.in_memory()
 
 
+# Trials of a tuned run (`crossfade run --tune`): each trains the model once as the Trainer
+# does, so tuning costs about this many Trainer runs.
+DEFAULT_TUNE_TRIALS = 10
+
+
 # Hyperparameters chosen per dataset by the search documented in README.md ("Quality
 # benchmark"), on the eval split; `crossfade benchmark quality` trains with these.
 DATASET_HYPERPARAMETERS: Dict[str, Hyperparameters] = {
@@ -125,6 +130,12 @@ class PipelineConfig:
     # The Trainer's tf.distribute strategy: default | mirrored | multi_worker_mirrored
     # (components/trainer/distribution.py documents each, and TF_CONFIG for multi-worker).
     distribution_strategy: str = distribution.DEFAULT
+    # A Tuner between Transform and the Trainer (components/tuner): `tune_trials` trials over
+    # its search space, each trained on train and scored on the eval split by the Evaluator's
+    # gated Recall@50; the Trainer trains the winner. Off: the Trainer trains
+    # `hyperparameters` as they are.
+    tune: bool = False
+    tune_trials: int = DEFAULT_TUNE_TRIALS
     beam_pipeline_args: Tuple[str, ...] = LOCAL_BEAM_ARGS
     enable_cache: bool = True
 
@@ -150,6 +161,12 @@ class PipelineConfig:
             raise ValueError(f"distribution_strategy must be one of "
                              f"{list(distribution.STRATEGY_NAMES)}, got "
                              f"{self.distribution_strategy!r}")
+        if not isinstance(self.tune, bool):
+            raise ValueError(f"tune must be true or false, got {self.tune!r}")
+        if (isinstance(self.tune_trials, bool) or not isinstance(self.tune_trials, int)
+                or self.tune_trials < 1):
+            raise ValueError(f"tune_trials must be an integer of at least 1, got "
+                             f"{self.tune_trials!r}")
 
     @property
     def pipeline_root(self) -> str:
@@ -177,6 +194,10 @@ class PipelineConfig:
             run_config.CANDIDATE_POOL_KEY: self.candidate_pool,
             run_config.DISTRIBUTION_STRATEGY_KEY: self.distribution_strategy,
         }
+
+    def tuner_custom_config(self) -> Dict[str, object]:
+        """The Trainer's settings (trials train as it does) and the number of trials."""
+        return {**self.trainer_custom_config(), run_config.TUNE_TRIALS_KEY: self.tune_trials}
 
     @classmethod
     def for_data(cls, data_dir: str, output_dir: str, dataset: str = "",

@@ -18,18 +18,20 @@ from crossfade.components.simulation_gate.component import SimulationGate
 from crossfade.components.simulation_gate.executor import BLESSING_KEY as GATE_BLESSING
 from crossfade.components.stream_qualification.component import StreamQualifier
 from crossfade.components.trainer.component import CatalogueTrainer
+from crossfade.components.tuner.component import CatalogueTuner
 from crossfade.pipeline.code_version import code_version
 from crossfade.pipeline.configs import PipelineConfig
 
 PREPROCESSING_FN = "crossfade.components.transform.preprocessing.preprocessing_fn"
 RUN_FN = "crossfade.components.trainer.train.run_fn"
+TUNER_FN = "crossfade.components.tuner.tuning.tuner_fn"
 
 
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config: Optional[object] = None
                     ) -> tfx_pipeline.Pipeline:
-    """ExampleGen (plays, catalogue) -> StreamQualifier -> Transform -> Trainer -> Evaluator
-    -> SimulationGate -> Pusher."""
+    """ExampleGen (plays, catalogue) -> StreamQualifier -> Transform -> [Tuner ->] Trainer
+    -> Evaluator -> SimulationGate -> Pusher (the Tuner with `config.tune`)."""
     version = code_version()
     plays_gen = listening_example_gen.plays_example_gen(config.data_dir, config.split, version,
                                                         config.timestamp_policy,
@@ -53,11 +55,24 @@ def create_pipeline(config: PipelineConfig,
             analyze=[TRAIN_SPLIT],
             transform=[TRAIN_SPLIT]))
 
+    # Trials train as the Trainer does (its inputs and settings) and are scored on the raw
+    # eval split the Evaluator reads.
+    tuner = CatalogueTuner(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        catalogue=catalogue_gen.outputs["examples"],
+        chart=qualifier.outputs["chart"],
+        eval_examples=plays,
+        tuner_fn=TUNER_FN,
+        custom_config={**config.tuner_custom_config(), "code_version": version},
+    ) if config.tune else None
+
     trainer = CatalogueTrainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         catalogue=catalogue_gen.outputs["examples"],
         chart=qualifier.outputs["chart"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         run_fn=RUN_FN,
         custom_config={**config.trainer_custom_config(), "code_version": version})
 
@@ -100,8 +115,9 @@ def create_pipeline(config: PipelineConfig,
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[plays_gen, catalogue_gen, schema_gen, qualifier, transform, trainer,
-                    latest_blessed_model, evaluator, gate, pusher],
+        components=[plays_gen, catalogue_gen, schema_gen, qualifier, transform,
+                    *([tuner] if tuner else []), trainer, latest_blessed_model, evaluator,
+                    gate, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args))

@@ -7,18 +7,31 @@ from crossfade.components.example_gen import listening_example_gen
 from crossfade.components.listening_data.simulator import generator
 from crossfade.pipeline.code_version import code_version
 from crossfade.pipeline.configs import PIPELINE_NAME, PipelineConfig
-from crossfade.pipeline.pipeline import create_pipeline
+from crossfade.pipeline.pipeline import TUNER_FN, create_pipeline
 
 
 @pytest.fixture(scope="module")
-def components(tmp_path_factory):
+def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("wiring")
     generator.generate("tiny", str(root / "data"), seed=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def components(root):
     # A non-default gate setting, to see it reach the Evaluator.
     pipeline = create_pipeline(PipelineConfig(data_dir=str(root / "data"),
                                               output_dir=str(root / "out"),
                                               diversity_regression_tolerance=0.2,
                                               cold_start_regression_tolerance=0.07))
+    return {component.id: component for component in pipeline.components}
+
+
+@pytest.fixture(scope="module")
+def tuned(root):
+    pipeline = create_pipeline(PipelineConfig(data_dir=str(root / "data"),
+                                              output_dir=str(root / "out"), tune=True,
+                                              tune_trials=3))
     return {component.id: component for component in pipeline.components}
 
 
@@ -44,6 +57,30 @@ def test_components_and_data_flow(components):
     assert _producer(gate["model"]) == "CatalogueTrainer"
     assert _producer(gate["evaluator_blessing"]) == "Evaluator"
     assert _producer(components["AtomicPusher"].inputs["model_blessing"]) == "SimulationGate"
+    assert "hyperparameters" not in trainer  # no Tuner: the configured hyperparameters
+
+
+def test_with_tune_the_tuner_feeds_the_trainer_its_best_hyperparameters(components, tuned):
+    assert set(tuned) == set(components) | {"CatalogueTuner"}
+    tuner = tuned["CatalogueTuner"]
+    assert _producer(tuner.inputs["examples"]) == "Transform"
+    assert _producer(tuner.inputs["transform_graph"]) == "Transform"
+    assert _producer(tuner.inputs["catalogue"]) == "CatalogueExampleGen"
+    assert _producer(tuner.inputs["chart"]) == "StreamQualifier"
+    # Trials are scored on the plays the Evaluator reads (their eval split).
+    assert _producer(tuner.inputs["eval_examples"]) == "StreamQualifier"
+    assert tuner.inputs["eval_examples"].output_key == \
+        tuned["Evaluator"].inputs["examples"].output_key
+    hyperparameters = tuned["CatalogueTrainer"].inputs["hyperparameters"]
+    assert (_producer(hyperparameters), hyperparameters.output_key) == (
+        "CatalogueTuner", "best_hyperparameters")
+    config = json.loads(tuner.exec_properties["custom_config"])
+    trainer_config = json.loads(tuned["CatalogueTrainer"].exec_properties["custom_config"])
+    assert config == {**trainer_config, "tune_trials": 3}  # trials train as the Trainer
+    assert tuner.exec_properties["tuner_fn"] == TUNER_FN
+    # The Trainer's settings do not change with tuning, only its inputs.
+    assert trainer_config == json.loads(
+        components["CatalogueTrainer"].exec_properties["custom_config"])
 
 
 def test_the_baseline_is_the_latest_model_the_gate_blessed(tmp_path):
@@ -63,12 +100,14 @@ def test_the_baseline_is_the_latest_model_the_gate_blessed(tmp_path):
     assert [c.output_key for c in blessings] == ["blessing"]
 
 
-def test_code_version_keys_the_cache_of_code_running_components(components):
+def test_code_version_keys_the_cache_of_code_running_components(components, tuned):
     version = code_version()
     assert len(version) == 16 and version == code_version()
     assert json.loads(components["Transform"].exec_properties["custom_config"])[
         "code_version"] == version
     assert json.loads(components["CatalogueTrainer"].exec_properties["custom_config"])[
+        "code_version"] == version
+    assert json.loads(tuned["CatalogueTuner"].exec_properties["custom_config"])[
         "code_version"] == version
     assert components["StreamQualifier"].exec_properties["code_version"] == version
     assert components["SimulationGate"].exec_properties["code_version"] == version

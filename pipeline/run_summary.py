@@ -19,6 +19,7 @@ from crossfade.components.listening_data.play_checks import (
 from crossfade.components.simulation_gate import executor as gate_executor
 from crossfade.components.stream_qualification import executor
 from crossfade.components.trainer.run_config import TRAINING_STATS_FILE
+from crossfade.components.tuner import trials as tuner_trials
 from crossfade.pipeline import run_lock
 from crossfade.pipeline.configs import PipelineConfig
 from crossfade.serving.model_base_path import served_versions
@@ -49,6 +50,9 @@ class RunSummary:
     pushed_version: Optional[str] = None
     pushed_path: Optional[str] = None
     training: Dict[str, object] = dataclasses.field(default_factory=dict)
+    # The Tuner's search when the run tuned (`_read_tuning`): the objective, the winner
+    # (best_trial_id, best_score, best_values), trial counts and every trial's record.
+    tuning: Dict[str, object] = dataclasses.field(default_factory=dict)
     stream_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
     # Plays rows the ExampleGen dropped on reading and what likes did (play_checks).
     read_counts: Dict[str, int] = dataclasses.field(default_factory=dict)
@@ -88,9 +92,14 @@ class RunSummary:
             lines.append("Likes: " + ", ".join(
                 f"{self.read_counts.get(name, 0):,} {name.replace('_', ' ')}"
                 for name in LIKE_COUNT_NAMES))
+        if self.tuning:
+            lines.extend(self._tuning_lines())
         if self.training:
             lines.append(f"Training: {self.training.get('examples_trained')} examples, "
                          f"{self.training.get('examples_per_second', 0):.0f} examples/s")
+            if self.training.get("tuned_hyperparameters"):
+                lines.append("  with the Tuner's " + format_values(
+                    self.training["tuned_hyperparameters"]))
         if self.simulation:
             lines.append("Simulated A/B test (candidate"
                          + (" vs pushed model)" if "baseline_stream_rate" in self.simulation
@@ -110,6 +119,44 @@ class RunSummary:
         lines.append(f"Serving base path: {self.serving_base_path} "
                      f"(versions: {len(self.served_versions)}, latest: {latest})")
         return "\n".join(lines)
+
+
+    def _tuning_lines(self) -> List[str]:
+        t, key = self.tuning, tuner_trials
+        lines = [f"Tuning: {t[key.COMPLETED_TRIALS]} trials completed, "
+                 f"{t[key.FAILED_TRIALS]} failed; {t[key.OBJECTIVE]} on the eval split; "
+                 f"winner trial {t[key.BEST_TRIAL]} ({t[key.BEST_SCORE]:.4f})"]
+        for trial in t.get("trials", []):
+            mark = "*" if trial["trial_id"] == t[key.BEST_TRIAL] else " "
+            score = "failed" if trial.get("score") is None else f"{trial['score']:.4f}"
+            lines.append(f" {mark} trial {trial['trial_id']:<4} {score:<8} "
+                         + format_values(trial["values"]))
+        return lines
+
+
+def format_values(values: Dict[str, object]) -> str:
+    """name=value pairs, numbers to 4 significant digits."""
+    return ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in sorted(values.items()))
+
+
+def _read_tuning(properties) -> Dict[str, object]:
+    """The Tuner's record from its best_hyperparameters' custom properties and trials file
+    (components/tuner/trials.py)."""
+    t = tuner_trials
+    tuning: Dict[str, object] = {
+        t.OBJECTIVE: properties[t.OBJECTIVE].string_value,
+        t.BEST_TRIAL: properties[t.BEST_TRIAL].string_value,
+        t.BEST_SCORE: properties[t.BEST_SCORE].double_value,
+        t.BEST_VALUES: json.loads(properties[t.BEST_VALUES].string_value),
+        t.COMPLETED_TRIALS: properties[t.COMPLETED_TRIALS].int_value,
+        t.FAILED_TRIALS: properties[t.FAILED_TRIALS].int_value,
+        "trials": []}
+    path = properties[t.TRIALS_URI].string_value
+    if os.path.exists(path):
+        with open(path) as handle:
+            tuning["trials"] = json.load(handle)
+    return tuning
 
 
 def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
@@ -211,6 +258,8 @@ def latest_run(config: PipelineConfig) -> RunSummary:
                 if summary.pushed:
                     summary.pushed_version = properties["pushed_version"].string_value
                     summary.pushed_path = properties["pushed_destination"].string_value
+            elif artifact_type == "HyperParameters" and tuner_trials.BEST_TRIAL in properties:
+                summary.tuning = _read_tuning(properties)
             elif artifact_type == "ModelRun":
                 stats = os.path.join(artifact.uri, TRAINING_STATS_FILE)
                 if os.path.exists(stats):

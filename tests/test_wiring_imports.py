@@ -3,9 +3,10 @@
 `crossfade.pipeline.configs`, `crossfade.pipeline.pipeline` and `crossfade.kubeflow.runner`
 build and compile the pipeline: in `crossfade compile`, and in every KFP step's container
 before its executor starts; `crossfade --help` builds the command line's parser. None of them
-needs the model (`crossfade.components.trainer.model`, `.train`, `.export` and TensorFlow
-Recommenders under them), which only the Trainer's `run_fn` runs: importing it there costs
-start-up time in every step, and ties settings to model code.
+needs the model (`crossfade.components.trainer.model`, `.train`, `.export`, the Tuner's
+`crossfade.components.tuner.tuning` and TensorFlow Recommenders under them), which only the
+Trainer's `run_fn` and the Tuner's `tuner_fn` run: importing it there costs start-up time in
+every step, and ties settings to model code. The wiring is built with and without the Tuner.
 
 TFX itself tries to import tensorflow_recommenders: `tfx.components` (and `tfx.v1`) import the
 BulkInferrer executor, which runs `importlib.import_module("tensorflow_recommenders")` under
@@ -24,7 +25,7 @@ from crossfade.components.listening_data.simulator import generator
 
 RECOMMENDERS = "tensorflow_recommenders"
 MODEL_MODULES = ("crossfade.components.trainer.model", "crossfade.components.trainer.train",
-                 "crossfade.components.trainer.export")
+                 "crossfade.components.trainer.export", "crossfade.components.tuner.tuning")
 REPORT = "WIRING-IMPORTS-REPORT "
 
 # Run first in the child: refuses tensorflow_recommenders, records who asked for it (and who
@@ -80,6 +81,9 @@ data_dir, output_dir = sys.argv[1:]
 config = PipelineConfig(data_dir=data_dir, output_dir=output_dir)
 create_pipeline(config)
 runner.compile_pipeline(config, os.path.join(output_dir, "spec.yaml"), image="img")
+tuned = PipelineConfig(data_dir=data_dir, output_dir=output_dir, tune=True)  # + the Tuner
+create_pipeline(tuned)
+runner.compile_pipeline(tuned, os.path.join(output_dir, "tuned.yaml"), image="img")
 """
 
 HELP = """
@@ -126,7 +130,7 @@ def test_building_and_compiling_the_pipeline_loads_no_model_code(tmp_path):
     output_dir = tmp_path / "out"
     record = _imports(WIRING, tmp_path, data_dir, output_dir)
     _assert_no_model_code(record)
-    assert (output_dir / "spec.yaml").is_file()
+    assert (output_dir / "spec.yaml").is_file() and (output_dir / "tuned.yaml").is_file()
 
 
 def test_the_command_line_parser_loads_no_model_code(tmp_path):

@@ -256,6 +256,15 @@ class _Segment:
         return values
 
 
+def rank_metrics(ranks: np.ndarray) -> Dict[str, float]:
+    """Recall@K, NDCG@10 and the play count of held-out plays from their 0-based ranks
+    (`evaluate_examples`' ``label_rank``), as the combiner computes them over all plays: for
+    callers outside TFMA, such as the Tuner's trials (components/tuner)."""
+    segment = _Segment()
+    segment.add(np.asarray(ranks).ravel())
+    return segment.values()
+
+
 class _Accumulator:
     """Running sums over evaluation plays; `recommended[k]` marks catalogue rows seen in top k."""
 

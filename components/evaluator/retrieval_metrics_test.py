@@ -58,6 +58,22 @@ def test_metrics_match_hand_computed_values():
     assert values["eval_users"] == 1
 
 
+def test_rank_metrics_are_the_combiners_over_the_same_plays():
+    """What the Tuner's trials score by (components/tuner/held_out.py)."""
+    ranks = [0, 9, 49, 10, 100, 250]
+    combiner = _combiner()
+    accumulator = combiner.create_accumulator()
+    for rank in ranks:
+        accumulator = combiner.add_input(accumulator, _inputs(rank, 0, [0] * 10))
+    combined = _values(combiner.extract_output(accumulator))
+    metrics = retrieval_metrics.rank_metrics(np.array(ranks))
+    assert set(metrics) == {"recall@10", "recall@50", "recall@100", "ndcg@10", "eval_plays"}
+    for name, value in metrics.items():
+        assert value == pytest.approx(combined[name]), name
+    assert metrics[eval_config.GATED_METRIC] == pytest.approx(4 / 6)
+    assert math.isnan(retrieval_metrics.rank_metrics(np.array([], np.int32))["recall@50"])
+
+
 def test_eval_users_are_distinct_users_across_accumulators():
     combiner = _combiner()
     first = combiner.create_accumulator()

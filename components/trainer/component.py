@@ -4,6 +4,12 @@ The TFX-TFRS tutorial hands the catalogue to the Trainer through `custom_config`
 works inside InteractiveContext (tensorflow/tfx#5885). Here the catalogue is an `Examples`
 channel declared in the component spec, so orchestrators track it as a dependency (caching,
 lineage, KFP wiring) like any other input; the executor passes its split URIs to `run_fn`.
+The Tuner (components/tuner/component.py) declares the same inputs (`CATALOGUE_INPUTS`) and
+passes them on the same way (`catalogue_config`).
+
+With a Tuner in the pipeline the Trainer also takes its `best_hyperparameters` (TrainerSpec's
+optional `hyperparameters` input): TFX's GenericExecutor loads that keras_tuner config into
+`fn_args.hyperparameters`, and `run_fn` lays its values over the configured ones.
 """
 from typing import Any, Dict, List, Optional
 
@@ -23,16 +29,26 @@ from crossfade.components.trainer.run_config import CATALOGUE_URIS_KEY, CHART_UR
 
 CATALOGUE_KEY = "catalogue"
 CHART_KEY = "chart"
+# The catalogue and the optional top chart (the cold-start ranking), as spec inputs.
+CATALOGUE_INPUTS = {
+    CATALOGUE_KEY: ChannelParameter(type=standard_artifacts.Examples),
+    CHART_KEY: ChannelParameter(type=TopChart, optional=True),
+}
+
+
+def catalogue_config(input_dict: Dict[str, List[types.Artifact]]) -> Dict[str, Any]:
+    """The `custom_config` entries that locate the catalogue's examples and the chart."""
+    catalogue_uri = artifact_utils.get_split_uri(input_dict[CATALOGUE_KEY], CATALOGUE_SPLIT)
+    config: Dict[str, Any] = {CATALOGUE_URIS_KEY: [catalogue_uri + "/*"]}
+    if input_dict.get(CHART_KEY):
+        config[CHART_URI_KEY] = artifact_utils.get_single_uri(input_dict[CHART_KEY])
+    return config
 
 
 class CatalogueTrainerSpec(standard_component_specs.TrainerSpec):
     """TrainerSpec plus the `catalogue` input and the optional top `chart` (cold start)."""
 
-    INPUTS = {
-        **standard_component_specs.TrainerSpec.INPUTS,
-        CATALOGUE_KEY: ChannelParameter(type=standard_artifacts.Examples),
-        CHART_KEY: ChannelParameter(type=TopChart, optional=True),
-    }
+    INPUTS = {**standard_component_specs.TrainerSpec.INPUTS, **CATALOGUE_INPUTS}
 
 
 class CatalogueTrainerExecutor(trainer_executor.GenericExecutor):
@@ -42,17 +58,14 @@ class CatalogueTrainerExecutor(trainer_executor.GenericExecutor):
                    output_dict: Dict[str, List[types.Artifact]],
                    exec_properties: Dict[str, Any]) -> fn_args_utils.FnArgs:
         fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
-        catalogue_uri = artifact_utils.get_split_uri(input_dict[CATALOGUE_KEY], CATALOGUE_SPLIT)
-        fn_args.custom_config = dict(fn_args.custom_config or {})
-        fn_args.custom_config[CATALOGUE_URIS_KEY] = [catalogue_uri + "/*"]
-        if input_dict.get(CHART_KEY):
-            fn_args.custom_config[CHART_URI_KEY] = artifact_utils.get_single_uri(
-                input_dict[CHART_KEY])
+        fn_args.custom_config = {**(fn_args.custom_config or {}),
+                                 **catalogue_config(input_dict)}
         return fn_args
 
 
 class CatalogueTrainer(base_component.BaseComponent):
-    """Trainer(examples, transform_graph, catalogue[, chart]) -> model, model_run."""
+    """Trainer(examples, transform_graph, catalogue[, chart][, hyperparameters]) -> model,
+    model_run."""
 
     SPEC_CLASS = CatalogueTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(CatalogueTrainerExecutor)
@@ -60,6 +73,7 @@ class CatalogueTrainer(base_component.BaseComponent):
     def __init__(self, examples: types.BaseChannel, transform_graph: types.BaseChannel,
                  catalogue: types.BaseChannel, run_fn: str,
                  chart: Optional[types.BaseChannel] = None,
+                 hyperparameters: Optional[types.BaseChannel] = None,
                  train_args: Optional[trainer_pb2.TrainArgs] = None,
                  eval_args: Optional[trainer_pb2.EvalArgs] = None,
                  custom_config: Optional[Dict[str, Any]] = None):
@@ -68,6 +82,7 @@ class CatalogueTrainer(base_component.BaseComponent):
             transform_graph=transform_graph,
             catalogue=catalogue,
             chart=chart,
+            hyperparameters=hyperparameters,
             train_args=train_args or trainer_pb2.TrainArgs(splits=[TRAIN_SPLIT]),
             # Evaluation is the Evaluator's job (on raw eval plays); only train is transformed.
             eval_args=eval_args or trainer_pb2.EvalArgs(splits=[TRAIN_SPLIT], num_steps=0),

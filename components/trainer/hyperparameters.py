@@ -3,7 +3,9 @@
 Kept apart from `model.py` (which imports TensorFlow Recommenders) so that settings and wiring
 (`crossfade.pipeline.configs`, the command line, the KFP compiler) read and validate them
 without loading model code. The pipeline's per-dataset choices live in
-`crossfade/pipeline/configs.py`; the Trainer receives them as a dict through `custom_config`.
+`crossfade/pipeline/configs.py`; the Trainer receives them as a dict through `custom_config`,
+and with a Tuner in the pipeline lays its winner's values over them
+(components/tuner/search_space.py).
 """
 import dataclasses
 import math

@@ -4,12 +4,19 @@ Transformed training examples are parsed once into memory and served as freshly 
 batches each epoch by gathering rows, which keeps record parsing off the training hot path.
 The catalogue (the Trainer's `catalogue` input channel, see components/trainer/component.py)
 is encoded by the trained candidate tower after training, and the index is built from it.
+
+`run_fn` is made of pieces the Tuner's trials (components/tuner/tuning.py) run too, so a trial
+trains exactly as the Trainer does: `load_training_data` (once), `fit_two_tower` (seeded by
+the hyperparameters), `catalogue_index` and `recommender_module`. With a Tuner in the pipeline
+`run_fn` trains its winner laid over the configured hyperparameters
+(`trained_hyperparameters`) and records both in the training stats.
 """
+import dataclasses
 import json
 import logging
 import os
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -44,7 +51,8 @@ from crossfade.serving import warmup
 _READ_BATCH = 16384
 
 
-def _record_files(patterns: List[str]) -> List[str]:
+def record_files(patterns: List[str]) -> List[str]:
+    """The files matching any of `patterns`, sorted; none is a FileNotFoundError."""
     files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"no example files match {patterns}")
@@ -73,7 +81,7 @@ class EpochTimer(tf.keras.callbacks.Callback):
 def load_examples(patterns: List[str],
                   feature_spec: Dict[str, tf.io.FixedLenFeature]) -> Dict[str, tf.Tensor]:
     """Parses every gzipped tf.Example in `patterns` into one dense tensor per feature."""
-    dataset = (tf.data.TFRecordDataset(_record_files(patterns), compression_type="GZIP")
+    dataset = (tf.data.TFRecordDataset(record_files(patterns), compression_type="GZIP")
                .batch(_READ_BATCH)
                .map(lambda records: tf.io.parse_example(records, feature_spec),
                     num_parallel_calls=tf.data.AUTOTUNE))
@@ -271,37 +279,60 @@ def calibrated_probe(module: export.RecommenderModule, two_tower: model_lib.TwoT
     return stats
 
 
-def run_fn(fn_args: FnArgs) -> None:
-    """TFX Trainer entry point."""
-    config = fn_args.custom_config or {}
-    # First: a multi-worker strategy must exist before any other TensorFlow operation.
-    strategy = distribution.strategy_from_name(
-        config.get(DISTRIBUTION_STRATEGY_KEY, distribution.DEFAULT))
-    hp = Hyperparameters.from_dict(config.get(HYPERPARAMETERS_KEY, {}))
-    tf.keras.utils.set_random_seed(hp.seed)
-    transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    counts = track_play_counts(transform_output)
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """What every training run on one Transform output reads, loaded once: `run_fn` trains on
+    it once, the Tuner's trials (components/tuner/tuning.py) each in turn."""
 
-    examples = load_examples(fn_args.train_files, transform_output.transformed_feature_spec())
+    transform_output: tft.TFTransformOutput
+    examples: Dict[str, tf.Tensor]  # transformed training examples, one tensor per feature
+    counts: Dict[bytes, int]  # training plays per track id
+    raw_catalogue: Dict[str, np.ndarray]
+    catalogue: Dict[str, tf.Tensor]  # transformed candidate features, catalogue order
+    sizes: model_lib.Vocabularies
+
+    @property
+    def catalogue_ids(self) -> np.ndarray:
+        return self.raw_catalogue[features.TRACK_ID]
+
+    @property
+    def untimed(self) -> bool:
+        """Plays without timestamps (ts 0): no day to age a track by."""
+        return not np.any(self.examples[features.PLAY_TIME].numpy() > 0)
+
+
+def load_training_data(transform_dir: str, train_files: List[str],
+                       catalogue_patterns: List[str]) -> TrainingData:
+    """Reads the Transform output, the transformed training examples and the catalogue."""
+    transform_output = tft.TFTransformOutput(transform_dir)
+    counts = track_play_counts(transform_output)
+    examples = load_examples(train_files, transform_output.transformed_feature_spec())
+    raw_catalogue, catalogue = transformed_catalogue(transform_output, catalogue_patterns)
+    return TrainingData(transform_output, examples, counts, raw_catalogue, catalogue,
+                        vocabularies(transform_output))
+
+
+def fit_two_tower(data: TrainingData, hp: Hyperparameters, strategy: tf.distribute.Strategy
+                  ) -> Tuple[model_lib.TwoTowerModel, Dict[str, object]]:
+    """Builds the TwoTowerModel of `hp` under `strategy` and trains it on `data`'s examples;
+    returns it and the training stats (examples, seconds, examples/s, epoch times, steps,
+    final loss). Seeded by `hp.seed` here, so the same `hp` on the same data trains the same
+    model in a Tuner trial as in the Trainer."""
+    tf.keras.utils.set_random_seed(hp.seed)
     epochs = hp.epochs
-    dataset, steps = shuffled_batches(examples, hp.batch_size, epochs, hp.seed)
+    dataset, steps = shuffled_batches(data.examples, hp.batch_size, epochs, hp.seed)
     if hp.max_steps > 0:
         epochs, steps = 1, min(steps, hp.max_steps)
-
-    raw_catalogue, catalogue = transformed_catalogue(transform_output,
-                                                     config[CATALOGUE_URIS_KEY])
-    catalogue_ids = raw_catalogue[features.TRACK_ID]
-    release_days = raw_catalogue[features.RELEASE_DAY]
-    # Plays without timestamps (ts 0) have no day to age a track by; their bias keeps only
-    # the content-only lift (the unknown bucket), and the dates still serve release windows.
-    untimed = not np.any(examples[features.PLAY_TIME].numpy() > 0)
-    bias_release_days = (np.full_like(release_days, features.NO_RELEASE_DAY) if untimed
+    # Plays without timestamps have no day to age a track by; their bias keeps only the
+    # content-only lift (the unknown bucket), and the dates still serve release windows.
+    release_days = data.raw_catalogue[features.RELEASE_DAY]
+    bias_release_days = (np.full_like(release_days, features.NO_RELEASE_DAY) if data.untimed
                          else release_days)
-    sizes = vocabularies(transform_output)
     with strategy.scope():
         two_tower = model_lib.TwoTowerModel(
-            sizes, hp, sampling_probabilities(transform_output, counts),
-            catalogue=catalogue, catalogue_row=catalogue_rows(transform_output, catalogue_ids),
+            data.sizes, hp, sampling_probabilities(data.transform_output, data.counts),
+            catalogue=data.catalogue,
+            catalogue_row=catalogue_rows(data.transform_output, data.catalogue_ids),
             catalogue_release_days=bias_release_days)
         two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(hp.learning_rate))
     epoch_timer = EpochTimer()
@@ -309,43 +340,14 @@ def run_fn(fn_args: FnArgs) -> None:
     history = two_tower.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2,
                             callbacks=[epoch_timer])
     seconds = time.perf_counter() - started
-    batch_size = min(hp.batch_size, int(examples[features.TRACK_INDEX].shape[0]))
+    batch_size = min(hp.batch_size, int(data.examples[features.TRACK_INDEX].shape[0]))
     trained = epochs * steps * batch_size
     steady = epoch_timer.steady_seconds()
     steady_speed = (len(steady) * steps * batch_size / sum(steady)) if steady else \
         trained / seconds
     logging.info("Trained on %d examples in %.1f s (%.0f examples/s after the first epoch)",
                  trained, seconds, steady_speed)
-
-    play_counts = np.array([counts.get(track_id, 0) for track_id in catalogue_ids])
-    cold_scores, chart = None, None
-    if config.get(CHART_URI_KEY):
-        cold_scores, chart = cold_start_scores(catalogue_ids, play_counts, config[CHART_URI_KEY])
-    index = CatalogueIndex(
-        ids=catalogue_ids, embeddings=encode_catalogue(two_tower, catalogue),
-        play_counts=play_counts, cold_start_scores=cold_scores,
-        titles=raw_catalogue[features.TITLE], artists=raw_catalogue[features.ARTIST],
-        genres=raw_catalogue[features.GENRES], tags=raw_catalogue[features.TAGS],
-        release_days=release_days,
-        content_only=catalogue[features.TRACK_INDEX].numpy() == sizes.tracks)
-    tables, index_stats = index_tables(hp, index, two_tower,
-                                       None if untimed else newest_play_day(examples))
-    module = export.RecommenderModule(
-        two_tower, transform_output, index, default_k=int(config[DEFAULT_K_KEY]),
-        max_k=int(config[MAX_K_KEY]), user_histories=stored_histories(examples, sizes),
-        candidate_pool=int(config[CANDIDATE_POOL_KEY]), index_tables=tables,
-        default_probe=hp.index_probe)
-    if tables is not None and not hp.index_probe:
-        index_stats.update(calibrated_probe(module, two_tower, examples, hp.seed))
-    export.save(module, fn_args.serving_model_dir)
-    write_warmup_requests(fn_args.serving_model_dir, transform_output, hp.seed)
-    if chart is not None:  # ships with every pushed version, beside the SavedModel
-        extra = os.path.join(fn_args.serving_model_dir, warmup.WARMUP_DIR)
-        tf.io.gfile.makedirs(extra)
-        with tf.io.gfile.GFile(os.path.join(extra, CHART_JSON), "w") as handle:
-            json.dump(chart, handle, indent=1)
-
-    stats = {
+    return two_tower, {
         "examples_trained": trained,
         "train_seconds": seconds,
         # Throughput once graphs are traced (epochs after the first); the first epoch also
@@ -355,10 +357,90 @@ def run_fn(fn_args: FnArgs) -> None:
         "epoch_seconds": epoch_timer.seconds,
         "steps": epochs * steps,
         "final_loss": float(history.history["loss"][-1]),
-        "catalogue_size": int(len(catalogue_ids)),
-        "index": index_stats,
-        "hyperparameters": config.get(HYPERPARAMETERS_KEY, {}),
     }
+
+
+def catalogue_index(data: TrainingData, two_tower: model_lib.TwoTowerModel,
+                    chart_dir: Optional[str]) -> Tuple[CatalogueIndex, Optional[dict]]:
+    """The catalogue as the trained model serves it, and the top chart read from `chart_dir`
+    (None without one: cold queries then rank by training plays)."""
+    play_counts = np.array([data.counts.get(track_id, 0) for track_id in data.catalogue_ids])
+    cold_scores, chart = None, None
+    if chart_dir:
+        cold_scores, chart = cold_start_scores(data.catalogue_ids, play_counts, chart_dir)
+    raw = data.raw_catalogue
+    index = CatalogueIndex(
+        ids=data.catalogue_ids, embeddings=encode_catalogue(two_tower, data.catalogue),
+        play_counts=play_counts, cold_start_scores=cold_scores,
+        titles=raw[features.TITLE], artists=raw[features.ARTIST],
+        genres=raw[features.GENRES], tags=raw[features.TAGS],
+        release_days=raw[features.RELEASE_DAY],
+        content_only=data.catalogue[features.TRACK_INDEX].numpy() == data.sizes.tracks)
+    return index, chart
+
+
+def recommender_module(data: TrainingData, two_tower: model_lib.TwoTowerModel,
+                       index: CatalogueIndex, config: Dict[str, object],
+                       tables: "served_index.IndexTables | None" = None,
+                       default_probe: int = 0) -> export.RecommenderModule:
+    """The served module of a trained model (`config`: the Trainer's custom_config)."""
+    return export.RecommenderModule(
+        two_tower, data.transform_output, index, default_k=int(config[DEFAULT_K_KEY]),
+        max_k=int(config[MAX_K_KEY]), user_histories=stored_histories(data.examples, data.sizes),
+        candidate_pool=int(config[CANDIDATE_POOL_KEY]), index_tables=tables,
+        default_probe=default_probe)
+
+
+def trained_hyperparameters(config: Dict[str, object], tuned: Optional[Dict[str, object]]
+                            ) -> Tuple[Hyperparameters, Dict[str, object]]:
+    """The hyperparameters to train with and what the stats record of them.
+
+    `config`: the Trainer's custom_config; `tuned`: `fn_args.hyperparameters`, the keras_tuner
+    HyperParameters config TFX's GenericExecutor loads from a Tuner's `best_hyperparameters`
+    (None without a Tuner). Its values are laid over the configured ones as the Tuner's trials
+    laid them (components/tuner/search_space.py), so the Trainer trains the winner.
+    """
+    configured = config.get(HYPERPARAMETERS_KEY, {})
+    hp = Hyperparameters.from_dict(configured)
+    if not tuned:
+        return hp, {"hyperparameters": configured}
+    # Here, not at the top: only a tuned pipeline needs keras_tuner's config reader.
+    from crossfade.components.tuner import search_space
+    values = search_space.tuned_values(tuned)
+    hp = search_space.overlay(hp, values)
+    return hp, {"hyperparameters": dataclasses.asdict(hp),
+                "configured_hyperparameters": configured, "tuned_hyperparameters": values}
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """TFX Trainer entry point."""
+    config = fn_args.custom_config or {}
+    # First: a multi-worker strategy must exist before any other TensorFlow operation.
+    strategy = distribution.strategy_from_name(
+        config.get(DISTRIBUTION_STRATEGY_KEY, distribution.DEFAULT))
+    hp, hyperparameter_stats = trained_hyperparameters(
+        config, getattr(fn_args, "hyperparameters", None))
+    data = load_training_data(fn_args.transform_output, fn_args.train_files,
+                              config[CATALOGUE_URIS_KEY])
+    two_tower, training_stats = fit_two_tower(data, hp, strategy)
+    index, chart = catalogue_index(data, two_tower, config.get(CHART_URI_KEY))
+    tables, index_stats = index_tables(hp, index, two_tower,
+                                       None if data.untimed else newest_play_day(data.examples))
+    module = recommender_module(data, two_tower, index, config, tables, hp.index_probe)
+    if tables is not None and not hp.index_probe:
+        index_stats.update(calibrated_probe(module, two_tower, data.examples, hp.seed))
+    export.save(module, fn_args.serving_model_dir)
+    write_warmup_requests(fn_args.serving_model_dir, data.transform_output, hp.seed)
+    if chart is not None:  # ships with every pushed version, beside the SavedModel
+        extra = os.path.join(fn_args.serving_model_dir, warmup.WARMUP_DIR)
+        tf.io.gfile.makedirs(extra)
+        with tf.io.gfile.GFile(os.path.join(extra, CHART_JSON), "w") as handle:
+            json.dump(chart, handle, indent=1)
+
+    stats = {**training_stats,
+             "catalogue_size": int(len(data.catalogue_ids)),
+             "index": index_stats,
+             **hyperparameter_stats}
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_STATS_FILE), "w") as f:
         json.dump(stats, f, indent=2)

@@ -14,6 +14,11 @@ Trainer's SavedModel. On those same splits:
 * most-popular, item-kNN, EASE and implicit ALS (pipeline/quality/baselines.py) are fit on the
   train split, their hyperparameter tuned on the eval split.
 
+With `--tune` every seed's pipeline runs the Tuner (components/tuner) on that seed's split:
+its trials train on train and are scored on eval, the Trainer trains the winner; the test
+split is read only afterwards, by the benchmark. The winners are in results.json
+(`details.tuning`) and quality.md.
+
 Ranking is full (every catalogue item) and excludes what the user has in train and eval; a
 user's relevant items are their test items outside that set, and users with none, or with
 no train items, are left out (as in RecBole's full-sort evaluation). Metrics: Recall@10,
@@ -61,6 +66,7 @@ from crossfade.components.example_gen.split_protocols import (
     TEST_SPLIT,
     TRAIN_SPLIT,
 )
+from crossfade.pipeline import run_summary
 from crossfade.pipeline.quality import SIMULATED, baselines, ranking_metrics, report
 from crossfade.serving import signatures
 
@@ -567,6 +573,10 @@ class PreparedData:
     protocol: Any  # split_protocols.SplitProtocol
     hyperparameters: Any  # hyperparameters.Hyperparameters
     import_details: Dict[str, Any]
+    # Further PipelineConfig settings of every seed's run, e.g. {"tune": True,
+    # "tune_trials": 10}: the Tuner then picks the two-tower's hyperparameters per seed on
+    # that seed's eval split (test untouched).
+    pipeline_settings: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def prepare(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
@@ -609,18 +619,22 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
         seeds: int = 3, json_path: Optional[str] = None, max_users: Optional[int] = None,
         hyperparameter_overrides: Optional[Dict[str, Any]] = None, eval_days: int = 7,
         diversities: Sequence[float] = DEFAULT_DIVERSITIES,
-        log: Callable[[str], None] = print, cold_items: float = 0.0) -> BenchmarkResult:
+        log: Callable[[str], None] = print, cold_items: float = 0.0,
+        pipeline_settings: Optional[Dict[str, Any]] = None) -> BenchmarkResult:
     """Imports `data_dir`, runs the pipeline and every method for `seeds` seeds, writes
     `out_dir`/{results.json, quality.md, recall_at_k.png, diversity_tradeoff.png} (and
     `json_path`). `diversities`: the `recommend` settings in [0, 1] to sweep; `cold_items`:
-    the share of items held out of train and eval (their cold/warm recall is reported)."""
+    the share of items held out of train and eval (their cold/warm recall is reported);
+    `pipeline_settings`: `PreparedData.pipeline_settings` (e.g. the Tuner's)."""
     diversities = _check_diversities(diversities)  # before minutes of import and training
     data = prepare(dataset, data_dir, out_dir, split, max_users, hyperparameter_overrides,
                    eval_days, log, cold_items)
+    data = dataclasses.replace(data, pipeline_settings=dict(pipeline_settings or {}))
     base_protocol, hyperparameters = data.protocol, data.hyperparameters
-    per_seed = []
+    per_seed, tuning = [], []
     for seed in range(seeds):
-        matrices, model_dir = train_seed(data, out_dir, seed, log)
+        matrices, model_dir, pipeline_run = train_seed(data, out_dir, seed, log)
+        tuning.append(pipeline_run.tuning)
         per_seed.append(evaluate_seed(matrices, model_dir, seed, diversities, log))
     methods = aggregate([seed.methods for seed in per_seed])
     curves = {m: np.mean([seed.methods[m]["recall_curve"] for seed in per_seed],
@@ -630,7 +644,8 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
         seeds=list(range(seeds)), methods=methods, curves=curves,
         details={"hyperparameters": dataclasses.asdict(hyperparameters),
                  "per_seed_details": [_details(seed.methods) for seed in per_seed],
-                 "import": data.import_details},
+                 "import": data.import_details,
+                 **({"tuning": tuning} if any(tuning) else {})},
         diversity=aggregate_diversity([seed.diversity for seed in per_seed]),
         stored_history=aggregate_history([seed.history for seed in per_seed]))
     _write(result, out_dir, json_path)
@@ -638,25 +653,33 @@ def run(dataset: str, data_dir: str, out_dir: str, split: Optional[str] = None,
 
 
 def train_seed(data: PreparedData, out_dir: str, seed: int,
-               log: Callable[[str], None]) -> "tuple[SplitMatrices, str]":
+               log: Callable[[str], None]) -> "tuple[SplitMatrices, str, Any]":
     """Runs the pipeline for one seed's split into `out_dir`/seed-N: the split matrices it
-    produced and the Trainer's SavedModel folder."""
-    from crossfade.pipeline import configs, local_runner, run_summary
+    produced, the Trainer's SavedModel folder and the run's summary (run_summary.RunSummary,
+    with the Tuner's search when `data.pipeline_settings` tune)."""
+    from crossfade.pipeline import configs, local_runner
     protocol = dataclasses.replace(data.protocol, seed=seed)
     config = configs.PipelineConfig(
         data_dir=os.path.abspath(data.folder),
         output_dir=os.path.abspath(os.path.join(out_dir, f"seed-{seed}")),
-        split=protocol, hyperparameters=dataclasses.replace(data.hyperparameters, seed=seed))
-    log(f"Seed {seed}: {protocol.describe()}; running the pipeline")
+        split=protocol, hyperparameters=dataclasses.replace(data.hyperparameters, seed=seed),
+        **data.pipeline_settings)
+    log(f"Seed {seed}: {protocol.describe()}; running the pipeline"
+        + (f" with the Tuner ({config.tune_trials} trials)" if config.tune else ""))
     started = time.perf_counter()
     local_runner.run(config)
     run = run_summary.latest_run(config)
     log(f"  pipeline finished in {time.perf_counter() - started:.0f} s; Evaluator "
         f"recall@10 on eval (unfiltered ranking) {run.metrics.get('recall@10', 0):.4f}")
+    if run.tuning:
+        log(f"  Tuner: trial {run.tuning['best_trial_id']} won, "
+            f"{run.tuning['objective']} {run.tuning['best_score']:.4f} on eval: "
+            f"{run_summary.format_values(run.tuning['best_values'])}")
     model_dir = path_utils.serving_model_dir(run.artifact_uris["CatalogueTrainer/Model"])
     matrices = split_matrices(run.artifact_uris["StreamQualifier/Examples"],
                               run.artifact_uris["CatalogueExampleGen/Examples"])
-    return matrices, model_dir
+    return matrices, model_dir, run
+
 
 
 def _simulated_folder(data_dir: str, max_users: Optional[int]) -> str:
@@ -717,6 +740,11 @@ def _methods_section(result: BenchmarkResult) -> str:
              for m in result.methods if m not in (TWO_TOWER, "most-popular")}
     lines += [f"{m} tuned on eval, per seed: " + "; ".join(f"({value})" for value in values)
               for m, values in tuned.items()]
+    if result.details.get("tuning"):
+        winners = [run_summary.format_values(seed["best_values"])
+                   for seed in result.details["tuning"]]
+        lines.append("two-tower tuned on eval by the pipeline's Tuner, per seed: "
+                     + "; ".join(f"({values})" for values in winners))
     return report.markdown_table(result.methods, title=f"Recommendation quality: "
                                  f"{result.dataset}", details=lines)
 

@@ -300,7 +300,9 @@ def test_written_report_has_the_new_tables_plot_and_keys(seed_results, tmp_path)
         curves={m: np.linspace(0, 1, benchmark.CURVE_MAX_K).tolist() for m in methods},
         details={"hyperparameters": {"epochs": 2},
                  "per_seed_details": [benchmark._details(s.methods) for s in per_seed],
-                 "import": benchmark._import_details({"users": 3, "pseudonym_key": "/k"})},
+                 "import": benchmark._import_details({"users": 3, "pseudonym_key": "/k"}),
+                 "tuning": [{"best_values": {"epochs": 20, "learning_rate": 0.25}},
+                            {"best_values": {"epochs": 5, "learning_rate": 0.123456}}]},
         diversity=benchmark.aggregate_diversity([s.diversity for s in per_seed]),
         stored_history=benchmark.aggregate_history([s.history for s in per_seed]))
     benchmark._write(result, str(tmp_path), str(tmp_path / "summary.json"))
@@ -310,6 +312,8 @@ def test_written_report_has_the_new_tables_plot_and_keys(seed_results, tmp_path)
     assert "| diversity 0 |" in text and "| diversity 0.5 |" in text
     assert "differs by [+0.0000, +0.0000] per seed" in text
     assert "| user id alone |" in text and "(target >= 0.98)" in text
+    assert ("two-tower tuned on eval by the pipeline's Tuner, per seed: (epochs=20, "
+            "learning_rate=0.25); (epochs=5, learning_rate=0.1235)") in text
     assert (tmp_path / "diversity_tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved) == {"two-tower", "most-popular", "ease", "_diversity",
@@ -324,6 +328,38 @@ def test_written_report_has_the_new_tables_plot_and_keys(seed_results, tmp_path)
     assert "pseudonym_key" not in json.dumps(saved)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary) == set(methods)  # the --json contract: methods only
+
+
+def test_each_seed_runs_the_pipeline_with_the_settings_and_returns_its_run(tmp_path,
+                                                                          monkeypatch):
+    """`--tune`: every seed's pipeline tunes on its own split (its eval split; the benchmark
+    reads test only afterwards), and the seed's run summary carries the Tuner's winner."""
+    from crossfade.components.example_gen.split_protocols import SplitProtocol
+    from crossfade.components.trainer.hyperparameters import Hyperparameters
+    from crossfade.pipeline import local_runner, run_summary
+    ran = []
+    summary = run_summary.RunSummary(
+        run_id="r", component_states={}, tuning={"best_trial_id": "1", "objective": "recall@50",
+                                                 "best_score": 0.5,
+                                                 "best_values": {"epochs": 20}},
+        artifact_uris={"CatalogueTrainer/Model": "/model", "StreamQualifier/Examples": "/q",
+                       "CatalogueExampleGen/Examples": "/c"})
+    monkeypatch.setattr(local_runner, "run", ran.append)
+    monkeypatch.setattr(run_summary, "latest_run", lambda config: summary)
+    monkeypatch.setattr(benchmark, "split_matrices", lambda plays, catalogue: (plays, catalogue))
+    data = benchmark.PreparedData(str(tmp_path), SplitProtocol(name="random"),
+                                  Hyperparameters(epochs=3), {},
+                                  pipeline_settings={"tune": True, "tune_trials": 4})
+    lines = []
+    matrices, model_dir, run = benchmark.train_seed(data, str(tmp_path), 2, lines.append)
+    config, = ran
+    assert config.tune is True and config.tune_trials == 4
+    assert config.split.seed == 2 and config.hyperparameters.seed == 2
+    assert config.hyperparameters.epochs == 3  # the Tuner's starting point
+    assert run is summary and matrices == ("/q", "/c") and model_dir.startswith("/model")
+    assert any("with the Tuner (4 trials)" in line for line in lines)
+    assert any("Tuner: trial 1 won, recall@50 0.5000 on eval: epochs=20" in line
+               for line in lines)
 
 
 # --- the real export ---------------------------------------------------------------------------

@@ -266,7 +266,7 @@ def run(dataset: str, data_dir: str, out_dir: str, seeds: int = 3, k: int = DEFA
                              log=log)
     per_seed, simulated = [], []
     for seed in range(seeds):
-        matrices, model_dir = benchmark.train_seed(data, out_dir, seed, log)
+        matrices, model_dir, _ = benchmark.train_seed(data, out_dir, seed, log)
         per_seed.append(evaluate_seed(matrices, model_dir, data.folder, seed, k, log))
         if dataset == SIMULATED:
             simulated.append(blend_simulation.run_seed(data.folder, model_dir, k, seed, log))
