@@ -120,7 +120,6 @@ class RunSummary:
                      f"(versions: {len(self.served_versions)}, latest: {latest})")
         return "\n".join(lines)
 
-
     def _tuning_lines(self) -> List[str]:
         t, key = self.tuning, tuner_trials
         lines = [f"Tuning: {t[key.COMPLETED_TRIALS]} trials completed, "

@@ -12,6 +12,7 @@ the hyperparameters), `catalogue_index` and `recommender_module`. With a Tuner i
 (`trained_hyperparameters`) and records both in the training stats.
 """
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -295,7 +296,7 @@ class TrainingData:
     def catalogue_ids(self) -> np.ndarray:
         return self.raw_catalogue[features.TRACK_ID]
 
-    @property
+    @functools.cached_property  # a scan of every play: once, not per trial
     def untimed(self) -> bool:
         """Plays without timestamps (ts 0): no day to age a track by."""
         return not np.any(self.examples[features.PLAY_TIME].numpy() > 0)

@@ -69,7 +69,7 @@ def winner_properties(records: List[Dict[str, Any]], best_trial_id: str, objecti
 def set_properties(artifact: types.Artifact, properties: Mapping[str, Any]) -> None:
     """Sets each of `properties` as the artifact's custom property of its type."""
     for name, value in properties.items():
-        if isinstance(value, bool) or isinstance(value, int):
+        if isinstance(value, int):  # bools too
             artifact.set_int_custom_property(name, int(value))
         elif isinstance(value, float):
             artifact.set_float_custom_property(name, value)

@@ -33,10 +33,11 @@ executor fails if none completed); any other error in a trial stops it at once
 """
 import math
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import keras_tuner
 import numpy as np
+import tensorflow as tf
 from keras_tuner.engine import base_tuner
 from keras_tuner.engine import trial as kt_trial
 from tfx.components.trainer.fn_args_utils import FnArgs
@@ -87,9 +88,9 @@ class TwoTowerTuner(base_tuner.BaseTuner):
         self.details: Dict[str, Dict[str, Any]] = {}
 
     def run_trial(self, trial: kt_trial.Trial, data: train.TrainingData,
-                  held_out_patterns: List[str], strategy: Any) -> Dict[str, float]:
+                  held_out_plays: tf.Tensor, strategy: Any) -> Dict[str, float]:
         try:
-            return self._scored(trial, data, held_out_patterns, strategy)
+            return self._scored(trial, data, held_out_plays, strategy)
         except keras_tuner.errors.FailedTrialError:
             raise  # this trial diverged; the search goes on
         except Exception as error:
@@ -99,7 +100,7 @@ class TwoTowerTuner(base_tuner.BaseTuner):
                 f"trial {trial.trial_id}: {type(error).__name__}: {error}") from error
 
     def _scored(self, trial: kt_trial.Trial, data: train.TrainingData,
-                held_out_patterns: List[str], strategy: Any) -> Dict[str, float]:
+                held_out_plays: tf.Tensor, strategy: Any) -> Dict[str, float]:
         started = time.perf_counter()
         hp = search_space.overlay(self.configured, trial.hyperparameters.values)
         two_tower, stats = train.fit_two_tower(data, hp, strategy)
@@ -109,7 +110,7 @@ class TwoTowerTuner(base_tuner.BaseTuner):
                 f"training diverged (final loss {stats['final_loss']}): not scored")
         # The exact ranking (no partitioned index): what `evaluate_examples` ranks by anyway.
         module = train.recommender_module(data, two_tower, index, self.config)
-        metrics = held_out.held_out_metrics(module, held_out_patterns)
+        metrics = held_out.held_out_metrics(module, held_out_plays)
         self.details[trial.trial_id] = {
             "metrics": metrics, "final_loss": stats["final_loss"],
             "train_seconds": stats["train_seconds"],
@@ -142,4 +143,5 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     data = train.load_training_data(fn_args.transform_graph_path, fn_args.train_files,
                                     config[CATALOGUE_URIS_KEY])
     return TunerFnResult(tuner=tuner, fit_kwargs={
-        "data": data, "held_out_patterns": config[HELD_OUT_URIS_KEY], "strategy": strategy})
+        "data": data, "held_out_plays": held_out.read_plays(config[HELD_OUT_URIS_KEY]),
+        "strategy": strategy})

@@ -68,7 +68,7 @@ def _search(tmp_path, max_trials, seed=5):
     tuner = tuning.TwoTowerTuner(tuning.random_search(configured, max_trials), configured,
                                  CONFIG, directory=str(tmp_path), project_name="p",
                                  overwrite=True)
-    tuner.search(data=None, held_out_patterns=["/eval/*"], strategy=None)
+    tuner.search(data=None, held_out_plays=["/eval/*"], strategy=None)
     return tuner
 
 
