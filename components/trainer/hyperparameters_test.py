@@ -28,6 +28,8 @@ from crossfade.pipeline import cli
     ("history_dropout", -0.1, "in [0, 1)"),
     ("artist_dropout", 1.5, "in [0, 1]"),
     ("content_loss_weight", -0.1, "at least 0"),
+    ("logq_correction", 1.5, "in [0, 1]"),
+    ("logq_correction", -0.1, "in [0, 1]"),
     ("use_user_id", "yes", "true or false"),
     ("time_context", 1, "true or false"),
     ("negatives", "all", "one of"),

@@ -12,21 +12,27 @@ class InBatchSoftmax(tf.keras.layers.Layer):
 
     Inputs: query and candidate embeddings [B, D] (row i of each is a positive pair), the
     candidates' sampling probabilities q [B] and ids [B]. Logits are q_i . c_j / temperature
-    - log q_j; a candidate j != i with the same id as candidate i is an accidental hit and is
-    masked out of row i. Returns the sum over rows of sample_weight_i x softmax cross-entropy.
+    - a log q_j; a candidate j != i with the same id as candidate i is an accidental hit and
+    is masked out of row i. Returns the sum over rows of sample_weight_i x softmax cross-entropy.
     An optional `score_bias` [B, B] (cosine units, e.g. release recency) is added to q_i . c_j
     before the temperature divides.
 
-    Numerically this is `tfrs.tasks.Retrieval(temperature=..., remove_accidental_hits=True)`
-    (a test checks it); it differs in cost. TFRS materialises one-hot labels and an id mask as
-    dense [B, B] float tensors and applies them in several passes; this layer keeps one logits
-    matrix, one boolean mask and a fused sparse cross-entropy, which at B = 4096 on a 2-core
-    CPU more than doubles training throughput.
+    `logq_correction` a is the share of the correction applied: 1 (the default) is the
+    unbiased estimate of the full softmax; below 1, popular tracks keep part of the advantage
+    their frequent sampling gives them, a prior towards popularity that top-K recall on
+    popularity-skewed data can reward (README, "Two-tower hyperparameters: the search").
+
+    Numerically, at a = 1, this is `tfrs.tasks.Retrieval(temperature=...,
+    remove_accidental_hits=True)` (a test checks it); it differs in cost. TFRS materialises
+    one-hot labels and an id mask as dense [B, B] float tensors and applies them in several
+    passes; this layer keeps one logits matrix, one boolean mask and a fused sparse
+    cross-entropy, which at B = 4096 on a 2-core CPU more than doubles training throughput.
     """
 
-    def __init__(self, temperature: float = 1.0, **kwargs):
+    def __init__(self, temperature: float = 1.0, logq_correction: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.temperature = temperature
+        self.logq_correction = logq_correction
 
     def call(self, query_embeddings: tf.Tensor, candidate_embeddings: tf.Tensor,
              candidate_sampling_probability: tf.Tensor, candidate_ids: tf.Tensor,
@@ -36,7 +42,7 @@ class InBatchSoftmax(tf.keras.layers.Layer):
         if score_bias is not None:
             logits += score_bias
         log_q = tf.math.log(tf.clip_by_value(candidate_sampling_probability, 1e-6, 1.0))
-        logits = logits / self.temperature - log_q[None, :]
+        logits = logits / self.temperature - self.logq_correction * log_q[None, :]
         same_id = tf.equal(candidate_ids[:, None], candidate_ids[None, :])
         accidental = tf.linalg.set_diag(same_id, tf.zeros_like(candidate_ids, tf.bool))
         logits = tf.where(accidental, tf.cast(_MASKED_LOGIT, logits.dtype), logits)

@@ -222,7 +222,8 @@ class TwoTowerModel(tfrs.Model):
             self.catalogue = catalogue
             self.loss_layer = CatalogueSoftmax(temperature=hp.temperature)
         else:
-            self.loss_layer = InBatchSoftmax(temperature=hp.temperature)
+            self.loss_layer = InBatchSoftmax(temperature=hp.temperature,
+                                             logq_correction=hp.logq_correction)
 
     def _score_bias(self, inputs: Dict[str, tf.Tensor], rows: tf.Tensor,
                     track_ids: tf.Tensor) -> Optional[tf.Tensor]:
