@@ -30,7 +30,7 @@ _BETWEEN: Dict[str, Tuple[float, Optional[float]]] = {
     "temperature": (0.0, None), "learning_rate": (0.0, None),
     "id_dropout": (0.0, 1.0), "history_dropout": (0.0, 1.0),
     "new_release_dropout": (0.0, 1.0), "artist_dropout": (0.0, 1.0),
-    "content_loss_weight": (0.0, None), "logq_correction": (0.0, 1.0)}
+    "content_loss_weight": (0.0, None), "logq_correction": (0.0, 2.0)}
 # 0 turns these off.
 _LOW_ALLOWED = ("id_dropout", "history_dropout", "new_release_dropout", "artist_dropout",
                 "content_loss_weight", "logq_correction")
@@ -106,9 +106,10 @@ class Hyperparameters:
     # to any catalogue) or "catalogue" (every catalogue track each step: exact, and better
     # for catalogues up to some tens of thousands of tracks).
     negatives: str = IN_BATCH
-    # Share of the in-batch logQ correction applied (losses.InBatchSoftmax): 1 is the
+    # Multiple of the in-batch logQ correction applied (losses.InBatchSoftmax): 1 is the
     # unbiased full-softmax estimate; less leaves popular tracks part of their sampling
-    # advantage, a popularity prior. No effect with catalogue negatives (nothing sampled).
+    # advantage (a popularity prior), more penalises them beyond it. No effect with
+    # catalogue negatives (nothing sampled).
     logq_correction: float = 1.0
     # Whether scores gain a learned bias by the track's age on the request's day and by
     # whether the model sees the track through content only (components/trainer/recency.py).
