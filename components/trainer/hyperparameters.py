@@ -34,7 +34,8 @@ _BETWEEN: Dict[str, Tuple[float, Optional[float]]] = {
 # 0 turns these off.
 _LOW_ALLOWED = ("id_dropout", "history_dropout", "new_release_dropout", "artist_dropout",
                 "content_loss_weight", "logq_correction")
-# A share of a share: 1 is fine (dropping every id is not).
+# The upper bound allowed too: artist_dropout is a share of a share (1 is fine, dropping
+# every id is not); logq_correction a multiple.
 _HIGH_ALLOWED = ("artist_dropout", "logq_correction")
 
 

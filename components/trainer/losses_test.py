@@ -25,8 +25,8 @@ def test_matches_tfrs_retrieval_with_logq_and_accidental_hits(temperature):
     np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-4)
 
 
-@pytest.mark.parametrize("share", [0.0, 0.5])
-def test_partial_logq_correction_subtracts_that_share_of_log_q(share):
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.5])
+def test_logq_correction_subtracts_that_multiple_of_log_q(share):
     queries = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
     candidates = np.array([[0.8, 0.6], [0.0, 1.0], [1.0, 0.0]], np.float32)
     probability = np.array([0.5, 0.1, 0.02], np.float32)
@@ -34,13 +34,12 @@ def test_partial_logq_correction_subtracts_that_share_of_log_q(share):
     logits = queries @ candidates.T / temperature - share * np.log(probability)[None, :]
     log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     expected = -np.trace(log_softmax)
-    actual = InBatchSoftmax(temperature, logq_correction=share)(
-        tf.constant(queries), tf.constant(candidates), tf.constant(probability),
-        tf.constant([1, 2, 3], tf.int64))
+    inputs = (tf.constant(queries), tf.constant(candidates), tf.constant(probability),
+              tf.constant([1, 2, 3], tf.int64))
+    actual = InBatchSoftmax(temperature, logq_correction=share)(*inputs)
     assert actual.numpy() == pytest.approx(expected, rel=1e-5)
-    # Less correction leaves the popular first track more of its pull on every query.
-    full = InBatchSoftmax(temperature)(tf.constant(queries), tf.constant(candidates),
-                                       tf.constant(probability), tf.constant([1, 2, 3], tf.int64))
+    # Any other multiple changes the popular first track's pull on every query.
+    full = InBatchSoftmax(temperature)(*inputs)
     assert actual.numpy() != pytest.approx(full.numpy(), rel=1e-3)
 
 
