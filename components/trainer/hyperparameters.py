@@ -107,10 +107,10 @@ class Hyperparameters:
     # to any catalogue) or "catalogue" (every catalogue track each step: exact, and better
     # for catalogues up to some tens of thousands of tracks).
     negatives: str = IN_BATCH
-    # Multiple of the in-batch logQ correction applied (losses.InBatchSoftmax): 1 is the
-    # unbiased full-softmax estimate; less leaves popular tracks part of their sampling
-    # advantage (a popularity prior), more penalises them beyond it. No effect with
-    # catalogue negatives (nothing sampled).
+    # Multiple a of the in-batch logQ correction applied (losses.InBatchSoftmax): 1 is the
+    # unbiased full-softmax estimate; above 1 served scores gain a popularity prior
+    # (a - 1) log q; below 1 popular tracks are penalised. No effect with catalogue
+    # negatives (nothing sampled).
     logq_correction: float = 1.0
     # Whether scores gain a learned bias by the track's age on the request's day and by
     # whether the model sees the track through content only (components/trainer/recency.py).

@@ -17,11 +17,14 @@ class InBatchSoftmax(tf.keras.layers.Layer):
     An optional `score_bias` [B, B] (cosine units, e.g. release recency) is added to q_i . c_j
     before the temperature divides.
 
-    `logq_correction` a is the multiple of the correction applied: 1 (the default) is the
-    unbiased estimate of the full softmax; below 1, popular tracks keep part of the advantage
-    their frequent sampling gives them (a popularity prior); above 1 they are penalised
-    beyond it. Which wins is an empirical question (README, "Two-tower hyperparameters: the
-    search": on Last.fm 0.5 lost heavily and 1.5 gained a little).
+    `logq_correction` a is the multiple of the correction applied. Sampled-softmax theory:
+    the trained logits approach log p(j | query) - log q_j + const, so the served score
+    (q_i . c_j / temperature) approaches log p(j | query) + (a - 1) log q_j. At a = 1 (the
+    default) it is the unbiased full-softmax estimate; above 1 the score gains a popularity
+    prior of strength a - 1; below 1 popular tracks are penalised (at 0 the scores are
+    pointwise-mutual-information-like, which favours rare tracks). Which wins is an empirical
+    question (README, "Two-tower hyperparameters: the search": on Last.fm 0 and 0.5 lost
+    heavily, above 1 gained).
 
     Numerically, at a = 1, this is `tfrs.tasks.Retrieval(temperature=...,
     remove_accidental_hits=True)` (a test checks it); it differs in cost. TFRS materialises
