@@ -14,6 +14,8 @@ from typing import Dict, Optional, Tuple
 IN_BATCH = "in_batch"
 CATALOGUE = "catalogue"
 NEGATIVES = (IN_BATCH, CATALOGUE)
+ADAGRAD, ADAM, ADAMW = "adagrad", "adam", "adamw"
+OPTIMIZERS = (ADAGRAD, ADAM, ADAMW)
 AUTO, BRUTE_FORCE, PARTITIONED = "auto", "brute_force", "partitioned"
 INDEXES = (AUTO, BRUTE_FORCE, PARTITIONED)
 # `index` auto: catalogues of at least this many tracks are served through the partitioned
@@ -30,10 +32,11 @@ _BETWEEN: Dict[str, Tuple[float, Optional[float]]] = {
     "temperature": (0.0, None), "learning_rate": (0.0, None),
     "id_dropout": (0.0, 1.0), "history_dropout": (0.0, 1.0),
     "new_release_dropout": (0.0, 1.0), "artist_dropout": (0.0, 1.0),
-    "content_loss_weight": (0.0, None), "logq_correction": (0.0, 2.0)}
+    "content_loss_weight": (0.0, None), "logq_correction": (0.0, 2.0),
+    "weight_decay": (0.0, None)}
 # 0 turns these off.
 _LOW_ALLOWED = ("id_dropout", "history_dropout", "new_release_dropout", "artist_dropout",
-                "content_loss_weight", "logq_correction")
+                "content_loss_weight", "logq_correction", "weight_decay")
 # The upper bound allowed too: artist_dropout is a share of a share (1 is fine, dropping
 # every id is not); logq_correction a multiple.
 _HIGH_ALLOWED = ("artist_dropout", "logq_correction")
@@ -77,6 +80,11 @@ class Hyperparameters:
     hidden_units: int = 128
     temperature: float = 0.05
     learning_rate: float = 0.1
+    # "adagrad" updates only the embedding rows a batch touches; "adam" and "adamw" (Adam
+    # with decoupled `weight_decay`, which only it takes) move every row's moments each
+    # step, so they cost throughput on large tables (README, "Two-tower hyperparameters").
+    optimizer: str = ADAGRAD
+    weight_decay: float = 0.0
     batch_size: int = 1024
     epochs: int = 5
     max_steps: int = 0  # > 0 caps training (e.g. 1 to build a deliberately weak model)
@@ -148,6 +156,12 @@ class Hyperparameters:
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives must be one of {list(NEGATIVES)}, "
                              f"got {self.negatives!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, "
+                             f"got {self.optimizer!r}")
+        if self.weight_decay > 0 and self.optimizer != ADAMW:
+            raise ValueError(f"weight_decay must be 0 unless optimizer is {ADAMW!r}, got "
+                             f"{self.weight_decay!r} with {self.optimizer!r}")
         if self.index not in INDEXES:
             raise ValueError(f"index must be one of {list(INDEXES)}, got {self.index!r}")
 

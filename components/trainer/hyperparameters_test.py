@@ -33,6 +33,8 @@ from crossfade.pipeline import cli
     ("use_user_id", "yes", "true or false"),
     ("time_context", 1, "true or false"),
     ("negatives", "all", "one of"),
+    ("optimizer", "sgd", "one of"),
+    ("weight_decay", -0.1, "at least 0"),
     ("index", "hnsw", "one of"),
     ("index_partitions", -1, "at least 0"),
     ("index_probe", 2.5, "an integer"),
@@ -41,6 +43,12 @@ def test_invalid_values_name_the_field(name, value, message):
     with pytest.raises(ValueError, match=re.escape(message)) as error:
         Hyperparameters(**{name: value})
     assert str(error.value).startswith(f"{name} must be")
+
+
+def test_weight_decay_needs_adamw_rather_than_being_ignored():
+    with pytest.raises(ValueError, match="weight_decay must be 0 unless optimizer is 'adamw'"):
+        Hyperparameters(weight_decay=0.01)
+    assert Hyperparameters(optimizer="adamw", weight_decay=0.01).weight_decay == 0.01
 
 
 def test_valid_values_and_struct_round_trip_floats():

@@ -36,7 +36,7 @@ from crossfade.components.trainer import (
 )
 from crossfade.components.trainer import model as model_lib
 from crossfade.components.trainer.catalogue_index import CatalogueIndex
-from crossfade.components.trainer.hyperparameters import PARTITIONED, Hyperparameters
+from crossfade.components.trainer.hyperparameters import ADAM, ADAMW, PARTITIONED, Hyperparameters
 from crossfade.components.trainer.run_config import (
     CANDIDATE_POOL_KEY,
     CATALOGUE_URIS_KEY,
@@ -313,6 +313,15 @@ def load_training_data(transform_dir: str, train_files: List[str],
                         vocabularies(transform_output))
 
 
+def optimizer(hp: Hyperparameters) -> tf.keras.optimizers.Optimizer:
+    """The Keras optimizer `hp.optimizer` names, at `hp.learning_rate`."""
+    if hp.optimizer == ADAM:
+        return tf.keras.optimizers.Adam(hp.learning_rate)
+    if hp.optimizer == ADAMW:
+        return tf.keras.optimizers.AdamW(hp.learning_rate, weight_decay=hp.weight_decay)
+    return tf.keras.optimizers.Adagrad(hp.learning_rate)
+
+
 def fit_two_tower(data: TrainingData, hp: Hyperparameters, strategy: tf.distribute.Strategy
                   ) -> Tuple[model_lib.TwoTowerModel, Dict[str, object]]:
     """Builds the TwoTowerModel of `hp` under `strategy` and trains it on `data`'s examples;
@@ -335,7 +344,7 @@ def fit_two_tower(data: TrainingData, hp: Hyperparameters, strategy: tf.distribu
             catalogue=data.catalogue,
             catalogue_row=catalogue_rows(data.transform_output, data.catalogue_ids),
             catalogue_release_days=bias_release_days)
-        two_tower.compile(optimizer=tf.keras.optimizers.Adagrad(hp.learning_rate))
+        two_tower.compile(optimizer=optimizer(hp))
     epoch_timer = EpochTimer()
     started = time.perf_counter()
     history = two_tower.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2,

@@ -37,3 +37,16 @@ def test_the_index_follows_the_setting_and_auto_follows_the_catalogue_size():
 def test_the_reference_day_is_the_newest_plays():
     examples = {features.PLAY_TIME: tf.constant([5 * 86400 + 7, 9 * 86400 - 1, 0], tf.int64)}
     assert train.newest_play_day(examples) == 8
+
+
+def test_the_optimizer_follows_the_setting_with_its_rate_and_weight_decay():
+    expected = {"adagrad": tf.keras.optimizers.Adagrad, "adam": tf.keras.optimizers.Adam,
+                "adamw": tf.keras.optimizers.AdamW}
+    for name, kind in expected.items():
+        decay = 0.004 if name == "adamw" else 0.0
+        built = train.optimizer(Hyperparameters(optimizer=name, learning_rate=0.03,
+                                                weight_decay=decay))
+        assert type(built) is kind
+        assert np.isclose(float(built.learning_rate), 0.03)
+        if name == "adamw":
+            assert np.isclose(built.weight_decay, 0.004)
