@@ -16,6 +16,8 @@ CATALOGUE = "catalogue"
 NEGATIVES = (IN_BATCH, CATALOGUE)
 ADAGRAD, ADAM, ADAMW = "adagrad", "adam", "adamw"
 OPTIMIZERS = (ADAGRAD, ADAM, ADAMW)
+MEAN, WEIGHTED = "mean", "weighted"
+HISTORY_POOLINGS = (MEAN, WEIGHTED)
 AUTO, BRUTE_FORCE, PARTITIONED = "auto", "brute_force", "partitioned"
 INDEXES = (AUTO, BRUTE_FORCE, PARTITIONED)
 # `index` auto: catalogues of at least this many tracks are served through the partitioned
@@ -103,6 +105,9 @@ class Hyperparameters:
     # to predict a held-out taste from part of a profile, the denoising that keeps whole-
     # profile histories from overfitting.
     history_dropout: float = 0.0
+    # How the query tower pools the history's track embeddings: "mean", or "weighted" by a
+    # learned per-track weight (model.WeightedMean; one scalar per track, starting equal).
+    history_pooling: str = MEAN
     # Whether the query tower embeds the user id. Without it a user is their history (and
     # context): on small data with whole profiles as history (Last.fm) a free per-user vector
     # only overfits.
@@ -156,6 +161,9 @@ class Hyperparameters:
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives must be one of {list(NEGATIVES)}, "
                              f"got {self.negatives!r}")
+        if self.history_pooling not in HISTORY_POOLINGS:
+            raise ValueError(f"history_pooling must be one of {list(HISTORY_POOLINGS)}, "
+                             f"got {self.history_pooling!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, "
                              f"got {self.optimizer!r}")

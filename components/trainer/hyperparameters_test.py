@@ -34,6 +34,7 @@ from crossfade.pipeline import cli
     ("time_context", 1, "true or false"),
     ("negatives", "all", "one of"),
     ("optimizer", "sgd", "one of"),
+    ("history_pooling", "max", "one of"),
     ("weight_decay", -0.1, "at least 0"),
     ("index", "hnsw", "one of"),
     ("index_partitions", -1, "at least 0"),

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from crossfade.components import features
-from crossfade.components.trainer.hyperparameters import CATALOGUE, Hyperparameters
+from crossfade.components.trainer.hyperparameters import CATALOGUE, WEIGHTED, Hyperparameters
 from crossfade.components.trainer.losses import CatalogueSoftmax, InBatchSoftmax
 from crossfade.components.trainer.recency import NEW_RELEASE_DAYS, RecencyBias, request_days
 
@@ -55,6 +55,31 @@ class MaskedMean(tf.keras.layers.Layer):
         mask = tf.cast(tf.not_equal(indices, self.padding_index), embeddings.dtype)[..., None]
         total = tf.reduce_sum(embeddings * mask, axis=1)
         return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
+class WeightedMean(tf.keras.layers.Layer):
+    """Weighted mean of embeddings over a list axis, each id's weight learned, padding left out.
+
+    Input: indices [batch, n] and their embeddings [batch, n, dim]; output [batch, dim], the
+    softmax over a row's non-padding entries of a learned per-id logit (a [rows, 1] table,
+    zeros at first, so training starts from `MaskedMean`) weighting their embeddings. An
+    id's weight is the same in every history: a learned, IDF-like importance (an artist
+    everyone plays says less about a listener than a rare one), not attention on the query.
+    All-padding rows give zeros.
+    """
+
+    def __init__(self, rows: int, padding_index: int, **kwargs):
+        super().__init__(**kwargs)
+        self.padding_index = padding_index
+        self.logits = tf.keras.layers.Embedding(rows, 1, embeddings_initializer="zeros",
+                                                name="history_weight")
+
+    def call(self, indices: tf.Tensor, embeddings: tf.Tensor) -> tf.Tensor:
+        present = tf.not_equal(indices, self.padding_index)
+        logits = tf.where(present, tf.squeeze(self.logits(indices), -1),
+                          tf.cast(-1e9, embeddings.dtype))
+        weights = tf.nn.softmax(logits, axis=1) * tf.cast(present, embeddings.dtype)
+        return tf.reduce_sum(embeddings * weights[..., None], axis=1)
 
 
 class IdDropout(tf.keras.layers.Layer):
@@ -98,7 +123,9 @@ class QueryTower(tf.keras.layers.Layer):
         self.track_embedding = track_embedding
         self.history_dropout = IdDropout(hp.history_dropout, vocabularies.tracks + 1,
                                          seed=hp.seed + 2)
-        self.history_mean = MaskedMean(vocabularies.tracks + 1)
+        self.history_mean = (WeightedMean(vocabularies.tracks + 2, vocabularies.tracks + 1)
+                             if hp.history_pooling == WEIGHTED else
+                             MaskedMean(vocabularies.tracks + 1))
         self.time_context = hp.time_context
         if hp.time_context:
             self.hour_embedding = tf.keras.layers.Embedding(24, hp.content_embedding_dim)
