@@ -7,7 +7,9 @@ of `crossfade.components.trainer.hyperparameters.Hyperparameters`:
 name                values                      why
 ==================  ==========================  ============================================
 learning_rate       0.02 .. 0.5, log            Adagrad's step; the default 0.1 and the hand
-                                                search's 0.2 (README) inside
+                                                search's 0.2 (README) inside. With Adam or
+                                                AdamW configured 0.0005 .. 0.01, log
+                                                (`ADAM_LEARNING_RATE`; Last.fm's 0.002)
 temperature         0.02 .. 0.3, log            the softmax temperature; the default 0.05,
                                                 Last.fm's 0.1 and the hand search's 0.2
                                                 inside
@@ -37,7 +39,7 @@ from typing import Dict, Mapping
 import keras_tuner
 from keras_tuner.engine import hyperparameters as kt_hyperparameters
 
-from crossfade.components.trainer.hyperparameters import Hyperparameters
+from crossfade.components.trainer.hyperparameters import ADAGRAD, Hyperparameters
 
 SEARCH_SPACE = (
     kt_hyperparameters.Float("learning_rate", min_value=0.02, max_value=0.5, sampling="log"),
@@ -48,14 +50,20 @@ SEARCH_SPACE = (
     kt_hyperparameters.Choice("epochs", [5, 10, 20, 40]),
     kt_hyperparameters.Float("logq_correction", min_value=0.75, max_value=1.75, step=0.25),
 )
+# Adam's steps are two orders of magnitude below Adagrad's: the learning_rate searched when
+# the configured optimizer is Adam or AdamW (the optimizer itself is not searched).
+ADAM_LEARNING_RATE = kt_hyperparameters.Float("learning_rate", min_value=0.0005,
+                                              max_value=0.01, sampling="log")
 # A field that takes its leader's value whenever the leader is chosen and it is not.
 TIED = {"embedding_dim": "id_embedding_dim"}
 
 
-def search_space() -> keras_tuner.HyperParameters:
-    """A fresh keras_tuner HyperParameters holding `SEARCH_SPACE` (the oracle's space)."""
+def search_space(optimizer: str = ADAGRAD) -> keras_tuner.HyperParameters:
+    """A fresh keras_tuner HyperParameters holding `SEARCH_SPACE` (the oracle's space), its
+    learning_rate range the one for `optimizer` (the configured optimizer's name)."""
     space = keras_tuner.HyperParameters()
-    space.merge(list(SEARCH_SPACE))
+    space.merge([ADAM_LEARNING_RATE if dimension.name == "learning_rate" and
+                 optimizer != ADAGRAD else dimension for dimension in SEARCH_SPACE])
     return space
 
 

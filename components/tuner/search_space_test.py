@@ -57,6 +57,16 @@ def test_every_point_of_the_space_is_a_valid_setting():
         assert 0.02 <= hp.learning_rate <= 0.5 and 0.02 <= hp.temperature <= 0.3
 
 
+@pytest.mark.parametrize("optimizer, low, high", [("adagrad", 0.02, 0.5),
+                                                   ("adam", 0.0005, 0.01),
+                                                   ("adamw", 0.0005, 0.01)])
+def test_the_learning_rate_range_follows_the_configured_optimizer(optimizer, low, high):
+    space = search_space.search_space(optimizer)
+    assert [hp.name for hp in space.space] == [d.name for d in search_space.SEARCH_SPACE]
+    rate = space.get_config()["space"][0]["config"]
+    assert (rate["name"], rate["min_value"], rate["max_value"]) == ("learning_rate", low, high)
+
+
 def test_the_first_trial_is_the_configured_values():
     values = search_space.configured_values(CONFIGURED)
     assert values["embedding_dim"] == 128 and values["epochs"] == CONFIGURED.epochs

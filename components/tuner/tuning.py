@@ -123,7 +123,7 @@ def random_search(configured: Hyperparameters, trials: int) -> ConfiguredFirstOr
     `SEARCH_SPACE` seeded by `configured.seed`."""
     return ConfiguredFirstOracle(
         first=search_space.configured_values(configured), objective=OBJECTIVE,
-        max_trials=trials, hyperparameters=search_space.search_space(),
+        max_trials=trials, hyperparameters=search_space.search_space(configured.optimizer),
         tune_new_entries=False, allow_new_entries=False, seed=configured.seed,
         # Diverged trials fail and the search goes on, however many in a row (the executor
         # fails if none completed); any other error stops it at once (TwoTowerTuner.run_trial).
