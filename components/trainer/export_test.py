@@ -1,4 +1,6 @@
 """The exported SavedModel's signatures, loaded back as TF Serving would load them."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -31,7 +33,7 @@ RELEASE_DAYS = [REQUEST_DAY, REQUEST_DAY - 5, REQUEST_DAY - 75, features.NO_RELE
 
 
 def _export(tmp_path_factory, release_days=None, recency_bias=None, indexed=False,
-            unplayed=0):
+            unplayed=0, hp=HP):
     """The test catalogue's model as TF Serving loads it; with `recency_bias` ([2,
     NUM_BUCKETS]) the model has a recency bias with those values over `release_days`;
     `indexed`: it ranks through a partitioned index (3 partitions: 2 of the played tracks,
@@ -49,7 +51,7 @@ def _export(tmp_path_factory, release_days=None, recency_bias=None, indexed=Fals
     counts = train.track_play_counts(transform_output)
     dated = recency_bias is not None
     two_tower = model_lib.TwoTowerModel(
-        train.vocabularies(transform_output), HP,
+        train.vocabularies(transform_output), hp,
         train.sampling_probabilities(transform_output, counts),
         catalogue_row=train.catalogue_rows(transform_output, np.array(CATALOGUE, object)),
         catalogue_release_days=np.array(release_days) if dated else None)
@@ -338,6 +340,18 @@ def test_stored_history_answers_a_user_id_alone(served):
     assert _ids(served_alone) == _ids(served_sent)
     # An unknown user with no history is still cold: the most popular tracks.
     assert _ids(_recommend(served, ["nobody"], 2)) == [["t1", "t2"]]
+
+
+def test_weighted_history_pooling_serves_histories_and_users_without_one(tmp_path_factory):
+    model = _export(tmp_path_factory, hp=dataclasses.replace(HP, history_pooling="weighted"))
+    embedding = model.signatures[export.QUERY_EMBEDDING](
+        user_id=tf.constant(["u0", "nobody", "u1"]),
+        recent_track_ids=tf.constant([["", ""], ["", ""], ["t4", "t1"]]),
+        timestamp=tf.constant([1_700_000_000] * 3, tf.int64),
+        platform=tf.constant(["android"] * 3))["embedding"].numpy()
+    assert np.isfinite(embedding).all()  # an all-padding history pools to zeros, not NaN
+    assert _ids(_recommend(model, ["u0"], 5)) == _ids(
+        _recommend(model, ["u0"], 5, history=[["t3", "t2"]]))  # the stored history
 
 
 def test_evaluate_examples_list_metrics_match_the_numpy_definition(served):

@@ -47,8 +47,10 @@ def test_invalid_values_name_the_field(name, value, message):
 
 
 def test_weight_decay_needs_adamw_rather_than_being_ignored():
-    with pytest.raises(ValueError, match="weight_decay must be 0 unless optimizer is 'adamw'"):
-        Hyperparameters(weight_decay=0.01)
+    for optimizer in ("adagrad", "adam"):
+        with pytest.raises(ValueError, match="weight_decay must be 0 unless optimizer is "
+                                             "'adamw'"):
+            Hyperparameters(optimizer=optimizer, weight_decay=0.01)
     assert Hyperparameters(optimizer="adamw", weight_decay=0.01).weight_decay == 0.01
 
 

@@ -76,18 +76,21 @@ class WeightedMean(tf.keras.layers.Layer):
 
     def call(self, indices: tf.Tensor, embeddings: tf.Tensor) -> tf.Tensor:
         present = tf.not_equal(indices, self.padding_index)
-        logits = tf.where(present, tf.squeeze(self.logits(indices), -1),
-                          tf.cast(-1e9, embeddings.dtype))
-        weights = tf.nn.softmax(logits, axis=1) * tf.cast(present, embeddings.dtype)
-        return tf.reduce_sum(embeddings * weights[..., None], axis=1)
+        # In float32 whatever the embeddings' dtype: a float16 -1e9 would be -inf, and an
+        # all-padding row's softmax NaN.
+        logits = tf.cast(tf.squeeze(self.logits(indices), -1), tf.float32)
+        logits = tf.where(present, logits, tf.float32.min)
+        weights = tf.nn.softmax(logits, axis=1) * tf.cast(present, tf.float32)
+        return tf.reduce_sum(embeddings * tf.cast(weights, embeddings.dtype)[..., None], axis=1)
 
 
 class IdDropout(tf.keras.layers.Layer):
     """In training, replaces a `rate` share of ids by `replacement_index`.
 
     With the OOV index, the OOV row is learned (what an unknown user or track looks like);
-    with the padding index of a list, entries are masked out of `MaskedMean` (history
-    dropout). Input and output: ids of any shape; unchanged outside training.
+    with the padding index of a list, entries are masked out of `MaskedMean` or
+    `WeightedMean` (history dropout). Input and output: ids of any shape; unchanged outside
+    training.
     """
 
     def __init__(self, rate: float, replacement_index: int, seed: Optional[int] = None,

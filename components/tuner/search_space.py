@@ -22,8 +22,10 @@ id_dropout          0 .. 0.3, step 0.05         the default 0.1; what trains the
 epochs              5, 10, 20, 40               the default 5 to Last.fm's 40; the main
                                                 driver of a trial's time
 logq_correction     0.75 .. 1.75, step 0.25     the in-batch popularity prior (above 1 more,
-                                                below 1 less); on Last.fm 0.5 and 2 lost
-                                                heavily, 1.25-1.5 gained a little
+                                                below 1 less); on Last.fm with Adagrad 0.5
+                                                lost heavily, 2 lost, 1.25-1.5 gained a
+                                                little; with Adam 1 was best. Not searched
+                                                with catalogue negatives (no effect there)
 ==================  ==========================  ============================================
 
 Every other field (seed, batch_size, negatives, use_user_id, time_context, the recency and
@@ -34,12 +36,12 @@ configured values, so a run on new data searches the same space whatever its pre
 configured values themselves are the first trial (components/tuner/tuning.py).
 """
 import dataclasses
-from typing import Dict, Mapping
+from typing import Dict, List, Mapping
 
 import keras_tuner
 from keras_tuner.engine import hyperparameters as kt_hyperparameters
 
-from crossfade.components.trainer.hyperparameters import ADAGRAD, Hyperparameters
+from crossfade.components.trainer.hyperparameters import ADAGRAD, CATALOGUE, Hyperparameters
 
 SEARCH_SPACE = (
     kt_hyperparameters.Float("learning_rate", min_value=0.02, max_value=0.5, sampling="log"),
@@ -50,7 +52,7 @@ SEARCH_SPACE = (
     kt_hyperparameters.Choice("epochs", [5, 10, 20, 40]),
     kt_hyperparameters.Float("logq_correction", min_value=0.75, max_value=1.75, step=0.25),
 )
-# Adam's steps are two orders of magnitude below Adagrad's: the learning_rate searched when
+# Adam's good steps are some 50 times smaller than Adagrad's: the learning_rate searched when
 # the configured optimizer is Adam or AdamW (the optimizer itself is not searched).
 ADAM_LEARNING_RATE = kt_hyperparameters.Float("learning_rate", min_value=0.0005,
                                               max_value=0.01, sampling="log")
@@ -58,18 +60,31 @@ ADAM_LEARNING_RATE = kt_hyperparameters.Float("learning_rate", min_value=0.0005,
 TIED = {"embedding_dim": "id_embedding_dim"}
 
 
-def search_space(optimizer: str = ADAGRAD) -> keras_tuner.HyperParameters:
-    """A fresh keras_tuner HyperParameters holding `SEARCH_SPACE` (the oracle's space), its
-    learning_rate range the one for `optimizer` (the configured optimizer's name)."""
+def dimensions(configured: Hyperparameters) -> List[kt_hyperparameters.HyperParameter]:
+    """`SEARCH_SPACE` as it applies to `configured`: the learning_rate range of its optimizer,
+    and no `logq_correction` with catalogue negatives (nothing sampled: trials differing only
+    there would train the same model)."""
+    chosen = []
+    for dimension in SEARCH_SPACE:
+        if dimension.name == "logq_correction" and configured.negatives == CATALOGUE:
+            continue
+        if dimension.name == "learning_rate" and configured.optimizer != ADAGRAD:
+            dimension = ADAM_LEARNING_RATE
+        chosen.append(dimension)
+    return chosen
+
+
+def search_space(configured: Hyperparameters) -> keras_tuner.HyperParameters:
+    """A fresh keras_tuner HyperParameters holding `dimensions(configured)` (the oracle's
+    space)."""
     space = keras_tuner.HyperParameters()
-    space.merge([ADAM_LEARNING_RATE if dimension.name == "learning_rate" and
-                 optimizer != ADAGRAD else dimension for dimension in SEARCH_SPACE])
+    space.merge(dimensions(configured))
     return space
 
 
 def configured_values(hp: Hyperparameters) -> Dict[str, object]:
-    """`hp`'s own values of the searched fields: the first trial."""
-    return {dimension.name: getattr(hp, dimension.name) for dimension in SEARCH_SPACE}
+    """`hp`'s own values of the fields searched for it: the first trial."""
+    return {dimension.name: getattr(hp, dimension.name) for dimension in dimensions(hp)}
 
 
 def overlay(configured: Hyperparameters, values: Mapping[str, object]) -> Hyperparameters:

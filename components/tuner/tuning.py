@@ -24,11 +24,11 @@ The test split is never read; it stays the unbiased figure (`crossfade benchmark
 tf-keras / TensorFlow Recommenders models in its trial loop, so `TwoTowerTuner` is a
 `BaseTuner` with its own `run_trial`; it saves no model (the Trainer retrains the winner with
 the same seed on the same data). The oracle is keras_tuner's random search, seeded with the
-configured seed: KerasTuner's Bayesian optimisation samples max(3 x dimensions, 3) = 18
-random points before it models anything, more trials than a run affords. A trial whose loss
-or catalogue embeddings are not finite fails (`FailedTrialError`) instead of scoring: NaN
-scores would rank every played track first. The search goes on past failed trials (the
-executor fails if none completed); any other error in a trial stops it at once
+configured seed: KerasTuner's Bayesian optimisation samples max(3 x dimensions, 3) random
+points (21 over this space) before it models anything, more trials than a run affords. A
+trial whose loss or catalogue embeddings are not finite fails (`FailedTrialError`) instead
+of scoring: NaN scores would rank every played track first. The search goes on past failed
+trials (the executor fails if none completed); any other error in a trial stops it at once
 (`FatalError`), as it would fail every trial.
 """
 import math
@@ -120,10 +120,10 @@ class TwoTowerTuner(base_tuner.BaseTuner):
 
 def random_search(configured: Hyperparameters, trials: int) -> ConfiguredFirstOracle:
     """The oracle: `trials` trials, the first `configured`'s values, the rest random points of
-    `SEARCH_SPACE` seeded by `configured.seed`."""
+    `search_space.dimensions(configured)` seeded by `configured.seed`."""
     return ConfiguredFirstOracle(
         first=search_space.configured_values(configured), objective=OBJECTIVE,
-        max_trials=trials, hyperparameters=search_space.search_space(configured.optimizer),
+        max_trials=trials, hyperparameters=search_space.search_space(configured),
         tune_new_entries=False, allow_new_entries=False, seed=configured.seed,
         # Diverged trials fail and the search goes on, however many in a row (the executor
         # fails if none completed); any other error stops it at once (TwoTowerTuner.run_trial).

@@ -42,6 +42,14 @@ def test_the_first_trial_is_the_configured_values_then_seeded_random_points(tmp_
     assert _values(second, 4) == values  # seeded
 
 
+def test_with_adam_configured_the_oracle_samples_adams_learning_rates(tmp_path):
+    oracle = tuning.random_search(dataclasses.replace(CONFIGURED, optimizer="adam",
+                                                      learning_rate=0.002), 6)
+    oracle._set_project_dir(str(tmp_path), "p")
+    rates = [point["learning_rate"] for point in _values(oracle, 6)]
+    assert rates[0] == 0.002 and all(0.0005 <= rate <= 0.01 for rate in rates[1:])
+
+
 @pytest.fixture
 def stand_ins(monkeypatch):
     """Training, indexing and scoring replaced: the 'model' is the hyperparameters it was
