@@ -25,6 +25,9 @@ INDEXES = (AUTO, BRUTE_FORCE, PARTITIONED)
 # and at 100k tracks still fast (README, "Catalogues of millions").
 PARTITIONED_FROM = 250_000
 
+# String fields and the values each takes.
+_CHOICES = {"negatives": NEGATIVES, "history_pooling": HISTORY_POOLINGS,
+            "optimizer": OPTIMIZERS, "index": INDEXES}
 # Integer fields and their least allowed value.
 _AT_LEAST = {"embedding_dim": 1, "id_embedding_dim": 1, "content_embedding_dim": 1,
              "hidden_units": 1, "batch_size": 1, "epochs": 1, "max_steps": 0, "seed": 0,
@@ -158,20 +161,13 @@ class Hyperparameters:
         for name in ("use_user_id", "time_context", "recency_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.negatives not in NEGATIVES:
-            raise ValueError(f"negatives must be one of {list(NEGATIVES)}, "
-                             f"got {self.negatives!r}")
-        if self.history_pooling not in HISTORY_POOLINGS:
-            raise ValueError(f"history_pooling must be one of {list(HISTORY_POOLINGS)}, "
-                             f"got {self.history_pooling!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, "
-                             f"got {self.optimizer!r}")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {list(choices)}, "
+                                 f"got {getattr(self, name)!r}")
         if self.weight_decay > 0 and self.optimizer != ADAMW:
             raise ValueError(f"weight_decay must be 0 unless optimizer is {ADAMW!r}, got "
                              f"{self.weight_decay!r} with {self.optimizer!r}")
-        if self.index not in INDEXES:
-            raise ValueError(f"index must be one of {list(INDEXES)}, got {self.index!r}")
 
     def served_index(self, catalogue_size: int) -> str:
         """BRUTE_FORCE or PARTITIONED: how a model over `catalogue_size` tracks ranks."""

@@ -60,18 +60,20 @@ class MaskedMean(tf.keras.layers.Layer):
 class WeightedMean(tf.keras.layers.Layer):
     """Weighted mean of embeddings over a list axis, each id's weight learned, padding left out.
 
-    Input: indices [batch, n] and their embeddings [batch, n, dim]; output [batch, dim], the
-    softmax over a row's non-padding entries of a learned per-id logit (a [rows, 1] table,
-    zeros at first, so training starts from `MaskedMean`) weighting their embeddings. An
+    Input: indices [batch, n] (0..`padding_index`, padding last) and their embeddings
+    [batch, n, dim]; output [batch, dim], the softmax over a row's non-padding entries of a
+    learned per-id logit (a [padding_index + 1, 1] table, zeros at first, so training starts
+    from `MaskedMean`) weighting their embeddings. An
     id's weight is the same in every history: a learned, IDF-like importance (an artist
     everyone plays says less about a listener than a rare one), not attention on the query.
     All-padding rows give zeros.
     """
 
-    def __init__(self, rows: int, padding_index: int, **kwargs):
+    def __init__(self, padding_index: int, **kwargs):
         super().__init__(**kwargs)
         self.padding_index = padding_index
-        self.logits = tf.keras.layers.Embedding(rows, 1, embeddings_initializer="zeros",
+        self.logits = tf.keras.layers.Embedding(padding_index + 1, 1,
+                                                embeddings_initializer="zeros",
                                                 name="history_weight")
 
     def call(self, indices: tf.Tensor, embeddings: tf.Tensor) -> tf.Tensor:
@@ -126,9 +128,8 @@ class QueryTower(tf.keras.layers.Layer):
         self.track_embedding = track_embedding
         self.history_dropout = IdDropout(hp.history_dropout, vocabularies.tracks + 1,
                                          seed=hp.seed + 2)
-        self.history_mean = (WeightedMean(vocabularies.tracks + 2, vocabularies.tracks + 1)
-                             if hp.history_pooling == WEIGHTED else
-                             MaskedMean(vocabularies.tracks + 1))
+        pooling = WeightedMean if hp.history_pooling == WEIGHTED else MaskedMean
+        self.history_mean = pooling(vocabularies.tracks + 1)
         self.time_context = hp.time_context
         if hp.time_context:
             self.hour_embedding = tf.keras.layers.Embedding(24, hp.content_embedding_dim)

@@ -88,11 +88,11 @@ def test_masked_mean_ignores_padding():
 
 
 def test_weighted_mean_starts_as_the_mean_and_weights_by_learned_logits():
-    layer = model_lib.WeightedMean(rows=11, padding_index=9)
+    layer = model_lib.WeightedMean(padding_index=9)
     indices = tf.constant([[1, 2, 9], [9, 9, 9]])
     embeddings = tf.constant([[[2.0], [4.0], [100.0]], [[5.0], [5.0], [5.0]]])
     np.testing.assert_allclose(layer(indices, embeddings).numpy(), [[3.0], [0.0]])
-    logits = np.zeros((11, 1), np.float32)
+    logits = np.zeros((10, 1), np.float32)
     logits[2] = np.log(3.0)  # track 2 weighs three times track 1: (2 + 3 x 4) / 4
     layer.logits.set_weights([logits])
     np.testing.assert_allclose(layer(indices, embeddings).numpy(), [[3.5], [0.0]], rtol=1e-6)
