@@ -27,10 +27,12 @@ def test_encoded_examples_parse_with_the_raw_feature_spec():
         country=np.array(["SE"], object), ms_played=np.array([1000], np.int64),
         skipped=np.array([1], np.int64), reason_end=np.array(["fwdbtn"], object),
         weight=np.array([2.0], np.float32))
-    outputs = list(gen.shard_examples((0, [plays]), periods=(10, 20), catalogue=catalogue,
-                                      protocol=split_protocols.SplitProtocol(name="time")))
-    assert [output.tag for output in outputs] == [split_protocols.TRAIN_SPLIT]
-    parsed = tf.io.parse_example([outputs[0].value], features.RAW_FEATURE_SPEC)
+    by_split, like_counts = gen.shard_examples(
+        (0, [plays]), periods=(10, 20), catalogue=catalogue,
+        protocol=split_protocols.SplitProtocol(name="time"))
+    assert list(by_split) == [split_protocols.TRAIN_SPLIT] and like_counts == {}
+    parsed = tf.io.parse_example(by_split[split_protocols.TRAIN_SPLIT],
+                                 features.RAW_FEATURE_SPEC)
     assert parsed[features.USER_ID].numpy().tolist() == [b"u"]
     assert parsed[features.GENRES].numpy().tolist() == [[b"rock", b"", b""]]
     assert parsed[features.RECENT_TRACK_IDS].shape == (1, features.HISTORY_LENGTH)
