@@ -53,7 +53,10 @@ def create_pipeline(config: PipelineConfig,
         # own transform graph, exactly as serving does.
         splits_config=transform_pb2.SplitsConfig(
             analyze=[TRAIN_SPLIT],
-            transform=[TRAIN_SPLIT]))
+            transform=[TRAIN_SPLIT]),
+        # Pre- and post-transform statistics are read by no component and cost about a
+        # sixth of Transform's time (profiled on the default data).
+        disable_statistics=True)
 
     # Trials train as the Trainer does (its inputs and settings) and are scored on the raw
     # eval split the Evaluator reads.
