@@ -1,11 +1,12 @@
-"""Benchmark: wall time per component of `make run` on the default data, and Trainer speed.
+"""Benchmark: wall time and peak memory per component of `make run`, and Trainer speed.
 
-    python -m bench.pipeline_bench [--preset default] [--output DIR]
+    python -m bench.pipeline_bench [--preset default|large] [--output DIR]
 
-Runs exactly what `make run` runs (`crossfade run` on the simulator's `default` preset) with
-caching off, in a fresh output folder, then prints each component's wall time, the whole
-run's wall time and the Trainer's examples/second next to the targets. Prints figures only:
-it never fails on a slow result.
+Runs exactly what `make run` runs (`crossfade run` on the simulator's `default` preset, or
+another preset's data) with caching off, in a fresh output folder, then prints each
+component's wall time and peak resident memory (of the run's process while the component ran,
+pipeline/peak_memory.py), the whole run's wall time and the Trainer's examples/second next to
+the targets (issue #18). Prints figures only: it never fails on a slow result.
 """
 import argparse
 import contextlib
@@ -18,8 +19,10 @@ import time
 
 from crossfade.pipeline.configs import PipelineConfig
 
-TARGET_RUN_SECONDS = 300.0
-TARGET_TRAINER_EXAMPLES_PER_SECOND = 30000.0
+TARGET_RUN_SECONDS = {"default": 180.0, "large": 3600.0}
+TARGET_PEAK_GIB = {"large": 12.0}
+TARGET_TRAINER_EXAMPLES_PER_SECOND = 60000.0
+GIB = 2.0**30
 
 
 def main() -> int:
@@ -46,13 +49,19 @@ def main() -> int:
             record = json.load(handle)
         training = record.get("training", {})
         print(f"\ncrossfade pipeline benchmark: preset '{args.preset}', output {output}")
-        print(f"{'step':<30}{'seconds':>10}")
+        print(f"{'step':<30}{'seconds':>10}{'peak RSS GiB':>14}")
         print(f"{'generate data':<30}{generate_seconds:>10.1f}")
+        peaks = record.get("component_peak_bytes", {})
+        max_rss = max([peak for peak in peaks.values() if peak] or [0])
         for component, seconds in record["component_seconds"].items():
-            print(f"{component:<30}{seconds:>10.1f}")
-        print(f"{'crossfade run (whole)':<30}{run_seconds:>10.1f}   target <= "
-              f"{TARGET_RUN_SECONDS:.0f} s: "
-              f"{'met' if run_seconds <= TARGET_RUN_SECONDS else 'MISSED'}")
+            peak = peaks.get(component)
+            print(f"{component:<30}{seconds:>10.1f}"
+                  f"{(f'{peak / GIB:.2f}' if peak else 'n/a'):>14}")
+        print(f"{'crossfade run (whole)':<30}{run_seconds:>10.1f}{max_rss / GIB:>14.2f}"
+              f"{_against(run_seconds, TARGET_RUN_SECONDS.get(args.preset), 's')}")
+        if args.preset in TARGET_PEAK_GIB:
+            print(f"peak RSS of the run: {max_rss / GIB:.2f} GiB"
+                  f"{_against(max_rss / GIB, TARGET_PEAK_GIB[args.preset], 'GiB')}")
         speed = training.get("examples_per_second", 0.0)
         epochs = ", ".join(f"{s:.1f}" for s in training.get("epoch_seconds", []))
         print(f"Trainer: {training.get('examples_trained', 0):,} examples, fit "
@@ -63,6 +72,13 @@ def main() -> int:
               f"{'met' if speed >= TARGET_TRAINER_EXAMPLES_PER_SECOND else 'MISSED'}")
         print(f"Trainer settings: {json.dumps(training.get('hyperparameters', {}))}")
     return 0
+
+
+def _against(value: float, target, unit: str) -> str:
+    """'   target <= T unit: met/MISSED', or nothing without a target."""
+    if target is None:
+        return ""
+    return f"   target <= {target:.0f} {unit}: {'met' if value <= target else 'MISSED'}"
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def test_the_links_named_in_the_issue(compiled):
     assert examples_origin("Transform") == "PlaysExampleGen"
     assert _producer(tasks["Transform"], "schema") == ("ImportSchemaGen", "schema")
     trainer = tasks["CatalogueTrainer"]
-    assert _producer(trainer, "examples") == ("Transform", "transformed_examples")
+    assert _producer(trainer, "examples") == ("StreamQualifier", "qualified_examples")
     assert _producer(trainer, "transform_graph") == ("Transform", "transform_graph")
     assert _producer(trainer, "catalogue") == ("CatalogueExampleGen", "examples")
     evaluator = tasks["Evaluator"]

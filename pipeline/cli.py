@@ -241,6 +241,7 @@ def _run(args: argparse.Namespace) -> int:
     with open(config.last_run_path, "w") as handle:
         record = dataclasses.asdict(summary)
         record["component_seconds"] = progress.seconds
+        record["component_peak_bytes"] = progress.peak_bytes
         json.dump(record, handle, indent=2, sort_keys=True)
     return 0
 

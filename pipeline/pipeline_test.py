@@ -47,7 +47,10 @@ def test_components_and_data_flow(components):
     assert _producer(components["StreamQualifier"].inputs["examples"]) == "PlaysExampleGen"
     assert _producer(components["Transform"].inputs["examples"]) == "StreamQualifier"
     trainer = components["CatalogueTrainer"].inputs
-    assert _producer(trainer["examples"]) == "Transform"
+    # Transform materializes nothing: the Trainer reads the raw plays through its graph.
+    assert _producer(trainer["examples"]) == "StreamQualifier"
+    assert _producer(trainer["transform_graph"]) == "Transform"
+    assert "transformed_examples" not in components["Transform"].outputs
     assert _producer(trainer["catalogue"]) == "CatalogueExampleGen"
     assert _producer(trainer["chart"]) == "StreamQualifier"
     evaluator = components["Evaluator"].inputs
@@ -63,7 +66,7 @@ def test_components_and_data_flow(components):
 def test_with_tune_the_tuner_feeds_the_trainer_its_best_hyperparameters(components, tuned):
     assert set(tuned) == set(components) | {"CatalogueTuner"}
     tuner = tuned["CatalogueTuner"]
-    assert _producer(tuner.inputs["examples"]) == "Transform"
+    assert _producer(tuner.inputs["examples"]) == "StreamQualifier"
     assert _producer(tuner.inputs["transform_graph"]) == "Transform"
     assert _producer(tuner.inputs["catalogue"]) == "CatalogueExampleGen"
     assert _producer(tuner.inputs["chart"]) == "StreamQualifier"

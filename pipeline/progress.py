@@ -4,15 +4,18 @@ TFX runners log "Component X is running." / "Component X is finished." at INFO l
 thousands of lines from TensorFlow and Beam. While active, `ComponentProgress` takes over the
 loggers of TFX (absl), TensorFlow and Beam: component events become progress lines, errors are
 printed, and the rest is dropped unless `verbose`. It also records each component's wall time
-(used by the run summary and the benchmark).
+and this process's peak resident memory while it ran (pipeline/peak_memory.py; used by the run
+summary and the benchmark).
 """
 import logging
 import re
 import sys
 import time
-from typing import Dict, TextIO
+from typing import Dict, Optional, TextIO
 
 from absl import logging as absl_logging
+
+from crossfade.pipeline import peak_memory
 
 # LocalDagRunner says "Component X is running."; BeamDagRunner says "node X is running.".
 _COMPONENT_EVENT = re.compile(r"(?:Component|node) (\S+) is (running|finished)\.")
@@ -20,13 +23,15 @@ _LOGGERS = ("absl", "tensorflow", "apache_beam")
 
 
 class ComponentProgress(logging.Handler):
-    """Prints component progress to `stream` and collects `seconds` per component."""
+    """Prints component progress to `stream` and collects `seconds` and `peak_bytes` (None
+    where not measurable) per component."""
 
     def __init__(self, stream: TextIO = sys.stderr, verbose: bool = False):
         super().__init__(level=logging.DEBUG)
         self.stream = stream
         self.verbose = verbose
         self.seconds: Dict[str, float] = {}
+        self.peak_bytes: Dict[str, Optional[int]] = {}
         self._started: Dict[str, float] = {}
         self._saved = {}
         self.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
@@ -42,10 +47,12 @@ class ComponentProgress(logging.Handler):
         now = time.perf_counter()
         if event == "running":
             self._started[component] = now
+            peak_memory.reset()
             print(f"-> {component} ...", file=self.stream, flush=True)
         else:
             seconds = now - self._started.get(component, now)
             self.seconds[component] = seconds
+            self.peak_bytes[component] = peak_memory.peak_bytes()
             print(f"   {component} done in {seconds:.1f} s", file=self.stream, flush=True)
 
     def __enter__(self) -> "ComponentProgress":

@@ -1,7 +1,8 @@
 """Trainer module: `run_fn` trains the two-tower model and exports the serving SavedModel.
 
-Transformed training examples are parsed once into memory and served as freshly shuffled
-batches each epoch by gathering rows, which keeps record parsing off the training hot path.
+The raw training plays are parsed and transformed (the Transform graph, in tf.data) once into
+memory and served as freshly shuffled batches each epoch by gathering rows, which keeps record
+parsing off the training hot path.
 The catalogue (the Trainer's `catalogue` input channel, see components/trainer/component.py)
 is encoded by the trained candidate tower after training, and the index is built from it.
 
@@ -17,7 +18,7 @@ import json
 import logging
 import os
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -79,18 +80,24 @@ class EpochTimer(tf.keras.callbacks.Callback):
         return self.seconds[1:]
 
 
-def load_examples(patterns: List[str],
-                  feature_spec: Dict[str, tf.io.FixedLenFeature]) -> Dict[str, tf.Tensor]:
-    """Parses every gzipped tf.Example in `patterns` into one dense tensor per feature."""
+def load_examples(patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeature],
+                  transform: Optional[Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]]
+                  = None) -> Dict[str, tf.Tensor]:
+    """Parses every gzipped tf.Example in `patterns` into one dense tensor per feature, or per
+    output of `transform` (e.g. a Transform graph's layer) applied to each parsed batch."""
+
+    def parse(records: tf.Tensor) -> Dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(records, feature_spec)
+        return parsed if transform is None else transform(parsed)
+
     dataset = (tf.data.TFRecordDataset(record_files(patterns), compression_type="GZIP")
                .batch(_READ_BATCH)
-               .map(lambda records: tf.io.parse_example(records, feature_spec),
-                    num_parallel_calls=tf.data.AUTOTUNE))
-    parts: Dict[str, List[tf.Tensor]] = {name: [] for name in feature_spec}
+               .map(parse, num_parallel_calls=tf.data.AUTOTUNE))
+    parts: Dict[str, List[tf.Tensor]] = {}
     for batch in dataset:
         for name, values in batch.items():
-            parts[name].append(values)
-    if not parts or not next(iter(parts.values())):
+            parts.setdefault(name, []).append(values)
+    if not parts:
         raise ValueError(f"no examples in {patterns}")
     return {name: tf.concat(values, axis=0) for name, values in parts.items()}
 
@@ -304,10 +311,13 @@ class TrainingData:
 
 def load_training_data(transform_dir: str, train_files: List[str],
                        catalogue_patterns: List[str]) -> TrainingData:
-    """Reads the Transform output, the transformed training examples and the catalogue."""
+    """Reads the Transform output, the raw training plays (`train_files`) through its
+    transform graph (Transform does not materialize, pipeline/pipeline.py) and the
+    catalogue."""
     transform_output = tft.TFTransformOutput(transform_dir)
     counts = track_play_counts(transform_output)
-    examples = load_examples(train_files, transform_output.transformed_feature_spec())
+    examples = load_examples(train_files, transform_output.raw_feature_spec(),
+                             transform_output.transform_features_layer())
     raw_catalogue, catalogue = transformed_catalogue(transform_output, catalogue_patterns)
     return TrainingData(transform_output, examples, counts, raw_catalogue, catalogue,
                         vocabularies(transform_output))
