@@ -33,6 +33,7 @@ class ComponentProgress(logging.Handler):
         self.seconds: Dict[str, float] = {}
         self.peak_bytes: Dict[str, Optional[int]] = {}
         self._started: Dict[str, float] = {}
+        self._peak_reset = False
         self._saved = {}
         self.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
 
@@ -47,12 +48,14 @@ class ComponentProgress(logging.Handler):
         now = time.perf_counter()
         if event == "running":
             self._started[component] = now
-            peak_memory.reset()
+            self._peak_reset = peak_memory.reset()
             print(f"-> {component} ...", file=self.stream, flush=True)
         else:
             seconds = now - self._started.get(component, now)
             self.seconds[component] = seconds
-            self.peak_bytes[component] = peak_memory.peak_bytes()
+            # Without a reset the kernel's figure is the whole process's peak so far.
+            self.peak_bytes[component] = (peak_memory.peak_bytes()
+                                          if self._peak_reset else None)
             print(f"   {component} done in {seconds:.1f} s", file=self.stream, flush=True)
 
     def __enter__(self) -> "ComponentProgress":

@@ -177,15 +177,16 @@ def write_shard(shard_chunks: Tuple[int, Iterable[sources.Plays]],
     TFRecord file per split, named after the shard; yields {split: examples written} and the
     likes' counts to COUNTS_TAG.
 
-    Written from inside the DoFn, as StreamQualifier writes its chunks: TFX's WriteSplit
-    would carry every example through Beam one element at a time and Reshuffle them all
-    (half of this component's time on the default data), and 32 files per split let the
-    next components read in parallel. A retried bundle rewrites the same files.
+    Written from inside the DoFn, as StreamQualifier writes its output files: TFX's
+    WriteSplit would carry every example through Beam one element at a time and Reshuffle
+    them all (half of this component's time on the default data), and 32 files per split
+    are 32 elements for the next Beam components to spread over workers. A retried bundle
+    rewrites the same files.
     """
     by_split, like_counts = shard_examples(shard_chunks, *args)
     shard = shard_chunks[0]
     for split, examples in by_split.items():
-        path = os.path.join(split_uris[split], f"{write_split.DEFAULT_FILE_NAME}-"
+        path = os.path.join(split_uris[split], f"{write_split.DEFAULT_TF_RECORD_FILE_NAME}-"
                             f"{shard:05d}-of-{NUM_USER_SHARDS:05d}.gz")
         with tf.io.TFRecordWriter(path, options="GZIP") as writer:
             for example in examples:

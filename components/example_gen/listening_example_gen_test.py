@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
+from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
@@ -115,6 +116,16 @@ def test_plays_executor_splits_by_time_with_history(generic_folder, tmp_path):
     assert by_user[b"u1"][features.RECENT_TRACK_IDS].numpy().tolist()[:3] == [b"i2", b"i1", b""]
     assert by_user[b"u2"][features.TRACK_ID].numpy() == b"i1"
     assert by_user[b"u2"][features.ARTIST].numpy() == b"A"  # content joined from items.csv
+    # What downstream components read besides the records: the artifact's properties, and one
+    # file per user shard and split, named as TFX's WriteSplit names its files.
+    assert artifact_utils.decode_split_names(examples.split_names) == [
+        split_protocols.TRAIN_SPLIT, split_protocols.EVAL_SPLIT]
+    assert examples_utils.get_payload_format(examples) == example_gen_pb2.FORMAT_TF_EXAMPLE
+    shards = {int(shard) for shard in gen.user_shards(np.array(["u1", "u2"], object))}
+    for split in (split_protocols.TRAIN_SPLIT, split_protocols.EVAL_SPLIT):
+        names = sorted(os.listdir(artifact_utils.get_split_uri([examples], split)))
+        assert names == [f"data_tfrecord-{shard:05d}-of-{gen.NUM_USER_SHARDS:05d}.gz"
+                         for shard in sorted(shards)]
 
 
 def test_plays_executor_rejects_data_without_an_eval_period(generic_folder, tmp_path):

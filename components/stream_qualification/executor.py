@@ -108,8 +108,7 @@ def file_statistics(path: str, rules: rules_lib.QualificationRules
         return
     yield beam.pvalue.TaggedOutput("latest", latest)
     summed = pd.concat(activity).groupby(level=0).sum()
-    tracks = pd.concat(pairs).drop_duplicates().groupby("user")["track"].agg(
-        lambda values: values.to_numpy())
+    tracks = pd.concat(pairs).drop_duplicates().groupby("user")["track"].unique()
     for user, vector in zip(summed.index, summed.to_numpy(), strict=True):
         yield user, (vector, tracks[user])
 

@@ -1,4 +1,5 @@
 """StreamQualifier's Beam executor on small hand-built splits."""
+import collections
 import json
 import os
 
@@ -115,3 +116,10 @@ def test_an_empty_split_gives_zero_counts_not_an_error(tmp_path):
     qualified, _ = _run(tmp_path, [("h1", "t1", 100, 60_000, 0, "trackdone")], [])
     assert qualified.get_int_custom_property("plays_in") == 1
     assert _read(qualified, "eval") == []
+
+
+def test_the_chart_ranks_by_streams_then_by_track_id_descending():
+    streams = executor._sum_streams([collections.Counter({"t1": 2, "t3": 1}),
+                                     collections.Counter({"t2": 2, "t4": 1})])
+    assert executor._top(streams, 3) == [("t2", 2), ("t1", 2), ("t4", 1)]
+    assert executor._top(executor._sum_streams([]), 3) == []

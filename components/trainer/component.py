@@ -84,7 +84,7 @@ class CatalogueTrainer(base_component.BaseComponent):
             chart=chart,
             hyperparameters=hyperparameters,
             train_args=train_args or trainer_pb2.TrainArgs(splits=[TRAIN_SPLIT]),
-            # Evaluation is the Evaluator's job (on raw eval plays); only train is transformed.
+            # Evaluation is the Evaluator's job (on raw eval plays); only train is read.
             eval_args=eval_args or trainer_pb2.EvalArgs(splits=[TRAIN_SPLIT], num_steps=0),
             run_fn=run_fn,
             custom_config=json_utils.dumps(custom_config or {}),

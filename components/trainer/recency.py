@@ -27,7 +27,7 @@ training steps in which the model had to judge a track by its content, as servin
 A catalogue without release dates puts every track in the unknown bucket: what remains is
 the lift of content-only candidates over id-known ones (for items that appear after
 training, such as the held-out artists of the Last.fm cold-item benchmark). Only stock ops
-(Bucketize, GatherV2), so the stock TF Serving image runs it.
+(Bucketize, GatherV2, Unique), so the stock TF Serving image runs it.
 """
 from typing import Sequence
 

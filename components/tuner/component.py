@@ -92,7 +92,7 @@ class CatalogueTuner(base_component.BaseComponent):
             eval_examples=eval_examples,
             tuner_fn=tuner_fn,
             train_args=trainer_pb2.TrainArgs(splits=[TRAIN_SPLIT]),
-            # Only train is transformed; trials are scored on the raw eval split instead
+            # Only train is read here; trials are scored on the raw eval split instead
             # (HELD_OUT_URIS_KEY), so TFX's eval_files are never read.
             eval_args=trainer_pb2.EvalArgs(splits=[TRAIN_SPLIT], num_steps=0),
             custom_config=json_utils.dumps(custom_config or {}),

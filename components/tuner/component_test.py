@@ -62,7 +62,7 @@ def _artifact(artifact_type, uri, splits=None):
 
 def _run(tmp_path, fail_after=99):
     inputs = {
-        "examples": _artifact(standard_artifacts.Examples, tmp_path / "transformed", ["train"]),
+        "examples": _artifact(standard_artifacts.Examples, tmp_path / "plays", ["train"]),
         "transform_graph": _artifact(standard_artifacts.TransformGraph, tmp_path / "tft"),
         "catalogue": _artifact(standard_artifacts.Examples, tmp_path / "catalogue",
                                [CATALOGUE_SPLIT]),

@@ -14,10 +14,11 @@ Recall@50 the Evaluator would report for that model on the same plays. Why the e
 and not a slice of train: it exists under every split protocol (time, leave-last-out,
 random; Last.fm HetRec has no timestamps, so no time-ordered slice of train exists there), the
 ExampleGen already keeps every held-out play out of training and out of every history, and
-Transform needs no second pass (it transforms train only; the model's own transform graph
-reads the raw plays, as in serving). The trade-off: the Evaluator then gates the winner on
-the plays it was chosen on, so the tuned model's eval metrics (and its regression check
-against the blessed model) are optimistic by that selection, more so the more trials run.
+Transform needs no second pass (it analyses train only and materializes nothing; the model's
+own transform graph reads the raw plays, as in training and serving). The trade-off: the
+Evaluator then gates the winner on the plays it was chosen on, so the tuned model's eval
+metrics (and its regression check against the blessed model) are optimistic by that
+selection, more so the more trials run.
 The test split is never read; it stays the unbiased figure (`crossfade benchmark quality`).
 
 **Tuner and oracle.** keras_tuner's own Tuner (KerasTuner 1.4 imports Keras 3) refuses
