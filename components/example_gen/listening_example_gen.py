@@ -29,6 +29,7 @@ ExampleGen's configuration also carries the SHA-256 of ``catalogue.csv`` and ``l
 they were when the pipeline was built: editing either alone runs it again instead of reusing a
 cached output built from the old file.
 """
+import collections
 import hashlib
 import json
 import os
@@ -338,11 +339,7 @@ class PlaysExecutor(base_example_gen_executor.BaseExampleGenExecutor):
 
 
 def _sum_written(counts: Iterable[Dict[str, int]]) -> Dict[str, int]:
-    total: Dict[str, int] = {}
-    for count in counts:
-        for split, written in count.items():
-            total[split] = total.get(split, 0) + written
-    return total
+    return sum(map(collections.Counter, counts), collections.Counter())
 
 
 def _check_splits_not_empty(written: Dict[str, int], split_names: List[str],

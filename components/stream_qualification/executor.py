@@ -73,7 +73,7 @@ class PlayBatch:
 
 
 READ_CHUNK = 16384
-DATA_FILE_PREFIX = "data_tfrecord"
+DATA_FILE_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME  # named as TFX names its files
 
 
 def read_chunks(path: str) -> Iterator[List[bytes]]:
@@ -94,7 +94,7 @@ def file_statistics(path: str, rules: rules_lib.QualificationRules
     and one element per distinct pair through the DirectRunner took 60 % of this
     component's time on the default data.
     """
-    activity, pairs, latest = [], [], None
+    activity, pairs, latest = [], [], []
     for records in read_chunks(path):
         batch = PlayBatch(records)
         rows = rules_lib.activity(batch.ms_played, batch.skipped, batch.reason_end, batch.ts,
@@ -102,11 +102,10 @@ def file_statistics(path: str, rules: rules_lib.QualificationRules
         activity.append(pd.DataFrame(rows).groupby(batch.user_id).sum())
         pairs.append(pd.DataFrame({"user": batch.user_id, "track": batch.track_id})
                      .drop_duplicates())
-        chunk_latest = int(batch.ts.max())
-        latest = chunk_latest if latest is None else max(latest, chunk_latest)
-    if latest is None:
+        latest.append(int(batch.ts.max()))
+    if not latest:
         return
-    yield beam.pvalue.TaggedOutput("latest", latest)
+    yield beam.pvalue.TaggedOutput("latest", max(latest))
     summed = pd.concat(activity).groupby(level=0).sum()
     tracks = pd.concat(pairs).drop_duplicates().groupby("user")["track"].unique()
     for user, vector in zip(summed.index, summed.to_numpy(), strict=True):
@@ -135,15 +134,14 @@ def qualify(indexed_path: Tuple[int, str], bots: Iterable[str], last_day: int,
     """
     file_index, path = indexed_path
     bot_set: Set[str] = set(bots)
-    counts = {name: 0 for name in COUNT_NAMES}
-    streams = collections.Counter()
+    counts, streams = collections.Counter(), collections.Counter()
     out = os.path.join(split_dir, f"{DATA_FILE_PREFIX}-{file_index:05d}.gz")
     with tf.io.TFRecordWriter(out, options="GZIP") as writer:
         for records in read_chunks(path):
             batch = PlayBatch(records)
             chunk_counts, counted = _qualify_chunk(records, batch, bot_set, split, rules,
                                                    writer)
-            counts = {name: counts[name] + chunk_counts[name] for name in COUNT_NAMES}
+            counts.update(chunk_counts)
             on_last_day = counted & (batch.ts // SECONDS_PER_DAY == last_day)
             streams.update(batch.track_id[on_last_day].tolist())
     yield beam.pvalue.TaggedOutput("counts", counts)
