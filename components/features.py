@@ -95,6 +95,10 @@ TAG_INDICES = "tag_indices"
 AUDIO = "audio"  # [len(AUDIO_DESCRIPTORS)] z-scored
 SAMPLE_WEIGHT = "sample_weight"
 PLAY_TIME = "play_time"  # TIMESTAMP passed through: orders a user's plays for stored history
+# The transformed int64 features whose values are vocabulary indices or calendar fields, all far
+# below 2**31: the Trainer holds them as int32 in memory (components/trainer/example_columns.py).
+SMALL_INT_FEATURES = (USER_INDEX, TRACK_INDEX, RECENT_TRACK_INDICES, HOUR, WEEKDAY,
+                      PLATFORM_INDEX, ARTIST_INDEX, GENRE_INDICES, TAG_INDICES)
 
 # Vocabulary files written by Transform (names used to look them up in the Trainer).
 USER_VOCABULARY = "user_id"

@@ -1,8 +1,8 @@
 """Trainer module: `run_fn` trains the two-tower model and exports the serving SavedModel.
 
 The raw training plays are parsed and transformed (the Transform graph, in tf.data) once into
-memory and served as freshly shuffled batches each epoch by gathering rows, which keeps record
-parsing off the training hot path.
+compact in-memory columns and served as freshly shuffled batches each epoch by gathering rows
+(components/trainer/example_columns.py), which keeps record parsing off the training hot path.
 The catalogue (the Trainer's `catalogue` input channel, see components/trainer/component.py)
 is encoded by the trained candidate tower after training, and the index is built from it.
 
@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,12 @@ from crossfade.components.trainer import (
 )
 from crossfade.components.trainer import model as model_lib
 from crossfade.components.trainer.catalogue_index import CatalogueIndex
+from crossfade.components.trainer.example_columns import (
+    READ_BATCH,
+    Columns,
+    load_columns,
+    shuffled_batches,
+)
 from crossfade.components.trainer.hyperparameters import ADAM, ADAMW, PARTITIONED, Hyperparameters
 from crossfade.components.trainer.run_config import (
     CANDIDATE_POOL_KEY,
@@ -49,17 +55,6 @@ from crossfade.components.trainer.run_config import (
     TRAINING_STATS_FILE,
 )
 from crossfade.serving import warmup
-
-_READ_BATCH = 16384
-
-
-def record_files(patterns: List[str]) -> List[str]:
-    """The files matching any of `patterns`, sorted; none is a FileNotFoundError."""
-    files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
-    if not files:
-        raise FileNotFoundError(f"no example files match {patterns}")
-    return files
-
 
 class EpochTimer(tf.keras.callbacks.Callback):
     """Wall time of each training epoch."""
@@ -78,47 +73,6 @@ class EpochTimer(tf.keras.callbacks.Callback):
     def steady_seconds(self) -> List[float]:
         """Epoch times after the first (which includes tracing the training step)."""
         return self.seconds[1:]
-
-
-def load_examples(patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeature],
-                  transform: Optional[Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]]
-                  = None) -> Dict[str, tf.Tensor]:
-    """Parses every gzipped tf.Example in `patterns` into one dense tensor per feature, or per
-    output of `transform` (e.g. a Transform graph's layer) applied to each parsed batch."""
-
-    def parse(records: tf.Tensor) -> Dict[str, tf.Tensor]:
-        parsed = tf.io.parse_example(records, feature_spec)
-        return parsed if transform is None else transform(parsed)
-
-    dataset = (tf.data.TFRecordDataset(record_files(patterns), compression_type="GZIP")
-               .batch(_READ_BATCH)
-               .map(parse, num_parallel_calls=tf.data.AUTOTUNE))
-    parts: Dict[str, List[tf.Tensor]] = {}
-    for batch in dataset:
-        for name, values in batch.items():
-            parts.setdefault(name, []).append(values)
-    if not parts:
-        raise ValueError(f"no examples in {patterns}")
-    return {name: tf.concat(values, axis=0) for name, values in parts.items()}
-
-
-def shuffled_batches(examples: Dict[str, tf.Tensor], batch_size: int, epochs: int,
-                     seed: int) -> Tuple[tf.data.Dataset, int]:
-    """Full batches of `examples`, a new permutation each epoch; returns (dataset, steps/epoch)."""
-    size = int(next(iter(examples.values())).shape[0])
-    batch_size = min(batch_size, size)
-    steps = size // batch_size
-    permutations = tf.data.Dataset.range(epochs).map(
-        lambda epoch: tf.reshape(
-            tf.random.experimental.stateless_shuffle(
-                tf.range(size), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-            [:steps * batch_size], [steps, batch_size]))
-    dataset = (permutations
-               .flat_map(tf.data.Dataset.from_tensor_slices)
-               .map(lambda rows: {name: tf.gather(values, rows)
-                                  for name, values in examples.items()})
-               .prefetch(tf.data.AUTOTUNE))
-    return dataset, steps
 
 
 def vocabularies(transform_output: tft.TFTransformOutput) -> model_lib.Vocabularies:
@@ -157,13 +111,13 @@ def transformed_catalogue(transform_output: tft.TFTransformOutput,
                           catalogue_patterns: List[str]
                           ) -> Tuple[Dict[str, np.ndarray], Dict[str, tf.Tensor]]:
     """(raw catalogue features [C, ...] as numpy, transformed candidate features [C, ...])."""
-    raw = load_examples(catalogue_patterns, features.CATALOGUE_FEATURE_SPEC)
+    raw = load_columns(catalogue_patterns, features.CATALOGUE_FEATURE_SPEC).tensors
     layer = transform_output.transform_features_layer()
     parts: Dict[str, List[tf.Tensor]] = {name: [] for name in CANDIDATE_TRANSFORMED_FEATURES}
     size = int(raw[features.TRACK_ID].shape[0])
-    for start in range(0, size, _READ_BATCH):
-        inputs = features.default_raw_values(tf.constant(min(_READ_BATCH, size - start)))
-        inputs.update({name: values[start:start + _READ_BATCH] for name, values in raw.items()
+    for start in range(0, size, READ_BATCH):
+        inputs = features.default_raw_values(tf.constant(min(READ_BATCH, size - start)))
+        inputs.update({name: values[start:start + READ_BATCH] for name, values in raw.items()
                        if name in inputs})  # the title is display data, not a model input
         transformed = layer(inputs)
         for name in CANDIDATE_TRANSFORMED_FEATURES:
@@ -189,10 +143,10 @@ def encode_catalogue(two_tower: model_lib.TwoTowerModel,
     """Candidate embeddings [C, D] of the transformed catalogue features."""
     size = int(catalogue[features.TRACK_INDEX].shape[0])
     return np.concatenate([
-        two_tower.candidate_tower({name: values[start:start + _READ_BATCH]
+        two_tower.candidate_tower({name: values[start:start + READ_BATCH]
                                    for name, values in catalogue.items()},
                                   training=False).numpy()
-        for start in range(0, size, _READ_BATCH)])
+        for start in range(0, size, READ_BATCH)])
 
 
 def cold_start_scores(catalogue_ids: np.ndarray, play_counts: np.ndarray,
@@ -212,12 +166,12 @@ def cold_start_scores(catalogue_ids: np.ndarray, play_counts: np.ndarray,
     return scores.astype(np.float32), chart
 
 
-def stored_histories(examples: Dict[str, tf.Tensor],
-                     sizes: model_lib.Vocabularies) -> np.ndarray:
+def stored_histories(examples: Columns, sizes: model_lib.Vocabularies) -> np.ndarray:
     """Every training user's latest history (components/trainer/user_history.py)."""
+    columns = examples.tensors  # as held (int32 indices): the stored rows are int32 too
     return user_history.latest_histories(
-        examples[features.USER_INDEX].numpy(), examples[features.TRACK_INDEX].numpy(),
-        examples[features.RECENT_TRACK_INDICES].numpy(), examples[features.PLAY_TIME].numpy(),
+        columns[features.USER_INDEX].numpy(), columns[features.TRACK_INDEX].numpy(),
+        columns[features.RECENT_TRACK_INDICES].numpy(), columns[features.PLAY_TIME].numpy(),
         users=sizes.users, padding_index=sizes.tracks + 1)
 
 
@@ -239,9 +193,9 @@ def write_warmup_requests(export_dir: str, transform_output: tft.TFTransformOutp
                                  histories + [[]], tracks[:requests], include_recommend=True)
 
 
-def newest_play_day(examples: Dict[str, tf.Tensor]) -> int:
+def newest_play_day(examples: Columns) -> int:
     """The UTC day of the newest training play: the first day the model can serve."""
-    return int(examples[features.PLAY_TIME].numpy().max()) // recency.SECONDS_PER_DAY
+    return int(examples.numpy(features.PLAY_TIME).max()) // recency.SECONDS_PER_DAY
 
 
 def index_tables(hp: Hyperparameters, catalogue: CatalogueIndex,
@@ -269,14 +223,14 @@ def index_tables(hp: Hyperparameters, catalogue: CatalogueIndex,
 
 
 def calibrated_probe(module: export.RecommenderModule, two_tower: model_lib.TwoTowerModel,
-                     examples: Dict[str, tf.Tensor], seed: int) -> Dict[str, object]:
+                     examples: Columns, seed: int) -> Dict[str, object]:
     """Calibrates `module`'s default probe (`RecommenderModule.calibrate_index`) on the
     queries of `served_index.CALIBRATION_QUERIES` training plays drawn at random; returns
     what to report of it."""
-    count = int(examples[features.TRACK_INDEX].shape[0])
+    count = examples.size
     rows = np.sort(np.random.default_rng(seed).choice(
         count, min(count, served_index.CALIBRATION_QUERIES), replace=False))
-    sample = {name: tf.gather(values, rows) for name, values in examples.items()}
+    sample = examples.rows(rows)
     started = time.perf_counter()
     probe, recall = module.calibrate_index(
         two_tower.query_tower(sample, training=False).numpy(),
@@ -293,7 +247,7 @@ class TrainingData:
     it once, the Tuner's trials (components/tuner/tuning.py) each in turn."""
 
     transform_output: tft.TFTransformOutput
-    examples: Dict[str, tf.Tensor]  # transformed training examples, one tensor per feature
+    examples: Columns  # transformed training examples, one column per feature
     counts: Dict[bytes, int]  # training plays per track id
     raw_catalogue: Dict[str, np.ndarray]
     catalogue: Dict[str, tf.Tensor]  # transformed candidate features, catalogue order
@@ -306,7 +260,7 @@ class TrainingData:
     @functools.cached_property  # a scan of every play: once, not per trial
     def untimed(self) -> bool:
         """Plays without timestamps (ts 0): no day to age a track by."""
-        return not np.any(self.examples[features.PLAY_TIME].numpy() > 0)
+        return not np.any(self.examples.numpy(features.PLAY_TIME) > 0)
 
 
 def load_training_data(transform_dir: str, train_files: List[str],
@@ -316,8 +270,9 @@ def load_training_data(transform_dir: str, train_files: List[str],
     catalogue."""
     transform_output = tft.TFTransformOutput(transform_dir)
     counts = track_play_counts(transform_output)
-    examples = load_examples(train_files, transform_output.raw_feature_spec(),
-                             transform_output.transform_features_layer())
+    examples = load_columns(train_files, transform_output.raw_feature_spec(),
+                            transform_output.transform_features_layer(),
+                            narrow=features.SMALL_INT_FEATURES)
     raw_catalogue, catalogue = transformed_catalogue(transform_output, catalogue_patterns)
     return TrainingData(transform_output, examples, counts, raw_catalogue, catalogue,
                         vocabularies(transform_output))
@@ -360,7 +315,7 @@ def fit_two_tower(data: TrainingData, hp: Hyperparameters, strategy: tf.distribu
     history = two_tower.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2,
                             callbacks=[epoch_timer])
     seconds = time.perf_counter() - started
-    batch_size = min(hp.batch_size, int(data.examples[features.TRACK_INDEX].shape[0]))
+    batch_size = min(hp.batch_size, data.examples.size)
     trained = epochs * steps * batch_size
     steady = epoch_timer.steady_seconds()
     steady_speed = (len(steady) * steps * batch_size / sum(steady)) if steady else \

@@ -7,6 +7,7 @@ import tensorflow as tf
 from crossfade.components import features
 from crossfade.components.trainer import train
 from crossfade.components.trainer.catalogue_index import CatalogueIndex
+from crossfade.components.trainer.example_columns import Columns
 from crossfade.components.trainer.hyperparameters import PARTITIONED_FROM, Hyperparameters
 
 
@@ -35,7 +36,8 @@ def test_the_index_follows_the_setting_and_auto_follows_the_catalogue_size():
 
 
 def test_the_reference_day_is_the_newest_plays():
-    examples = {features.PLAY_TIME: tf.constant([5 * 86400 + 7, 9 * 86400 - 1, 0], tf.int64)}
+    examples = Columns(
+        {features.PLAY_TIME: tf.constant([5 * 86400 + 7, 9 * 86400 - 1, 0], tf.int64)})
     assert train.newest_play_day(examples) == 8
 
 

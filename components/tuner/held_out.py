@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from crossfade.components.evaluator import retrieval_metrics
 from crossfade.components.trainer import export
-from crossfade.components.trainer.train import record_files
+from crossfade.components.trainer.example_columns import record_files
 
 # Each call scores [batch, catalogue] floats: about 64 MB of them at most, whatever the
 # catalogue's size (TFMA batches by example count only).
