@@ -56,6 +56,12 @@ from crossfade.components.trainer.run_config import (
 )
 from crossfade.serving import warmup
 
+# Training steps per call of Keras' compiled train function: one Python round trip per 16
+# steps instead of per step, the same updates (the same final loss) and about 9 % more
+# examples/s on the default data (44,100 -> 48,200; README "Speed").
+STEPS_PER_EXECUTION = 16
+
+
 class EpochTimer(tf.keras.callbacks.Callback):
     """Wall time of each training epoch."""
 
@@ -309,7 +315,7 @@ def fit_two_tower(data: TrainingData, hp: Hyperparameters, strategy: tf.distribu
             catalogue=data.catalogue,
             catalogue_row=catalogue_rows(data.transform_output, data.catalogue_ids),
             catalogue_release_days=bias_release_days)
-        two_tower.compile(optimizer=optimizer(hp))
+        two_tower.compile(optimizer=optimizer(hp), steps_per_execution=STEPS_PER_EXECUTION)
     epoch_timer = EpochTimer()
     started = time.perf_counter()
     history = two_tower.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=2,
