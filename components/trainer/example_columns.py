@@ -59,7 +59,7 @@ class Columns:
 def _append(column: Optional[np.ndarray], size: int, batch: np.ndarray) -> np.ndarray:
     """`column` (rows [0, size) filled) with `batch` written after them, grown if needed."""
     if column is None:
-        return batch.copy()
+        return batch.copy()  # an array of its own: `resize` refuses one that shares a buffer
     if size + len(batch) > len(column):
         capacity = int(len(column) * _GROWTH) + len(batch)
         column.resize((capacity,) + column.shape[1:], refcheck=False)
