@@ -42,6 +42,8 @@ def test_columns_hold_every_example_in_file_order_with_narrowed_indices(files):
     columns = example_columns.load_columns(files, SPEC, narrow=("index", "history"))
     assert columns.size == 23
     assert columns.narrowed == {"index", "history"}
+    # Variables: a dataset captures them by handle, where it would copy a tensor.
+    assert all(isinstance(values, tf.Variable) for values in columns.tensors.values())
     assert columns.tensors["index"].dtype == tf.int32
     assert columns.tensors["time"].dtype == tf.int64
     np.testing.assert_array_equal(columns.tensors["index"].numpy(), np.arange(23))
