@@ -1,23 +1,43 @@
-"""Peak resident memory of a process and all its descendants, sampled while it runs.
+"""Peak memory of a process and all its descendants, sampled while it runs.
 
 `pipeline/peak_memory.py` reads the kernel's exact per-process peak, but only of the run's
 own process: Beam's multi_processing workers (`crossfade run --runner beam`) are processes of
-their own. This samples the summed resident set size of a process tree every `interval`
-seconds (psutil), so its peak can miss a spike shorter than the interval, and it counts
-pages shared between processes once per process (an upper bound for forked workers).
+their own. This samples a process tree every `interval` seconds (psutil), so a peak can miss a
+spike shorter than the interval. It sums two figures per process:
+
+- RSS, resident set size: a page shared between processes (TensorFlow's shared libraries,
+  mapped by the run and by every worker that imports TensorFlow) counts once per process, so
+  the sum overstates the tree's memory;
+- PSS, proportional set size (`/proc/<pid>/smaps_rollup`): a shared page is divided among the
+  processes that map it, so the sum is the memory the tree takes from the machine.
+
+The caller may set `label` (e.g. the component now running); peaks are also kept per label.
 """
 import threading
-from typing import Optional
+from typing import Dict, NamedTuple, Optional
 
 import psutil
 
 
+class Memory(NamedTuple):
+    """Summed resident (`rss`) and proportional (`pss`) set sizes of a tree, in bytes."""
+    rss: int
+    pss: int
+
+    def max(self, other: "Memory") -> "Memory":
+        return Memory(max(self.rss, other.rss), max(self.pss, other.pss))
+
+
 class TreePeak:
-    """Samples the tree under `pid` on a daemon thread from `start()` until `stop()`;
-    `peak_bytes` is the largest summed RSS seen (0 before the first sample)."""
+    """Samples the tree under `pid` on a daemon thread from `start()` until `stop()`. `peak` is
+    the largest summed RSS and PSS seen (zeros before the first sample), `peak_by_label` the
+    same per value of `label` at the time of the sample."""
 
     def __init__(self, pid: int, interval: float = 0.5):
-        self.pid, self.interval, self.peak_bytes = pid, interval, 0
+        self.pid, self.interval = pid, interval
+        self.peak = Memory(0, 0)
+        self.label: Optional[str] = None
+        self.peak_by_label: Dict[str, Memory] = {}
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -25,31 +45,34 @@ class TreePeak:
         self._thread.start()
         return self
 
-    def stop(self) -> int:
+    def stop(self) -> Memory:
         self._stopped.set()
         self._thread.join()
-        return self.peak_bytes
+        return self.peak
 
     def _run(self) -> None:
         while not self._stopped.is_set():
-            total = _tree_rss(self.pid)
-            if total is None:
+            label, memory = self.label, tree_memory(self.pid)
+            if memory is None:
                 return
-            self.peak_bytes = max(self.peak_bytes, total)
+            self.peak = self.peak.max(memory)
+            if label is not None:
+                self.peak_by_label[label] = self.peak_by_label.get(label, memory).max(memory)
             self._stopped.wait(self.interval)
 
 
-def _tree_rss(pid: int) -> Optional[int]:
-    """Summed RSS of `pid` and its descendants; None once `pid` is gone."""
+def tree_memory(pid: int) -> Optional[Memory]:
+    """Summed RSS and PSS of `pid` and its descendants; None once `pid` is gone."""
     try:
         root = psutil.Process(pid)
         processes = [root] + root.children(recursive=True)
     except psutil.NoSuchProcess:
         return None
-    total = 0
+    rss = pss = 0
     for process in processes:
         try:
-            total += process.memory_info().rss
+            info = process.memory_full_info()
         except psutil.NoSuchProcess:  # a worker that ended between listing and reading
-            pass
-    return total
+            continue
+        rss, pss = rss + info.rss, pss + info.pss
+    return Memory(rss, pss)

@@ -1,4 +1,5 @@
-"""TreePeak sees the memory of a child's own children, and stops when the tree is gone."""
+"""TreePeak sees the memory of a child's own children, divides shared pages in its PSS, keeps
+peaks per label, and stops when the tree is gone."""
 import subprocess
 import sys
 import textwrap
@@ -18,18 +19,49 @@ _TREE = textwrap.dedent("""
     child.wait()
 """)
 
+# A process that touches 300 MiB, then forks: parent and child share those pages until either
+# writes them, so each has them resident but the two hold them once.
+_FORKED = textwrap.dedent("""
+    import os, sys, time
+    b = b"x" * (300 * 2**20)  # written, so resident
+    if os.fork() == 0:
+        time.sleep(3)
+        os._exit(0)
+    print("ready", flush=True)
+    os.wait()
+""")
+
+
+def _peak_while(script: str, label=None):
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    tree = TreePeak(process.pid, interval=0.05)
+    tree.label = label
+    tree.start()
+    assert process.stdout.readline().strip() == "ready"
+    process.wait()
+    return tree.stop(), tree
+
 
 def test_peak_includes_grandchildren():
-    parent = subprocess.Popen([sys.executable, "-c", _TREE], stdout=subprocess.PIPE, text=True)
-    tree = TreePeak(parent.pid, interval=0.05).start()
-    assert parent.stdout.readline().strip() == "ready"
-    parent.wait()
-    peak = tree.stop()
+    peak, _ = _peak_while(_TREE)
     # The grandchild alone holds 300 MiB; neither python interpreter is near that by itself.
-    assert peak >= 300 * MIB
+    assert peak.rss >= 300 * MIB
+    assert peak.pss >= 300 * MIB
+
+
+def test_pss_counts_pages_shared_by_a_fork_once():
+    peak, _ = _peak_while(_FORKED)
+    assert peak.rss >= 600 * MIB  # both processes have the 300 MiB resident
+    assert 300 * MIB <= peak.pss < 450 * MIB  # but they are held once
+
+
+def test_peaks_are_kept_per_label():
+    peak, tree = _peak_while(_TREE, label="Trainer")
+    assert tree.peak_by_label == {"Trainer": peak}
 
 
 def test_a_finished_process_has_no_peak():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # reaped: its pid names no process
-    assert TreePeak(child.pid, interval=0.05).start().stop() == 0
+    peak = TreePeak(child.pid, interval=0.05).start().stop()
+    assert peak == (0, 0)
