@@ -66,3 +66,27 @@ def test_catalogue_softmax_is_weighted_cross_entropy_over_every_track():
     actual = CatalogueSoftmax(temperature)(tf.constant(queries), tf.constant(catalogue),
                                           tf.constant(rows), tf.constant(weights))
     assert actual.numpy() == pytest.approx(expected, rel=1e-5)
+
+
+def test_score_bias_and_its_diagonal_given_apart_give_the_same_loss_and_gradients():
+    rng = np.random.default_rng(1)
+    queries = tf.Variable(rng.normal(size=(6, 3)).astype(np.float32))
+    candidates = tf.Variable(rng.normal(size=(6, 3)).astype(np.float32))
+    bias = tf.Variable(rng.normal(size=(6, 6)).astype(np.float32))
+    probability = tf.constant(rng.uniform(0.01, 0.2, size=6).astype(np.float32))
+    ids = tf.constant([1, 2, 3, 1, 5, 6], tf.int64)
+    temperature = 0.5
+    layer = InBatchSoftmax(temperature)
+    results = []
+    for apart in (False, True):
+        with tf.GradientTape() as tape:
+            loss = layer(queries, candidates, probability, ids, score_bias=bias,
+                         positive_score_bias=tf.linalg.diag_part(bias) if apart else None)
+        results.append([loss] + tape.gradient(loss, [queries, candidates, bias]))
+    logits = ((queries.numpy() @ candidates.numpy().T + bias.numpy()) / temperature
+              - np.log(probability.numpy())[None, :])
+    logits[0, 3] = logits[3, 0] = -1e9  # the accidental hit
+    expected = (np.log(np.exp(logits).sum(axis=1)) - np.diag(logits)).sum()
+    assert results[0][0].numpy() == pytest.approx(expected, rel=1e-5)
+    for whole, apart in zip(*results, strict=True):
+        np.testing.assert_allclose(apart.numpy(), whole.numpy(), rtol=1e-5, atol=1e-6)

@@ -266,15 +266,19 @@ class TwoTowerModel(tfrs.Model):
                                              logq_correction=hp.logq_correction)
 
     def _score_bias(self, inputs: Dict[str, tf.Tensor], rows: tf.Tensor,
-                    track_ids: tf.Tensor) -> Optional[tf.Tensor]:
+                    track_ids: tf.Tensor, paired: bool = False) -> Optional[tf.Tensor]:
         """[B, N] recency bias of N candidates - catalogue `rows` [N] embedded from
-        `track_ids` [N] (the OOV id: content only) - on each query's play day; None when the
-        model has no recency bias."""
+        `track_ids` [N] (the OOV id: content only) - on each query's play day; with `paired`
+        (N = B) [B], each query's bias for its own candidate only (the [B, N] diagonal).
+        None when the model has no recency bias."""
         if self.recency_bias is None:
             return None
-        return self.recency_bias(request_days(inputs[features.PLAY_TIME]),
-                                 tf.gather(self.release_days, rows),
-                                 tf.equal(track_ids, self.track_oov_index))
+        days = request_days(inputs[features.PLAY_TIME])
+        release_days = tf.gather(self.release_days, rows)
+        content_only = tf.equal(track_ids, self.track_oov_index)
+        if paired:  # [B, 1]: each row's own candidate
+            return self.recency_bias(days, release_days[:, None], content_only[:, None])[:, 0]
+        return self.recency_bias(days, release_days, content_only)
 
     def _new_releases_dropped(self, inputs: Dict[str, tf.Tensor], rows: tf.Tensor,
                               embedded_ids: tf.Tensor):
@@ -347,16 +351,17 @@ class TwoTowerModel(tfrs.Model):
                                             catalogue_ids))
         embedded_ids = self._embedded_ids(track_ids, training, content_only)
         inputs = self._artists_dropped(inputs, track_ids, embedded_ids)
-        bias = None
+        bias = positive_bias = None
         if self.recency_bias is not None:
             rows = tf.gather(self.catalogue_row, track_ids)
             if training and self.new_release_dropout > 0:
                 inputs, embedded_ids = self._new_releases_dropped(inputs, rows, embedded_ids)
             bias = self._score_bias(inputs, rows, embedded_ids)
+            positive_bias = self._score_bias(inputs, rows, embedded_ids, paired=True)
         candidates = self.candidate_tower(inputs, training=training, track_ids=embedded_ids)
         return self.loss_layer(
             queries, candidates,
             candidate_sampling_probability=tf.gather(self.sampling_probability, track_ids),
             candidate_ids=track_ids,
             sample_weight=inputs[features.SAMPLE_WEIGHT],
-            score_bias=bias)
+            score_bias=bias, positive_score_bias=positive_bias)

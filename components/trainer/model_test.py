@@ -232,6 +232,26 @@ def test_the_recency_bias_is_added_to_every_logit_before_the_temperature():
     assert expected > unbiased + 16  # the old tracks' boost costs every play at least 1 nat
 
 
+def test_the_paired_recency_bias_is_the_diagonal_of_the_in_batch_one():
+    # Release days and play days spread over several age buckets; two OOV (content-only) ids.
+    model = model_lib.TwoTowerModel(
+        VOCABULARIES, HP, np.full(8, 1 / 7, np.float32),
+        catalogue_row=np.append(np.arange(7), 0).astype(np.int32),
+        catalogue_release_days=np.array([100, 94, 93, 1, 101, 40, 99], np.int64))
+    model.recency_bias.build(None)
+    model.recency_bias.bias.assign(
+        np.random.default_rng(0).normal(size=(2, recency.NUM_BUCKETS)).astype(np.float32))
+    batch = _batch(size=6, seed=3)
+    batch[features.PLAY_TIME] = tf.constant([100, 101, 100, 120, 300, 99], tf.int64) * 86400
+    tracks = tf.constant([0, 1, 2, 3, 4, 5], tf.int64)
+    rows = tf.gather(model.catalogue_row, tracks)
+    embedded = tf.constant([0, 7, 2, 3, 7, 5], tf.int64)
+    whole = model._score_bias(batch, rows, embedded).numpy()
+    paired = model._score_bias(batch, rows, embedded, paired=True).numpy()
+    assert len(set(np.round(np.diag(whole), 6))) >= 4  # not one bucket for all
+    np.testing.assert_array_equal(paired, np.diag(whole))
+
+
 @pytest.mark.parametrize("negatives", ["in_batch", CATALOGUE])
 def test_the_recency_bias_learns_that_listeners_play_new_releases(negatives):
     model, _ = _dated_model(negatives)
