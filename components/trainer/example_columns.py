@@ -90,6 +90,9 @@ def load_columns(patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeat
     dataset = (tf.data.TFRecordDataset(record_files(patterns), compression_type="GZIP")
                .batch(READ_BATCH)
                .map(parse, num_parallel_calls=tf.data.AUTOTUNE))
+    # Without the autotuning model (see `shuffled_batches`) AUTOTUNE parses on one thread
+    # per core.
+    dataset = _without_autotune_model(dataset)
     columns: Dict[str, np.ndarray] = {}
     size = 0
     for batch in dataset:
@@ -123,4 +126,18 @@ def shuffled_batches(columns: Columns, batch_size: int, epochs: int, seed: int
                .flat_map(tf.data.Dataset.from_tensor_slices)
                .map(columns.rows)
                .prefetch(tf.data.AUTOTUNE))
-    return dataset, steps
+    # No autotuning model: its thread sleeps between optimisation rounds, and deleting the
+    # iterator at the end of `fit` waits for it to wake (a stack of the stalled process:
+    # RootDataset::Iterator's destructor on the autotune thread's LogicalThreadWrapper),
+    # which added 13 s to 4 of 7 Trainer runs of 31 s on the default data. There is nothing
+    # for it to tune but the prefetch buffer, which the prefetch's own autotuner still grows
+    # (a fixed buffer of 4 batches measured 3-4 % slower). The same wait, up to 2.8 s, ended
+    # one load in three (`load_columns`).
+    return _without_autotune_model(dataset), steps
+
+
+def _without_autotune_model(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` without tf.data's autotuning model (see the caller's comments for why)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)

@@ -99,3 +99,10 @@ def test_a_batch_larger_than_the_data_is_the_data():
     dataset, steps = example_columns.shuffled_batches(columns, batch_size=100, epochs=1, seed=0)
     assert steps == 1
     assert sorted(next(iter(dataset))["x"].numpy()) == [0, 1, 2, 3]
+
+
+def test_training_batches_run_without_the_autotuning_model(files):
+    # Its thread can hold up the deletion of a finished iterator by many seconds.
+    columns = example_columns.load_columns(files, SPEC, narrow=("index",))
+    dataset, _ = example_columns.shuffled_batches(columns, batch_size=5, epochs=1, seed=0)
+    assert dataset.options().autotune.enabled is False
