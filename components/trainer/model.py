@@ -10,7 +10,7 @@ an unknown user or an unplayed track looks like from the other features: history
 users; artist, genres, tags and audio descriptors for tracks.
 """
 import dataclasses
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -265,20 +265,30 @@ class TwoTowerModel(tfrs.Model):
             self.loss_layer = InBatchSoftmax(temperature=hp.temperature,
                                              logq_correction=hp.logq_correction)
 
+    def _recency_inputs(self, inputs: Dict[str, tf.Tensor], rows: tf.Tensor,
+                        track_ids: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """`recency_bias`'s inputs for N candidates - catalogue `rows` [N] embedded from
+        `track_ids` [N] (the OOV id: content only): each query's play day [B], the candidates'
+        release days [N] and content-only flags [N]."""
+        return (request_days(inputs[features.PLAY_TIME]), tf.gather(self.release_days, rows),
+                tf.equal(track_ids, self.track_oov_index))
+
     def _score_bias(self, inputs: Dict[str, tf.Tensor], rows: tf.Tensor,
-                    track_ids: tf.Tensor, paired: bool = False) -> Optional[tf.Tensor]:
-        """[B, N] recency bias of N candidates - catalogue `rows` [N] embedded from
-        `track_ids` [N] (the OOV id: content only) - on each query's play day; with `paired`
-        (N = B) [B], each query's bias for its own candidate only (the [B, N] diagonal).
+                    track_ids: tf.Tensor) -> Optional[tf.Tensor]:
+        """[B, N] recency bias of N candidates (`_recency_inputs`) on each query's play day;
         None when the model has no recency bias."""
         if self.recency_bias is None:
             return None
-        days = request_days(inputs[features.PLAY_TIME])
-        release_days = tf.gather(self.release_days, rows)
-        content_only = tf.equal(track_ids, self.track_oov_index)
-        if paired:  # [B, 1]: each row's own candidate
-            return self.recency_bias(days, release_days[:, None], content_only[:, None])[:, 0]
-        return self.recency_bias(days, release_days, content_only)
+        return self.recency_bias(*self._recency_inputs(inputs, rows, track_ids))
+
+    def _in_batch_score_biases(self, inputs: Dict[str, tf.Tensor], rows: tf.Tensor,
+                               track_ids: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """The recency bias of the batch's B candidates (`_recency_inputs`) on each query's
+        play day, [B, B], and its diagonal [B], each query's bias for its own candidate,
+        computed apart for `InBatchSoftmax`."""
+        days, release_days, content_only = self._recency_inputs(inputs, rows, track_ids)
+        return (self.recency_bias(days, release_days, content_only),
+                self.recency_bias(days, release_days[:, None], content_only[:, None])[:, 0])
 
     def _new_releases_dropped(self, inputs: Dict[str, tf.Tensor], rows: tf.Tensor,
                               embedded_ids: tf.Tensor):
@@ -356,8 +366,7 @@ class TwoTowerModel(tfrs.Model):
             rows = tf.gather(self.catalogue_row, track_ids)
             if training and self.new_release_dropout > 0:
                 inputs, embedded_ids = self._new_releases_dropped(inputs, rows, embedded_ids)
-            bias = self._score_bias(inputs, rows, embedded_ids)
-            positive_bias = self._score_bias(inputs, rows, embedded_ids, paired=True)
+            bias, positive_bias = self._in_batch_score_biases(inputs, rows, embedded_ids)
         candidates = self.candidate_tower(inputs, training=training, track_ids=embedded_ids)
         return self.loss_layer(
             queries, candidates,

@@ -246,8 +246,8 @@ def test_the_paired_recency_bias_is_the_diagonal_of_the_in_batch_one():
     tracks = tf.constant([0, 1, 2, 3, 4, 5], tf.int64)
     rows = tf.gather(model.catalogue_row, tracks)
     embedded = tf.constant([0, 7, 2, 3, 7, 5], tf.int64)
-    whole = model._score_bias(batch, rows, embedded).numpy()
-    paired = model._score_bias(batch, rows, embedded, paired=True).numpy()
+    whole, paired = (bias.numpy() for bias in
+                     model._in_batch_score_biases(batch, rows, embedded))
     assert len(set(np.round(np.diag(whole), 6))) >= 4  # not one bucket for all
     np.testing.assert_array_equal(paired, np.diag(whole))
 
