@@ -90,9 +90,7 @@ def load_columns(patterns: List[str], feature_spec: Dict[str, tf.io.FixedLenFeat
     dataset = (tf.data.TFRecordDataset(record_files(patterns), compression_type="GZIP")
                .batch(READ_BATCH)
                .map(parse, num_parallel_calls=tf.data.AUTOTUNE))
-    # Without the autotuning model (see `shuffled_batches`) AUTOTUNE parses on one thread
-    # per core.
-    dataset = _without_autotune_model(dataset)
+    dataset = _without_autotune_model(dataset)  # AUTOTUNE then parses on one thread per core
     columns: Dict[str, np.ndarray] = {}
     size = 0
     for batch in dataset:
@@ -126,18 +124,20 @@ def shuffled_batches(columns: Columns, batch_size: int, epochs: int, seed: int
                .flat_map(tf.data.Dataset.from_tensor_slices)
                .map(columns.rows)
                .prefetch(tf.data.AUTOTUNE))
-    # No autotuning model: its thread sleeps between optimisation rounds, and deleting the
-    # iterator at the end of `fit` waits for it to wake (a stack of the stalled process:
-    # RootDataset::Iterator's destructor on the autotune thread's LogicalThreadWrapper),
-    # which added 13 s to 4 of 7 Trainer runs of 31 s on the default data. There is nothing
-    # for it to tune but the prefetch buffer, which the prefetch's own autotuner still grows
-    # (a fixed buffer of 4 batches measured 3-4 % slower). The same wait, up to 2.8 s, ended
-    # one load in three (`load_columns`).
+    # The prefetch's own buffer autotuner still grows its buffer (a fixed buffer of 4 batches
+    # measured 3-4 % slower).
     return _without_autotune_model(dataset), steps
 
 
 def _without_autotune_model(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """`dataset` without tf.data's autotuning model (see the caller's comments for why)."""
+    """`dataset` without tf.data's autotuning model.
+
+    The model's thread sleeps between optimisation rounds, and deleting a finished iterator
+    waits for it to wake (a stack of the stalled process: RootDataset::Iterator's destructor on
+    the autotune thread's LogicalThreadWrapper): 13 s at the end of `fit` in 4 of 7 Trainer
+    runs of 31 s on the default data, up to 2.8 s at the end of one `load_columns` in three.
+    Neither dataset has more to tune than a map's parallelism and a prefetch buffer.
+    """
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
