@@ -32,32 +32,34 @@ _FORKED = textwrap.dedent("""
 """)
 
 
-def _peak_while(script: str, label=None):
+def _peak_while(script: str, label=None) -> TreePeak:
+    """The stopped TreePeak of `script`'s process tree, sampled until it exits."""
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     tree = TreePeak(process.pid, interval=0.05)
     tree.label = label
     tree.start()
     assert process.stdout.readline().strip() == "ready"
     process.wait()
-    return tree.stop(), tree
+    tree.stop()
+    return tree
 
 
 def test_peak_includes_grandchildren():
-    peak, _ = _peak_while(_TREE)
+    peak = _peak_while(_TREE).peak
     # The grandchild alone holds 300 MiB; neither python interpreter is near that by itself.
     assert peak.rss >= 300 * MIB
     assert peak.pss >= 300 * MIB
 
 
 def test_pss_counts_pages_shared_by_a_fork_once():
-    peak, _ = _peak_while(_FORKED)
+    peak = _peak_while(_FORKED).peak
     assert peak.rss >= 600 * MIB  # both processes have the 300 MiB resident
     assert 300 * MIB <= peak.pss < 450 * MIB  # but they are held once
 
 
 def test_peaks_are_kept_per_label():
-    peak, tree = _peak_while(_TREE, label="Trainer")
-    assert tree.peak_by_label == {"Trainer": peak}
+    tree = _peak_while(_TREE, label="Trainer")
+    assert tree.peak_by_label == {"Trainer": tree.peak}
 
 
 def test_a_finished_process_has_no_peak():
