@@ -30,6 +30,7 @@ they were when the pipeline was built: editing either alone runs it again instea
 cached output built from the old file.
 """
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -62,6 +63,10 @@ CATALOGUE_SPLIT = "catalogue"
 NUM_USER_SHARDS = 32
 READ_COUNTS_FILE = "read_counts.json"
 COUNTS_TAG = "counts"
+# A shard's plays are joined, encoded and written this many at a time: on `large` a shard is
+# about 370,000 plays, whose serialized examples (40-track histories) and Arrow columns would
+# otherwise be in a worker's memory all at once.
+ENCODE_CHUNK = 50_000
 
 
 def encode_examples(columns: Dict[str, np.ndarray]) -> List[bytes]:
@@ -128,10 +133,13 @@ def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]],
                    periods: Tuple[int, int], catalogue: sources.Catalogue,
                    protocol: split_protocols.SplitProtocol,
                    likes_by_shard: Optional[Dict[int, sources.Likes]] = None,
-                   like_weight: float = 0.0) -> Tuple[Dict[str, List[bytes]], Dict[str, int]]:
-    """(serialized examples by split name, what the shard's likes did) of one user shard.
+                   like_weight: float = 0.0
+                   ) -> Tuple[Iterator[Tuple[str, List[bytes]]], Dict[str, int]]:
+    """(the serialized examples of one user shard, what the shard's likes did).
 
-    `periods` is (eval start, test start) of the time protocol; other protocols ignore it.
+    The examples come as (split name, examples) pieces of at most `ENCODE_CHUNK` plays, in
+    play order within each split, encoded as the iterator is read. `periods` is (eval start,
+    test start) of the time protocol; other protocols ignore it.
     """
     shard, chunks = shard_chunks
     plays = sources.Plays.concat(list(chunks))
@@ -153,8 +161,7 @@ def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]],
     rows = pd.Index(catalogue.track_id).get_indexer(plays.track_id)
     if (rows < 0).any():  # reading checks coverage; this guards the join itself
         raise ValueError(f"tracks missing from the catalogue: {plays.track_id[rows < 0][:5]}")
-    columns = candidate_columns(catalogue.take(rows))
-    columns.update({
+    play_columns = {
         features.USER_ID: plays.user_id,
         features.RECENT_TRACK_IDS: recent,
         features.TIMESTAMP: plays.ts,
@@ -164,12 +171,24 @@ def shard_examples(shard_chunks: Tuple[int, Iterable[sources.Plays]],
         features.SKIPPED: plays.skipped,
         features.REASON_END: plays.reason_end,
         features.WEIGHT: plays.weight,
-    })
-    examples = encode_examples(columns)
-    by_split = {split_protocols.SPLIT_NAMES[label]: [examples[row] for row in
-                                                    np.flatnonzero(labels == label)]
-                for label in np.unique(labels)}
-    return by_split, like_counts
+    }
+    return _encoded_pieces(play_columns, rows, labels, catalogue), like_counts
+
+
+def _encoded_pieces(play_columns: Dict[str, np.ndarray], rows: np.ndarray,
+                    labels: np.ndarray, catalogue: sources.Catalogue
+                    ) -> Iterator[Tuple[str, List[bytes]]]:
+    """(split name, serialized examples) per `ENCODE_CHUNK` plays: each play's columns joined
+    with its catalogue row's candidate features (`rows`), split by `labels`."""
+    for start in range(0, len(labels), ENCODE_CHUNK):
+        part = slice(start, start + ENCODE_CHUNK)
+        columns = candidate_columns(catalogue.take(rows[part]))
+        columns.update({name: values[part] for name, values in play_columns.items()})
+        examples = encode_examples(columns)
+        part_labels = labels[part]
+        for label in np.unique(part_labels):
+            yield split_protocols.SPLIT_NAMES[label], [
+                examples[row] for row in np.flatnonzero(part_labels == label)]
 
 
 def write_shard(shard_chunks: Tuple[int, Iterable[sources.Plays]],
@@ -182,19 +201,26 @@ def write_shard(shard_chunks: Tuple[int, Iterable[sources.Plays]],
     WriteSplit would carry every example through Beam one element at a time and Reshuffle
     them all (half of this component's time on the default data), and 32 files per split
     are 32 elements for the next Beam components to spread over workers. A retried bundle
-    rewrites the same files.
+    rewrites the same files. The examples are written as they are encoded, `ENCODE_CHUNK`
+    plays at a time, so a worker never holds a whole shard's serialized examples.
     """
-    by_split, like_counts = shard_examples(shard_chunks, *args)
+    pieces, like_counts = shard_examples(shard_chunks, *args)
     shard = shard_chunks[0]
-    for split, examples in by_split.items():
-        path = os.path.join(split_uris[split], f"{write_split.DEFAULT_TF_RECORD_FILE_NAME}-"
-                            f"{shard:05d}-of-{NUM_USER_SHARDS:05d}.gz")
-        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+    written: Dict[str, int] = {}
+    with contextlib.ExitStack() as open_files:
+        writers: Dict[str, tf.io.TFRecordWriter] = {}
+        for split, examples in pieces:
+            if split not in writers:
+                path = os.path.join(split_uris[split], f"{write_split.DEFAULT_TF_RECORD_FILE_NAME}"
+                                    f"-{shard:05d}-of-{NUM_USER_SHARDS:05d}.gz")
+                writers[split] = open_files.enter_context(
+                    tf.io.TFRecordWriter(path, options="GZIP"))
             for example in examples:
-                writer.write(example)
+                writers[split].write(example)
+            written[split] = written.get(split, 0) + len(examples)
     if like_counts:
         yield beam.pvalue.TaggedOutput(COUNTS_TAG, like_counts)
-    yield {split: len(examples) for split, examples in by_split.items()}
+    yield written
 
 
 def _labels(plays: sources.Plays, periods: Tuple[int, int],

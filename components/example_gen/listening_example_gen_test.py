@@ -28,9 +28,10 @@ def test_encoded_examples_parse_with_the_raw_feature_spec():
         country=np.array(["SE"], object), ms_played=np.array([1000], np.int64),
         skipped=np.array([1], np.int64), reason_end=np.array(["fwdbtn"], object),
         weight=np.array([2.0], np.float32))
-    by_split, like_counts = gen.shard_examples(
+    pieces, like_counts = gen.shard_examples(
         (0, [plays]), periods=(10, 20), catalogue=catalogue,
         protocol=split_protocols.SplitProtocol(name="time"))
+    by_split = dict(pieces)
     assert list(by_split) == [split_protocols.TRAIN_SPLIT] and like_counts == {}
     parsed = tf.io.parse_example(by_split[split_protocols.TRAIN_SPLIT],
                                  features.RAW_FEATURE_SPEC)
@@ -39,6 +40,42 @@ def test_encoded_examples_parse_with_the_raw_feature_spec():
     assert parsed[features.RECENT_TRACK_IDS].shape == (1, features.HISTORY_LENGTH)
     assert parsed[features.SKIPPED].numpy().tolist() == [1]
     assert parsed[features.WEIGHT].numpy().tolist() == [2.0]
+
+
+def _shard_files(folder, chunk, monkeypatch):
+    """(write_shard's outputs, {split: the tf.Examples of shard 3's file}) with ENCODE_CHUNK
+    `chunk`: ten plays of two users, of which the time protocol holds the last three days out.
+    Examples, not bytes: a serialized Example's feature map has no fixed order."""
+    monkeypatch.setattr(gen, "ENCODE_CHUNK", chunk)
+    tracks = np.array([f"t{i}" for i in range(4)], dtype=object)
+    catalogue = sources.catalogue_from_track_ids(tracks)
+    days = np.array([0, 1, 5, 6, 9, 0, 2, 7, 8, 9])
+    plays = sources.Plays(
+        user_id=np.array(["a"] * 5 + ["b"] * 5, object), track_id=tracks[np.arange(10) % 4],
+        ts=START + days * DAY, platform=np.array(["ios"] * 10, object),
+        country=np.array(["SE"] * 10, object), ms_played=np.arange(10, dtype=np.int64) * 1000,
+        skipped=np.zeros(10, np.int64), reason_end=np.array(["trackdone"] * 10, object),
+        weight=np.ones(10, np.float32))
+    uris = {split: str(folder / split) for split in split_protocols.SPLIT_NAMES}
+    for uri in uris.values():
+        os.makedirs(uri)
+    outputs = list(gen.write_shard((3, [plays]), uris, (START + 7 * DAY, START + 10 * DAY),
+                                   catalogue, split_protocols.SplitProtocol(name="time")))
+    records = {split: [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(
+        tf.io.gfile.glob(os.path.join(uri, "*")), compression_type="GZIP")]
+        for split, uri in uris.items()}
+    return outputs, records
+
+
+def test_a_shard_written_in_pieces_is_the_same_files(tmp_path, monkeypatch):
+    whole = _shard_files(tmp_path / "whole", 1000, monkeypatch)
+    pieces = _shard_files(tmp_path / "pieces", 3, monkeypatch)
+    assert pieces == whole
+    outputs, records = whole
+    assert outputs == [{split_protocols.TRAIN_SPLIT: 6, split_protocols.EVAL_SPLIT: 4}]
+    assert {split: len(found) for split, found in records.items()} == {
+        split_protocols.TRAIN_SPLIT: 6, split_protocols.EVAL_SPLIT: 4,
+        split_protocols.TEST_SPLIT: 0}
 
 
 def test_config_round_trips_through_custom_config():
