@@ -26,7 +26,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from crossfade.components import features
+from crossfade.components import features, heap
 from crossfade.components.stream_qualification.executor import CHART_JSON
 from crossfade.components.trainer import (
     distribution,
@@ -394,7 +394,15 @@ def trained_hyperparameters(config: Dict[str, object], tuned: Optional[Dict[str,
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """TFX Trainer entry point."""
+    """TFX Trainer entry point: trains, exports, then hands the memory it freed back to the
+    system, since the local orchestrators run the later components in this process
+    (components/heap.py)."""
+    _train_and_export(fn_args)
+    heap.release_freed_memory()
+
+
+def _train_and_export(fn_args: FnArgs) -> None:
+    """Trains the model `fn_args` describes and writes the SavedModel and training stats."""
     config = fn_args.custom_config or {}
     # First: a multi-worker strategy must exist before any other TensorFlow operation.
     strategy = distribution.strategy_from_name(
