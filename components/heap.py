@@ -5,8 +5,7 @@ in one process. What a component frees goes back to glibc's malloc, which return
 system only the free space at the top of each heap (and whole blocks it mmapped); pages freed
 among allocations still alive stay resident, counted against every later component. After a
 Trainer run on the default data the process kept 0.40 GiB of such pages (1.45 GiB resident,
-1.05 after `malloc_trim`); on `large` the run's process still held 6.57 GiB during the
-Evaluator after peaking at 8.24 in the Trainer (README, "Scale").
+1.04 after the release), after one epoch on `large` 0.55 GiB (1.61, 1.06; README, "Scale").
 
 `malloc_trim(0)` walks every arena and returns each page no allocation uses (glibc >= 2.8,
 by madvise); it costs a pass over the heap, well under a second at these sizes, so it is
