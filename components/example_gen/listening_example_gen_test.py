@@ -67,7 +67,7 @@ def _shard_files(folder, chunk, monkeypatch):
     return outputs, records
 
 
-def test_a_shard_written_in_pieces_is_the_same_files(tmp_path, monkeypatch):
+def test_a_shard_written_in_pieces_holds_the_same_examples(tmp_path, monkeypatch):
     whole = _shard_files(tmp_path / "whole", 1000, monkeypatch)
     pieces = _shard_files(tmp_path / "pieces", 3, monkeypatch)
     assert pieces == whole
