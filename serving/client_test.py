@@ -354,10 +354,11 @@ def test_a_version_pushed_during_a_request_stream_fails_no_request(server, pushe
     shutil.copytree(pushed_model.path, os.path.join(base, str(pushed_model.version)))
     users, recent = listeners
     answered: List[Optional[int]] = []
+    by_stream: List[List[Optional[int]]] = [[], [], []]  # each client's answers in order
     failures: List[str] = []
     stop = threading.Event()
 
-    def stream(client, limit: int, seconds: float):
+    def stream(client, answers: List[Optional[int]], limit: int, seconds: float):
         deadline = time.monotonic() + seconds
         for index in range(limit):
             if stop.is_set() or time.monotonic() > deadline:
@@ -366,14 +367,15 @@ def test_a_version_pushed_during_a_request_stream_fails_no_request(server, pushe
                 result = client.recommend(users[index % len(users)], recent[index % len(users)],
                                           k=10, timeout_s=10)
                 answered.append(result.model_version)
+                answers.append(result.model_version)
             except ServingClientError as error:
                 failures.append(f"{type(client).__name__}: {error}")
 
     with _serving(server.kind, str(tmp_path / "server"), base, pushed_model.version) as rollout:
         clients = [rollout.grpc(timeout_s=10), rollout.grpc(timeout_s=10),
                    rollout.rest(timeout_s=10)]
-        threads = [threading.Thread(target=stream, args=(client, 5000, 120))
-                   for client in clients]
+        threads = [threading.Thread(target=stream, args=(client, answers, 5000, 120))
+                   for client, answers in zip(clients, by_stream, strict=True)]
         for thread in threads:
             thread.start()
         time.sleep(1.0)
@@ -386,7 +388,11 @@ def test_a_version_pushed_during_a_request_stream_fails_no_request(server, pushe
                     states.get(pushed_model.version) == "END":
                 break
             time.sleep(0.2)
-        time.sleep(1.0)  # traffic after the switch
+        # Traffic after the switch: until the new version has answered (a fixed second let
+        # requests sent before the switch end last on a loaded machine, and none after it).
+        after = time.monotonic() + 60
+        while new_version not in answered and time.monotonic() < after:
+            time.sleep(0.1)
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
@@ -395,7 +401,9 @@ def test_a_version_pushed_during_a_request_stream_fails_no_request(server, pushe
     assert not failures, failures[:5]
     assert states == {new_version: "AVAILABLE", pushed_model.version: "END"}
     grpc_versions = [version for version in answered if version is not None]
-    assert grpc_versions[0] == pushed_model.version and grpc_versions[-1] == new_version
+    assert grpc_versions[0] == pushed_model.version and new_version in grpc_versions
+    for answers in by_stream[:2]:  # the gRPC streams: once on the new version, never back
+        assert answers == sorted(answers) and set(answers) <= {pushed_model.version, new_version}
     assert len(answered) > 20
 
 
