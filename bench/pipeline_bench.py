@@ -9,8 +9,9 @@ pipeline/peak_memory.py), the whole run's wall time and the Trainer's examples/s
 the targets (issue #18). With `--runner beam` the data components run in Beam worker
 processes, which the per-component peaks do not see: the bench also samples the whole process
 tree (bench/process_tree_memory.py) and prints its peak summed RSS and PSS per component (the
-component is the one the run's progress lines last said was running) and for the run. The
-memory target is checked against the larger of the run process's own peak and the tree's PSS:
+component is the one the run's progress lines last said was running) and for the run, and the
+run's process's own PSS in each component's first sample and at the tree's peak in it (memory
+it carried in, against memory it took there). The memory target is checked against the larger of the run process's own peak and the tree's PSS:
 the tree's summed RSS counts TensorFlow's shared libraries once per worker. Prints figures
 only: it never fails on a slow result.
 """
@@ -71,19 +72,23 @@ def main() -> int:
         print(f"\ncrossfade pipeline benchmark: preset '{args.preset}', runner {args.runner}, "
               f"output {output}")
         print(f"{'step':<30}{'seconds':>10}{'peak RSS GiB':>14}{'tree RSS GiB':>14}"
-              f"{'tree PSS GiB':>14}")
+              f"{'tree PSS GiB':>14}{'run PSS in GiB':>16}{'at peak GiB':>13}")
         print(f"{'generate data':<30}{generate_seconds:>10.1f}")
         peaks = record.get("component_peak_bytes", {})
         max_rss = max([peak for peak in peaks.values() if peak] or [0])
         for component, seconds in record["component_seconds"].items():
             # A component shorter than the sampling interval may have no sample.
             in_tree = tree.peak_by_label.get(component, Memory(0, 0))
+            entering = tree.first_by_label.get(component, Memory(0, 0))
             print(f"{component:<30}{seconds:>10.1f}{_gib(peaks.get(component))}"
-                  f"{_gib(in_tree.rss)}{_gib(in_tree.pss)}")
+                  f"{_gib(in_tree.rss)}{_gib(in_tree.pss)}{_gib(entering.root_pss, 16)}"
+                  f"{_gib(in_tree.root_pss, 13)}")
         print(f"{'crossfade run (whole)':<30}{run_seconds:>10.1f}{_gib(max_rss)}"
               f"{_gib(tree_peak.rss)}{_gib(tree_peak.pss)}"
               f"{_against(run_seconds, TARGET_RUN_SECONDS.get(args.preset), 's')}")
-        print(f"(tree: the run's process and its Beam workers, sampled every {tree.interval} s)")
+        print(f"(tree: the run's process and its Beam workers, sampled every {tree.interval} s; "
+              f"run PSS: the run's process alone, in the component's first sample and at the "
+              f"tree's peak in it)")
         if args.preset in TARGET_PEAK_GIB:
             peak = max(max_rss, tree_peak.pss)
             print(f"peak memory of the run (own peak RSS, or the tree's PSS if larger): "
@@ -111,9 +116,9 @@ def _follow_progress(stderr: TextIO, tree: TreePeak) -> None:
             tree.label = started.group(1)
 
 
-def _gib(nbytes: Optional[int]) -> str:
+def _gib(nbytes: Optional[int], width: int = 14) -> str:
     """A right-aligned GiB column, 'n/a' where there is no figure."""
-    return f"{(f'{nbytes / GIB:.2f}' if nbytes else 'n/a'):>14}"
+    return f"{(f'{nbytes / GIB:.2f}' if nbytes else 'n/a'):>{width}}"
 
 
 def _against(value: float, target, unit: str) -> str:

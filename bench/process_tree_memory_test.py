@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-from bench.process_tree_memory import TreePeak  # noqa: TID251 -- bench itself, not product code
+from bench.process_tree_memory import Memory, TreePeak  # noqa: TID251 -- bench itself, not product code
 
 MIB = 2**20
 
@@ -60,10 +60,22 @@ def test_pss_counts_pages_shared_by_a_fork_once():
 def test_peaks_are_kept_per_label():
     tree = _peak_while(_TREE, label="Trainer")
     assert tree.peak_by_label == {"Trainer": tree.peak}
+    assert set(tree.first_by_label) == {"Trainer"}
+
+
+def test_the_roots_share_is_the_one_at_the_peak():
+    peak = _peak_while(_TREE).peak
+    # The 300 MiB are the grandchild's: the root, a bare interpreter, holds far less of the peak.
+    assert 0 < peak.root_pss < 100 * MIB
+
+
+def test_max_keeps_the_root_share_of_the_larger_pss():
+    assert Memory(5, 10, 1).max(Memory(9, 8, 7)) == Memory(9, 10, 1)
+    assert Memory(5, 10, 1).max(Memory(3, 12, 7)) == Memory(5, 12, 7)
 
 
 def test_a_finished_process_has_no_peak():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # reaped: its pid names no process
     peak = TreePeak(child.pid, interval=0.05).start().stop()
-    assert peak == (0, 0)
+    assert peak == (0, 0, 0)
