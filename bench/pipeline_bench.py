@@ -11,9 +11,9 @@ processes, which the per-component peaks do not see: the bench also samples the 
 tree (bench/process_tree_memory.py) and prints its peak summed RSS and PSS per component (the
 component is the one the run's progress lines last said was running) and for the run, and the
 run's process's own PSS in each component's first sample and at the tree's peak in it (memory
-it carried in, against memory it took there). The memory target is checked against the larger of the run process's own peak and the tree's PSS:
-the tree's summed RSS counts TensorFlow's shared libraries once per worker. Prints figures
-only: it never fails on a slow result.
+it carried in, against memory it took there). The memory target is checked against the larger
+of the run process's own peak and the tree's PSS: the tree's summed RSS counts TensorFlow's
+shared libraries once per worker. Prints figures only: it never fails on a slow result.
 """
 import argparse
 import contextlib
