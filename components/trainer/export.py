@@ -775,33 +775,49 @@ class RecommenderModule(tf.Module):
     def calibrate_index(self, queries: np.ndarray, days: np.ndarray):
         """(probe, recall): sets the index's default probe to the least whose recall@
         `EVAL_TOP_K` against exact scoring reaches `served_index.CALIBRATION_RECALL` on
-        query embeddings [Q, D] of plays on `days` [Q] (`index_recall_at`)."""
+        query embeddings [Q, D] of plays on `days` [Q], and returns the recall measured
+        through the served search at it (`index_recall_at`). The least probe is found
+        without searching (`ServedIndex.recall_by_probe`: which partitions hold each
+        query's exact top rows), so the search runs once, not at every probe tried."""
+        exact = self._exact_tops(queries, days)
+        rows = np.concatenate([top.indices.numpy() for _, _, top in exact])
         # From `exact_from` on, rows are scored by brute force: exact.
-        probe, value = served_index.least_probe(self.index.exact_from,
-                                                self.index_recall_at(queries, days))
+        probe, _ = served_index.least_probe(
+            self.index.exact_from,
+            self.index.recall_by_probe(queries, rows, self.pool_size))
         self.index.default_probe.assign(probe)
-        return probe, value
+        return probe, self._recall_through_search(exact)(probe)
 
     def index_recall_at(self, queries: np.ndarray, days: np.ndarray) -> Callable[[int], float]:
         """probe (0: the default) -> the mean recall@`EVAL_TOP_K`, by score, against exact
         scoring of query embeddings [Q, D] of plays on `days` [Q] (warm queries, as the
         pool of `recommend` at neutral controls searches); the exact tops computed once."""
+        return self._recall_through_search(self._exact_tops(queries, days))
+
+    def _exact_tops(self, queries: np.ndarray, days: np.ndarray):
+        """[(queries, days, exact top_k)] of query embeddings [Q, D] and `days` [Q] in chunks
+        whose [q, C] exact scores and [q, N, D] gathered candidates stay within about 2**26
+        floats each (256 MB)."""
         k = min(EVAL_TOP_K, self.catalogue_size)
-        # Queries at once: their [q, C] exact scores and [q, N, D] gathered candidates stay
-        # within about 2**26 floats each (256 MB).
         searched = self.index.exact_from * int(self.index.members.shape[1])
         step = max(1, min(64, 2 ** 26 // self.catalogue_size,
                           2 ** 26 // (searched * int(queries.shape[1]))))
-        chunks = [(tf.constant(queries[i:i + step]), tf.constant(days[i:i + step], tf.int64))
-                  for i in range(0, len(queries), step)]
-        exact = [tf.math.top_k(self._warm_scores(q, d), k=k).values for q, d in chunks]
+        chunks = []
+        for start in range(0, len(queries), step):
+            q = tf.constant(queries[start:start + step])
+            d = tf.constant(days[start:start + step], tf.int64)
+            chunks.append((q, d, tf.math.top_k(self._warm_scores(q, d), k=k)))
+        return chunks
 
+    def _recall_through_search(self, exact) -> Callable[[int], float]:
+        """probe -> the mean recall, by score, of the served search against `exact`
+        (`_exact_tops`)."""
         def recall(probe: int) -> float:
             found = []
-            for (q, d), top in zip(chunks, exact, strict=True):
+            for q, d, top in exact:
                 _, served = self._neutral_search(q, tf.zeros(tf.shape(d), tf.bool),
                                                  d * recency.SECONDS_PER_DAY, probe)
-                found.append(served_index.recall_by_score(served, top).numpy())
+                found.append(served_index.recall_by_score(served, top.values).numpy())
             return float(np.concatenate(found).mean())
 
         return recall

@@ -34,7 +34,16 @@ RELEASE_DAYS = [REQUEST_DAY, REQUEST_DAY - 5, REQUEST_DAY - 75, features.NO_RELE
 
 def _export(tmp_path_factory, release_days=None, recency_bias=None, indexed=False,
             unplayed=0, hp=HP):
-    """The test catalogue's model as TF Serving loads it; with `recency_bias` ([2,
+    """`_module`'s model as TF Serving loads it."""
+    module = _module(tmp_path_factory, release_days, recency_bias, indexed, unplayed, hp)
+    export_dir = str(tmp_path_factory.mktemp("model"))
+    export.save(module, export_dir)
+    return tf.saved_model.load(export_dir)
+
+
+def _module(tmp_path_factory, release_days=None, recency_bias=None, indexed=False,
+            unplayed=0, hp=HP):
+    """The test catalogue's model; with `recency_bias` ([2,
     NUM_BUCKETS]) the model has a recency bias with those values over `release_days`;
     `indexed`: it ranks through a partitioned index (3 partitions: 2 of the played tracks,
     1 of t5; so small a catalogue fills a pool only with every partition probed, so the
@@ -91,9 +100,7 @@ def _export(tmp_path_factory, release_days=None, recency_bias=None, indexed=Fals
                                           max_k=100, user_histories=histories,
                                           index_tables=tables,
                                           default_probe=1 + (unplayed and unplayed // 100 + 1))
-    export_dir = str(tmp_path_factory.mktemp("model"))
-    export.save(module, export_dir)
-    return tf.saved_model.load(export_dir)
+    return module
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["exact", "indexed"])
@@ -449,6 +456,19 @@ def test_through_the_index_average_and_interleave_blends_are_the_exact_ones(wide
                                    rtol=1e-4, atol=1e-4)
     misery = _blend(indexed, groups, k=20, strategy=1)["track_ids"].numpy()
     assert all(len(set(row)) == 20 for row in misery)  # approximate: the union only
+
+
+def test_the_calibrated_probe_is_the_least_whose_searches_reach_the_target(tmp_path_factory):
+    module = _module(tmp_path_factory, indexed=True, unplayed=600)
+    queries = np.random.default_rng(5).normal(size=(256, HP.embedding_dim))
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    days = np.full(len(queries), REQUEST_DAY, np.int64)
+    probe, recall = module.calibrate_index(queries, days)
+    searched = module.index_recall_at(queries, days)  # the served search at each probe
+    assert 1 < probe < module.index.exact_from  # a choice among partitions, not brute force
+    assert int(module.index.default_probe.numpy()) == probe
+    assert recall == searched(probe) >= served_index.CALIBRATION_RECALL
+    assert searched(probe - 1) < served_index.CALIBRATION_RECALL
 
 
 def test_a_blend_row_does_not_depend_on_its_batch_mates(served):

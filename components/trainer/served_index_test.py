@@ -209,6 +209,24 @@ def test_the_least_probe_reaching_the_target_is_found_in_few_calls(partitions, f
     assert len(calls) <= 2 * np.ceil(np.log2(partitions)) + 1
 
 
+def test_recall_found_without_searching_is_the_searchs_at_every_probe(catalogue):
+    index = _index(catalogue, partitions=30)
+    batch = 64
+    queries = _unit(np.random.default_rng(3).normal(size=(batch, DIM)))
+    warm = (queries, np.zeros(batch, bool), np.full(batch, DAY + 1, np.int64),
+            np.zeros(batch, np.int32), np.full((batch, 1), -1, np.int32))
+    exact_rows, exact_scores = _exact(catalogue, *warm)
+    without_search = index.recall_by_probe(queries, exact_rows, POOL)
+    recalls = []
+    for probe in range(1, index.num_partitions + 1):
+        _, scores = _top(index, catalogue, *warm, probe=[probe] * batch)
+        searched = served_index.recall_by_score(tf.constant(scores),
+                                                tf.constant(exact_scores)).numpy().mean()
+        assert without_search(probe) == pytest.approx(searched, abs=1e-6), probe
+        recalls.append(searched)
+    assert recalls[0] < 0.9 and recalls[-1] == 1.0  # the probes span the range
+
+
 def test_recall_by_score_counts_ties_at_the_cut_as_found():
     exact = tf.constant([[0.9, 0.8, 0.5], [0.9, 0.8, 0.5]])
     served = tf.constant([[0.9, 0.5, 0.4, 0.1], [0.9, 0.8, 0.5 - 1e-7, 0.5]])
