@@ -277,10 +277,11 @@ def export_model(export_dir: str, catalogue_size: int, transform_output, seed: i
                                      served_index.CALIBRATION_QUERIES, rng)
                    if trained is None else trained.queries[:served_index.CALIBRATION_QUERIES])
         days = np.full(len(queries), int(time.time()) // 86400, np.int64)
+        started = time.perf_counter()
         probe, recall = module.calibrate_index(queries, days)
         print(f"  {catalogue_size:,} tracks: {tables.partitions.num_partitions} partitions, "
-              f"default probe {probe} (recall@100 {recall:.3f} on calibration queries)",
-              flush=True)
+              f"default probe {probe} (recall@100 {recall:.3f} on calibration queries, "
+              f"calibrated in {time.perf_counter() - started:.1f} s)", flush=True)
         if trained is not None:
             held_out = trained.queries[served_index.CALIBRATION_QUERIES:]
             recall_at = module.index_recall_at(held_out, days[:len(held_out)])
