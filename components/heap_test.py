@@ -1,6 +1,10 @@
-"""release_freed_memory: pages freed among live allocations leave the process."""
+"""Freed memory leaves the process: release_freed_memory (pages freed among live allocations),
+and TensorFlow's large buffers (the allocator components/__init__.py selects)."""
 import ctypes
 import gc
+import os
+import subprocess
+import sys
 
 import psutil
 import pytest
@@ -41,3 +45,30 @@ def test_without_malloc_trim_it_only_collects(monkeypatch):
     monkeypatch.setattr(heap.gc, "collect", lambda: collected.append(True) or 0)
     assert heap.release_freed_memory() is False
     assert collected == [True]
+
+
+_ALLOCATE_AND_FREE = """
+import crossfade.components  # first, as every crossfade entry point: it sets the allocator
+import psutil
+import tensorflow as tf
+
+process = psutil.Process()
+warm = tf.ones([1024]) + 1  # TensorFlow's runtime and allocator up before the baseline
+before = process.memory_info().rss
+values = tf.ones([128 * 2**20]) + 1  # two 512 MiB buffers, each touched
+peak = process.memory_info().rss
+del values
+print(before, peak, process.memory_info().rss)
+"""
+
+
+def test_tensorflow_hands_large_freed_buffers_back():
+    # oneDNN's allocator would keep them in its pool for the life of the process, so every
+    # component a local run executes after the Trainer carried the Trainer's peak.
+    env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
+    env.update(TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", _ALLOCATE_AND_FREE], env=env, check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    before, peak, after = map(int, out.split()[-3:])
+    assert peak - before > 400 * 2**20, (before, peak)  # the buffer was resident
+    assert after - before < 100 * 2**20, (before, peak, after)
