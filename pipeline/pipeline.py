@@ -25,6 +25,8 @@ from crossfade.pipeline.configs import PipelineConfig
 PREPROCESSING_FN = "crossfade.components.transform.preprocessing.preprocessing_fn"
 RUN_FN = "crossfade.components.trainer.train.run_fn"
 TUNER_FN = "crossfade.components.tuner.tuning.tuner_fn"
+# The Evaluator's `custom_extractors`: TFMA's, evaluating whole batches (the module says when).
+EVALUATOR_MODULE = "crossfade.components.evaluator.extractors"
 
 
 def create_pipeline(config: PipelineConfig,
@@ -93,6 +95,7 @@ def create_pipeline(config: PipelineConfig,
         example_splits=[EVAL_SPLIT],
         model=trainer.outputs["model"],
         baseline_model=latest_blessed_model.outputs["model"],
+        module_path=EVALUATOR_MODULE,
         eval_config=retrieval_eval_config(
             lift_floor=config.lift_floor, regression_tolerance=config.regression_tolerance,
             min_eval_plays=config.min_eval_plays, min_eval_users=config.min_eval_users,

@@ -7,7 +7,7 @@ from crossfade.components.example_gen import listening_example_gen
 from crossfade.components.listening_data.simulator import generator
 from crossfade.pipeline.code_version import code_version
 from crossfade.pipeline.configs import PIPELINE_NAME, PipelineConfig
-from crossfade.pipeline.pipeline import TUNER_FN, create_pipeline
+from crossfade.pipeline.pipeline import EVALUATOR_MODULE, TUNER_FN, create_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,7 @@ def test_components_and_data_flow(components):
     evaluator = components["Evaluator"].inputs
     assert _producer(evaluator["examples"]) == "StreamQualifier"
     assert _producer(evaluator["baseline_model"]) == "LatestBlessedModelResolver"
+    assert components["Evaluator"].exec_properties["module_path"] == EVALUATOR_MODULE
     gate = components["SimulationGate"].inputs
     assert _producer(gate["model"]) == "CatalogueTrainer"
     assert _producer(gate["evaluator_blessing"]) == "Evaluator"

@@ -187,7 +187,7 @@ def _outputs(store, execution_id: int) -> List[metadata_store_pb2.Artifact]:
     return store.get_artifacts_by_id(ids) if ids else []
 
 
-def _evaluation_metrics(uri: str) -> Dict[str, Dict[str, float]]:
+def evaluation_metrics(uri: str) -> Dict[str, Dict[str, float]]:
     """{model name: {metric: value}} of the overall slice of a TFMA ModelEvaluation."""
     import tensorflow_model_analysis as tfma  # heavy; only needed here
     result: Dict[str, Dict[str, float]] = {}
@@ -247,7 +247,7 @@ def latest_run(config: PipelineConfig) -> RunSummary:
                 summary.stream_counts = {name: properties[name].int_value
                                          for name in STREAM_COUNT_NAMES if name in properties}
             elif artifact_type == "ModelEvaluation":
-                by_model = _evaluation_metrics(artifact.uri)
+                by_model = evaluation_metrics(artifact.uri)
                 summary.metrics = by_model.get("candidate", {})
                 summary.baseline_metrics = by_model.get("baseline", {})
             elif artifact_type == "ModelBlessing" and "blessed" in properties:

@@ -229,3 +229,43 @@ def test_stream_qualification_counts_match_the_simulator_truth(first_run):
     assert counts["streams"] == int(stream.sum())
     assert counts["skips"] == int((~stream & moved_on).sum())
     assert counts["short_plays"] == int((~stream & ~moved_on).sum())
+
+
+def test_batched_evaluation_reports_tfma_s_per_example_metrics(first_run, tmp_path):
+    """The Evaluator's extractors (components/evaluator/extractors.py) keep TFMA's batches;
+    TFMA's defaults split them into one extract per example. Same model, same eval plays,
+    the Evaluator's own config: the same metrics."""
+    import tensorflow_model_analysis as tfma
+    from google.protobuf import json_format
+
+    from crossfade.components.evaluator import extractors
+    from crossfade.pipeline.pipeline import create_pipeline
+
+    config, summary = first_run
+    evaluator, = [component for component in create_pipeline(config).components
+                  if component.id == "Evaluator"]
+    eval_config = json_format.Parse(evaluator.exec_properties["eval_config"], tfma.EvalConfig())
+    eval_config.metrics_specs[0].ClearField("thresholds")  # no baseline here: metrics only
+    def first_output(component, name, *within):  # of the module's first run
+        found = glob.glob(os.path.join(config.pipeline_root, component, name, "*"))
+        return os.path.join(min(found, key=lambda path: int(os.path.basename(path))), *within)
+
+    split = first_output("StreamQualifier", "qualified_examples", "Split-eval")
+    model = tfma.default_eval_shared_model(
+        eval_saved_model_path=first_output("CatalogueTrainer", "model", "Format-Serving"),
+        eval_config=eval_config)
+
+    def metrics(name, chosen):
+        output = str(tmp_path / name)
+        tfma.run_model_analysis(eval_shared_model=model, eval_config=eval_config,
+                                data_location=os.path.join(split, "*"), extractors=chosen,
+                                output_path=output)
+        return run_summary.evaluation_metrics(output)["candidate"]
+
+    assert extractors.evaluates_overall_only(eval_config)
+    per_example = metrics("per-example", None)
+    batched = metrics("batched", extractors.custom_extractors(model, eval_config, None))
+    assert set(batched) == set(per_example) and "eval_users" in batched
+    for name, value in per_example.items():
+        assert batched[name] == pytest.approx(value, rel=1e-9, nan_ok=True), name
+    assert batched["eval_plays"] == summary.metrics["eval_plays"] > 0
