@@ -16,12 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
 
 from crossfade.components import features
+from crossfade.components.evaluator import extractors
 from crossfade.components.listening_data.simulator import generator
 from crossfade.components.trainer import export
 from crossfade.pipeline import local_runner, run_summary
 from crossfade.pipeline.configs import PipelineConfig
+from crossfade.pipeline.pipeline import create_pipeline
 from crossfade.serving import model_base_path
 
 # Tiny data has ~20k training plays: smaller batches and more epochs than the product default.
@@ -235,12 +239,6 @@ def test_batched_evaluation_reports_tfma_s_per_example_metrics(first_run, tmp_pa
     """The Evaluator's extractors (components/evaluator/extractors.py) keep TFMA's batches;
     TFMA's defaults split them into one extract per example. Same model, same eval plays,
     the Evaluator's own config: the same metrics."""
-    import tensorflow_model_analysis as tfma
-    from google.protobuf import json_format
-
-    from crossfade.components.evaluator import extractors
-    from crossfade.pipeline.pipeline import create_pipeline
-
     config, summary = first_run
     evaluator, = [component for component in create_pipeline(config).components
                   if component.id == "Evaluator"]
